@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian packages apt-p2p's tests (or benchmarks) need, when they are missing.
+# Usage: install-deps.sh test|bench
+set -euo pipefail
+want=(apt apt-utils dpkg-dev gnupg xz-utils bzip2 zstd lz4 ca-certificates)
+if [[ "${1:-test}" == bench ]]; then
+	want+=(wrk nginx-light apt-cacher-ng approx hyperfine python3-matplotlib)
+fi
+missing=()
+for p in "${want[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+	exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+	if command -v sudo >/dev/null; then SUDO=sudo; else
+		echo "install-deps: missing Debian packages: ${missing[*]} (run as root to install them)" >&2
+		exit 1
+	fi
+else
+	SUDO=
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Do not let package maintainer scripts start services (apt-cacher-ng, approx, nginx) on install.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+	printf '#!/bin/sh\nexit 101\n' | $SUDO tee $policy >/dev/null
+	$SUDO chmod +x $policy
+	trap '$SUDO rm -f $policy' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
