@@ -1,0 +1,262 @@
+package front
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+)
+
+// MirrorURL is an apt request turned into the mirror file it names.
+type MirrorURL struct {
+	TLS  bool   // fetch upstream over https
+	Host string // host name or IP literal, no port, no brackets
+	Port int    // 80 or 443 unless given
+	Path string // percent-decoded, normalised, starting with '/'
+}
+
+// Site is the "host:port" key the index and the original use (§4.9).
+func (u MirrorURL) Site() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
+
+// Addr is where to connect.
+func (u MirrorURL) Addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
+
+// HostHeader is the Host header for the mirror: with the port when it is not the
+// scheme's default (the original always dropped it, §8.2 item 12).
+func (u MirrorURL) HostHeader() string {
+	if (u.TLS && u.Port == 443) || (!u.TLS && u.Port == 80) {
+		if strings.Contains(u.Host, ":") {
+			return "[" + u.Host + "]"
+		}
+		return u.Host
+	}
+	return u.Addr()
+}
+
+// String is the upstream URL.
+func (u MirrorURL) String() string {
+	scheme := "http://"
+	if u.TLS {
+		scheme = "https://"
+	}
+	return scheme + u.HostHeader() + u.Path
+}
+
+// Request-shape errors. They become 400/403/404 answers, never upstream fetches.
+var (
+	ErrNotMirrorPath = errors.New("front: not a Debian mirror path (expected .../dists/... or .../pool/...)")
+	ErrBadHost       = errors.New("front: bad mirror host")
+	ErrBadPath       = errors.New("front: bad path")
+	ErrBlocked       = errors.New("front: not served (pdiffs and favicon.ico are refused so apt falls back)")
+)
+
+// maxURILen bounds what we parse; apt's paths are far shorter.
+const maxURILen = 2048
+
+// ParsePrefix parses a URL-prefix request path: /<host[:port]>/<mirror path>, or
+// /https/<host[:port]>/<mirror path> for a mirror that must be fetched over TLS
+// (apt keeps talking plain HTTP to the daemon). raw is the request URI as sent.
+func ParsePrefix(raw string) (MirrorURL, error) {
+	if len(raw) > maxURILen || !strings.HasPrefix(raw, "/") {
+		return MirrorURL{}, ErrBadPath
+	}
+	if q := strings.IndexAny(raw, "?#"); q >= 0 {
+		raw = raw[:q]
+	}
+	rest := raw[1:]
+	var u MirrorURL
+	if strings.HasPrefix(rest, "https/") {
+		u.TLS = true
+		rest = rest[len("https/"):]
+	}
+	slash := strings.IndexByte(rest, '/')
+	if slash <= 0 {
+		return MirrorURL{}, ErrNotMirrorPath
+	}
+	if err := u.setHostPort(rest[:slash]); err != nil {
+		return MirrorURL{}, err
+	}
+	p, err := cleanPath(rest[slash:])
+	if err != nil {
+		return MirrorURL{}, err
+	}
+	u.Path = p
+	return u, mirrorShaped(p)
+}
+
+// ParseAbsolute parses a proxy-mode request URI: http://host[:port]/path.
+func ParseAbsolute(raw string) (MirrorURL, error) {
+	if len(raw) > maxURILen {
+		return MirrorURL{}, ErrBadPath
+	}
+	var u MirrorURL
+	switch {
+	case strings.HasPrefix(raw, "http://"):
+		raw = raw[len("http://"):]
+	case strings.HasPrefix(raw, "https://"):
+		u.TLS = true
+		raw = raw[len("https://"):]
+	default:
+		return MirrorURL{}, ErrBadPath
+	}
+	if q := strings.IndexAny(raw, "?#"); q >= 0 {
+		raw = raw[:q]
+	}
+	slash := strings.IndexByte(raw, '/')
+	if slash <= 0 {
+		return MirrorURL{}, ErrNotMirrorPath
+	}
+	if err := u.setHostPort(raw[:slash]); err != nil {
+		return MirrorURL{}, err
+	}
+	p, err := cleanPath(raw[slash:])
+	if err != nil {
+		return MirrorURL{}, err
+	}
+	u.Path = p
+	return u, mirrorShaped(p)
+}
+
+func (u *MirrorURL) setHostPort(hp string) error {
+	if strings.ContainsAny(hp, "@%\\ \t") {
+		return ErrBadHost // no userinfo, no encoded or smuggled characters
+	}
+	host, port := hp, ""
+	if strings.HasPrefix(hp, "[") {
+		end := strings.IndexByte(hp, ']')
+		if end < 0 {
+			return ErrBadHost
+		}
+		host = hp[1:end]
+		if rest := hp[end+1:]; rest != "" {
+			if rest[0] != ':' {
+				return ErrBadHost
+			}
+			port = rest[1:]
+		}
+		if _, err := netip.ParseAddr(host); err != nil {
+			return ErrBadHost
+		}
+	} else if i := strings.LastIndexByte(hp, ':'); i >= 0 {
+		host, port = hp[:i], hp[i+1:]
+	}
+	if !validHost(host) {
+		return ErrBadHost
+	}
+	u.Host = strings.ToLower(host)
+	u.Port = 80
+	if u.TLS {
+		u.Port = 443
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n <= 0 || n > 65535 {
+			return ErrBadHost
+		}
+		u.Port = n
+	}
+	return nil
+}
+
+// validHost accepts DNS names and IP literals.
+func validHost(h string) bool {
+	if h == "" || len(h) > 253 {
+		return false
+	}
+	if _, err := netip.ParseAddr(h); err == nil {
+		return true
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// cleanPath percent-decodes p once and normalises it. It refuses what could
+// escape the mirror tree or smuggle another request: "..", ".", encoded slashes
+// and control characters. Empty segments ("//") collapse.
+func cleanPath(p string) (string, error) {
+	dec, err := unescape(p)
+	if err != nil {
+		return "", err
+	}
+	segs := strings.Split(dec, "/")
+	out := make([]string, 0, len(segs))
+	for _, s := range segs {
+		switch s {
+		case "":
+			continue
+		case ".", "..":
+			return "", ErrBadPath
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return "", ErrNotMirrorPath
+	}
+	return "/" + strings.Join(out, "/"), nil
+}
+
+func unescape(s string) (string, error) {
+	if !strings.ContainsAny(s, "%\x00\r\n") {
+		return s, nil
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			if i+2 >= len(s) || unhex(s[i+1]) < 0 || unhex(s[i+2]) < 0 {
+				return "", ErrBadPath
+			}
+			c = byte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			if c == '/' || c == '\\' {
+				return "", ErrBadPath // an encoded slash would change how the path splits
+			}
+			i += 2
+		}
+		if c < 0x20 || c == 0x7f {
+			return "", ErrBadPath
+		}
+		b.WriteByte(c)
+	}
+	return b.String(), nil
+}
+
+func unhex(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c - 'a' + 10)
+	case c >= 'A' && c <= 'F':
+		return int(c - 'A' + 10)
+	}
+	return -1
+}
+
+// mirrorShaped accepts only what an apt source fetches from a Debian-style
+// archive: files under a dists/ or pool/ directory. Everything else is refused,
+// so the daemon can never be used as a general proxy.
+func mirrorShaped(p string) error {
+	if !strings.Contains(p, "/dists/") && !strings.Contains(p, "/pool/") {
+		return ErrNotMirrorPath
+	}
+	base := p[strings.LastIndexByte(p, '/')+1:]
+	if base == "favicon.ico" || strings.Contains(p, "/Packages.diff/") || strings.Contains(p, "/Sources.diff/") ||
+		strings.HasSuffix(p, "/Packages.diff") || strings.HasSuffix(p, "/Sources.diff") {
+		return ErrBlocked
+	}
+	if strings.HasSuffix(p, "/") {
+		return ErrNotMirrorPath
+	}
+	return nil
+}
