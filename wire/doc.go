@@ -1,0 +1,66 @@
+// Package wire is the byte-level codec of the apt-p2p DHT: strict bencode, the
+// KRPC messages of the original apt-p2p protocol, compact node (26 B) and peer
+// (6 B) formats, and the values peers store under a file's key.
+//
+// It is not a transport and keeps no state: it neither sends nor retries,
+// matches transactions, checks tokens nor chooses which values to return. The
+// engine does that.
+//
+// # Bencode
+//
+// Decoding is as strict as the original's decoder (reference §2.1): the whole
+// input is consumed; string lengths and integers have no leading zero (except
+// i0e); i-0e and ie are invalid; dict keys are strings in strictly increasing
+// order (so unsorted and duplicate keys are rejected). Beyond the original,
+// nesting is capped at MaxDepth, a datagram at MaxParseLen, a general value at
+// MaxDecodeLen bytes and MaxDecodeItems items. The original's non-standard
+// extensions (u-strings, t-datetimes) are not accepted: nothing uses them on
+// the wire. Decode and Encode/AppendValue are the general codec, for stored
+// values and piece strings.
+//
+// # KRPC hot path
+//
+// (*Msg).Parse decodes a datagram in one pass into a caller-owned Msg whose
+// byte fields alias the packet, without allocating. The AppendXxx functions
+// write whole packets with their keys as constant literals in sorted order,
+// without allocating when dst has room (a [MaxPacketIPv4]byte buffer always
+// does for responses).
+//
+// # Packet limits
+//
+// Responses must fit one unfragmented datagram: MaxPacketIPv4 = 1472 bytes,
+// MaxPacketIPv6 = 1452. Fixed-shape messages have constant maximum sizes
+// (PingLen … MaxErrorLen), all under 1452 with MaxNodes = 8 nodes: a find_node
+// reply with 8 nodes is 337 bytes. AppendGetValueResp computes the exact fit
+// of its values (a value of L bytes costs len(itoa(L)) + 1 + L on top of a
+// 76-byte reply), including the last one, which the original's search never
+// considered.
+//
+// # Value forms and their thresholds
+//
+// A file of n pieces is published as {c} (n ≤ 1), {c, t: {t: pieces}}
+// (n ≤ MaxInlinePieces = 4, 104 bytes at n = 4), {c, h} with the piece string
+// {t: pieces} stored under h (n ≤ MaxHashPieces), or {c, l} with the piece
+// string fetched over HTTP (larger n).
+//
+// MaxHashPieces is chosen so that the piece-string value fits both a
+// store_value request and a get_value reply under both packet limits. For
+// 50 ≤ n ≤ 499 pieces the piece string {t: 20n bytes} is
+//
+//	"d1:t" + "<20n>:" (5) + 20n + "e"        = 20n + 10 bytes (4-digit length),
+//
+// a get_value reply holding it is
+//
+//	76 + len("<20n+10>:") (5) + 20n + 10     = 91 + 20n bytes,
+//
+// and a store_value request carrying it is
+//
+//	148 + 5 + 20n + 10                       = 163 + 20n bytes.
+//
+// The store request binds: 163 + 20n ≤ 1452 gives n ≤ 64 (1443 bytes; 65
+// pieces make 1463 > 1452), and 163 + 20n ≤ 1472 would give 65. The reply
+// allows n ≤ 68 (1452) or 69 (1472). So MaxHashPieces = 64 fits all four
+// cases; the original's 70 fits none (reply 1491, request 1563 bytes), which
+// made its 70-piece files unretrievable (reference §2.8, §8.2 item 1).
+// Files of more than 64 pieces (32 MiB) use the l form.
+package wire

@@ -1,0 +1,185 @@
+package wire
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+)
+
+// ValueForm is the shape of the value a peer stores under a file's key
+// (reference §3.2).
+type ValueForm uint8
+
+// The four value forms, chosen by the file's piece count (ChooseForm).
+const (
+	FormContact ValueForm = iota // {c}
+	FormInline                   // {c, t: {t: pieces}}
+	FormHash                     // {c, h}: the piece string is stored in the DHT under h
+	FormLink                     // {c, l}: the piece string is fetched over HTTP
+)
+
+// Piece-count thresholds of the value forms; the package documentation gives
+// the arithmetic.
+const (
+	// MaxInlinePieces is the most piece hashes carried inline (the original's
+	// DHT_PIECES).
+	MaxInlinePieces = 4
+	// MaxHashPieces is the most pieces whose piece string is stored in the DHT
+	// (FormHash). The original's TORRENT_PIECES was 70, which fits neither
+	// packet limit; 64 fits a store_value request and a get_value reply under
+	// both MaxPacketIPv4 and MaxPacketIPv6.
+	MaxHashPieces = 64
+)
+
+// PieceHashLen is the size of one piece hash (SHA1) in a piece string.
+const PieceHashLen = 20
+
+// Errors of the value decoders.
+var (
+	ErrPeerValue   = errors.New("wire: malformed peer value")
+	ErrPieceString = errors.New("wire: malformed piece string")
+)
+
+// PeerValue is the apt-p2p value stored under a file's key (reference §3.2).
+type PeerValue struct {
+	Contact    netip.AddrPort // c: 6-byte compact peer (IPv4 + TCP port)
+	Form       ValueForm
+	Pieces     []byte // FormInline: the 20*n-byte piece string (aliases the input on Parse)
+	PiecesHash ID     // FormHash / FormLink: SHA1 of the piece string
+}
+
+// ChooseForm returns the value form for a file of numPieces pieces: contact
+// only for one piece, inline hashes up to MaxInlinePieces, the piece string in
+// the DHT up to MaxHashPieces, and over HTTP beyond.
+func ChooseForm(numPieces int) ValueForm {
+	switch {
+	case numPieces <= 1:
+		return FormContact
+	case numPieces <= MaxInlinePieces:
+		return FormInline
+	case numPieces <= MaxHashPieces:
+		return FormHash
+	}
+	return FormLink
+}
+
+// AppendPeerValue appends the bencoded value. The contact must be IPv4 (the
+// compact format has no room for anything else); any other address is written
+// as 0.0.0.0 with its port, which downloaders cannot use.
+func AppendPeerValue(dst []byte, v *PeerValue) []byte {
+	dst = append(dst, "d1:c6:"...)
+	a := v.Contact.Addr().Unmap()
+	var a4 [4]byte
+	if a.Is4() {
+		a4 = a.As4()
+	}
+	port := v.Contact.Port()
+	dst = append(dst, a4[0], a4[1], a4[2], a4[3], byte(port>>8), byte(port))
+	switch v.Form {
+	case FormInline:
+		dst = append(dst, "1:td1:t"...)
+		dst = appendStr(dst, v.Pieces)
+		dst = append(dst, 'e')
+	case FormHash:
+		dst = append(dst, "1:h20:"...)
+		dst = appendID(dst, v.PiecesHash)
+	case FormLink:
+		dst = append(dst, "1:l20:"...)
+		dst = appendID(dst, v.PiecesHash)
+	}
+	return append(dst, 'e')
+}
+
+// Parse decodes a stored value strictly: it must be a dict holding a 6-byte c
+// and at most one of t (a dict {t: piece string}), h or l (20 bytes each), with
+// no other key and nothing after it. A piece string is a non-empty multiple of
+// 20 bytes. Pieces aliases b.
+func (v *PeerValue) Parse(b []byte) error {
+	*v = PeerValue{}
+	if err := Valid(b); err != nil {
+		return err
+	}
+	if b[0] != 'd' {
+		return ErrPeerValue
+	}
+	haveC, extra := false, 0
+	for i := 1; b[i] != 'e'; {
+		k, j, _ := readStr(b, i)
+		next, _ := skip(b, j, 1, nil)
+		if len(k) != 1 {
+			return ErrPeerValue
+		}
+		val := b[j:next]
+		switch k[0] {
+		case 'c':
+			s, _, err := readStr(val, 0)
+			if err != nil || len(s) != CompactPeerLen {
+				return ErrPeerValue
+			}
+			v.Contact, _ = ParseCompactPeer(s)
+			haveC = true
+		case 'h', 'l':
+			s, _, err := readStr(val, 0)
+			if err != nil || len(s) != IDLen {
+				return ErrPeerValue
+			}
+			v.PiecesHash = ID(s)
+			v.Form = FormHash
+			if k[0] == 'l' {
+				v.Form = FormLink
+			}
+			extra++
+		case 't':
+			p, err := ParsePieceString(val)
+			if err != nil {
+				return ErrPeerValue
+			}
+			v.Pieces, v.Form = p, FormInline
+			extra++
+		default:
+			return ErrPeerValue
+		}
+		i = next
+	}
+	if !haveC || extra > 1 {
+		*v = PeerValue{}
+		return ErrPeerValue
+	}
+	return nil
+}
+
+// AppendPieceString appends the bencoded {t: pieces}: the DHT value stored
+// under the piece-string hash (FormHash) and the body served at /~/<hash>
+// (FormLink).
+func AppendPieceString(dst, pieces []byte) []byte {
+	dst = append(dst, "d1:t"...)
+	dst = strconv.AppendInt(dst, int64(len(pieces)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, pieces...)
+	return append(dst, 'e')
+}
+
+// PieceStringLen is the encoded size of a piece string of n pieces.
+func PieceStringLen(n int) int { return len("d1:te") + strLen(n*PieceHashLen) }
+
+// ParsePieceString decodes a bencoded {t: pieces} strictly and returns the
+// piece string, which aliases b: a non-empty multiple of 20 bytes.
+func ParsePieceString(b []byte) ([]byte, error) {
+	if len(b) < 4 || string(b[:4]) != "d1:t" {
+		return nil, ErrPieceString
+	}
+	if len(b) > MaxDecodeLen {
+		return nil, ErrTooLarge
+	}
+	p, j, err := readStr(b, 4)
+	if err != nil {
+		return nil, err
+	}
+	if j != len(b)-1 || b[j] != 'e' {
+		return nil, ErrPieceString
+	}
+	if len(p) == 0 || len(p)%PieceHashLen != 0 {
+		return nil, ErrPieceString
+	}
+	return p, nil
+}
