@@ -1,0 +1,17 @@
+// Package testrepo builds real Debian repositories on disk and serves them from a
+// counting, fault-injecting HTTP mirror on loopback, for end-to-end tests that run
+// real apt-get.
+//
+// Build makes .deb files with dpkg-deb (incompressible payloads from a seeded PRNG,
+// so file sizes, and therefore piece counts and DHT value forms, are what the test
+// asks for), writes Packages, Packages.gz and Packages.xz, a Release file with
+// MD5Sum/SHA1/SHA256 sections, optional by-hash copies, and signs it (InRelease and
+// Release.gpg) with a throwaway key when gpg is installed. ServeMirror serves such a
+// tree over HTTP/1.1 with Range, conditional requests, HEAD and keep-alive, counts
+// requests and body bytes per path, and can misbehave on demand (ignore Range,
+// serve the wrong file, stall, fail with 500, cut the body short).
+//
+// It is test infrastructure, not a repository tool: it makes no attempt at
+// Contents files, translations, sources, multiple architectures or incremental
+// updates, and the mirror is built for observability, not speed.
+package testrepo

@@ -1,0 +1,295 @@
+package testrepo
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault makes the mirror misbehave for one path (or every path), so tests can
+// show how a client copes with a bad upstream.
+type Fault struct {
+	// IgnoreRange answers Range requests with 200 and the whole body.
+	IgnoreRange bool
+	// Substitute serves this file (a path relative to the mirror root, or
+	// absolute) instead, under the requested name: a stale or wrong file.
+	Substitute string
+	// Delay stalls every response this long before the headers (the client's
+	// giving up cancels the wait).
+	Delay time.Duration
+	// Fail500 answers the next Fail500 requests with 500 Internal Server Error,
+	// then serves normally.
+	Fail500 int
+	// CloseAfter, when > 0, sends this many body bytes and then closes the
+	// connection without finishing the response.
+	CloseAfter int64
+}
+
+// Request is one request as the mirror saw it.
+type Request struct {
+	Method, Path string
+	Range        string // the Range header, if any
+	IfModSince   string // the If-Modified-Since header, if any
+	Status       int
+	Bytes        int64 // body bytes written
+	Remote       string
+}
+
+// Mirror is a counting, fault-injecting HTTP/1.1 file server on loopback.
+type Mirror struct {
+	root string
+	ln   net.Listener
+	srv  *http.Server
+	done chan struct{}
+
+	mu     sync.Mutex
+	bytes  map[string]int64
+	reqs   map[string]int
+	log    []Request
+	faults map[string]*Fault // "" applies to every path without its own entry
+	conns  int
+}
+
+// ServeMirror serves the directory root at addr (for example "127.0.0.1:0") until
+// Close. A request for /a/b is answered from root/a/b; directories are 404.
+func ServeMirror(addr, root string) (*Mirror, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mirror{root: root, ln: ln, done: make(chan struct{}),
+		bytes: map[string]int64{}, reqs: map[string]int{}, faults: map[string]*Fault{}}
+	m.srv = &http.Server{
+		Handler:           m,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       30 * time.Second,
+		ConnState: func(_ net.Conn, s http.ConnState) {
+			if s == http.StateNew {
+				m.mu.Lock()
+				m.conns++
+				m.mu.Unlock()
+			}
+		},
+	}
+	go func() {
+		defer close(m.done)
+		m.srv.Serve(ln)
+	}()
+	return m, nil
+}
+
+// Addr is the listening address, "127.0.0.1:port".
+func (m *Mirror) Addr() string { return m.ln.Addr().String() }
+
+// URL is "http://" + Addr(), without a trailing slash.
+func (m *Mirror) URL() string { return "http://" + m.Addr() }
+
+// Close stops the server and closes every connection.
+func (m *Mirror) Close() error {
+	err := m.srv.Close()
+	<-m.done
+	return err
+}
+
+// BytesServed is the number of body bytes sent for the URL path p ("/debian/pool/…").
+func (m *Mirror) BytesServed(p string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.bytes[p]
+}
+
+// Requests is the number of requests (any method, any status) for the URL path p.
+func (m *Mirror) Requests(p string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reqs[p]
+}
+
+// TotalBytes is the number of body bytes sent for all paths.
+func (m *Mirror) TotalBytes() int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for _, b := range m.bytes {
+		n += b
+	}
+	return n
+}
+
+// TotalRequests is the number of requests for all paths.
+func (m *Mirror) TotalRequests() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.log)
+}
+
+// Connections is the number of TCP connections accepted so far.
+func (m *Mirror) Connections() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.conns
+}
+
+// Log is a copy of every request since the last Reset, in completion order.
+func (m *Mirror) Log() []Request {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]Request(nil), m.log...)
+}
+
+// Reset zeroes the counters, the connection count and the log (not the faults).
+func (m *Mirror) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.bytes)
+	clear(m.reqs)
+	m.log = nil
+	m.conns = 0
+}
+
+// SetFault installs f for URL path p, or for every path without its own fault
+// when p is "". A zero Fault removes the entry.
+func (m *Mirror) SetFault(p string, f Fault) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f == (Fault{}) {
+		delete(m.faults, p)
+		return
+	}
+	m.faults[p] = &f
+}
+
+// ClearFaults removes every fault.
+func (m *Mirror) ClearFaults() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	clear(m.faults)
+}
+
+// countingWriter counts body bytes and cuts the connection after a limit.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+	limit  int64 // > 0: abort once this many body bytes are out
+}
+
+func (w *countingWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+var errCut = errors.New("testrepo: mirror cut the body (CloseAfter)")
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	if w.limit > 0 && w.n+int64(len(p)) >= w.limit {
+		k, _ := w.ResponseWriter.Write(p[:w.limit-w.n])
+		w.n += int64(k)
+		return k, errCut
+	}
+	k, err := w.ResponseWriter.Write(p)
+	w.n += int64(k)
+	return k, err
+}
+
+func (m *Mirror) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	p := path.Clean("/" + r.URL.Path)
+	m.mu.Lock()
+	var f Fault
+	if pf := m.faults[p]; pf != nil {
+		f = *pf
+		if pf.Fail500 > 0 {
+			pf.Fail500--
+		}
+	} else if pf := m.faults[""]; pf != nil {
+		f = *pf
+		if pf.Fail500 > 0 {
+			pf.Fail500--
+		}
+	}
+	m.mu.Unlock()
+
+	w := &countingWriter{ResponseWriter: rw, limit: f.CloseAfter}
+	defer func() {
+		m.mu.Lock()
+		m.reqs[p]++
+		m.bytes[p] += w.n
+		st := w.status
+		if st == 0 {
+			st = http.StatusOK
+		}
+		m.log = append(m.log, Request{Method: r.Method, Path: p, Range: r.Header.Get("Range"),
+			IfModSince: r.Header.Get("If-Modified-Since"), Status: st, Bytes: w.n, Remote: r.RemoteAddr})
+		m.mu.Unlock()
+	}()
+
+	if f.Delay > 0 {
+		t := time.NewTimer(f.Delay)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			w.status = 499 // nginx's "client closed request", for the log only
+			return
+		}
+	}
+	if f.Fail500 > 0 {
+		http.Error(w, "injected failure", http.StatusInternalServerError)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	file := filepath.Join(m.root, filepath.FromSlash(p))
+	if f.Substitute != "" {
+		file = f.Substitute
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(m.root, filepath.FromSlash(path.Clean("/"+file)))
+		}
+	}
+	fh, err := os.Open(file)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	defer fh.Close()
+	st, err := fh.Stat()
+	if err != nil || st.IsDir() {
+		http.NotFound(w, r)
+		return
+	}
+	if f.IgnoreRange {
+		r.Header.Del("Range")
+		r.Header.Del("If-Range")
+	}
+	// Set a type so ServeContent does not sniff; Debian mirrors send these.
+	if strings.HasSuffix(p, ".deb") {
+		w.Header().Set("Content-Type", "application/vnd.debian.binary-package")
+	} else {
+		w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	http.ServeContent(w, r, "", st.ModTime(), fh)
+	if w.limit > 0 && w.n >= w.limit {
+		// Push what was written onto the wire, then make net/http drop the
+		// connection without finishing the body.
+		rw.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}
+}

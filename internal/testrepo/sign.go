@@ -1,0 +1,62 @@
+package testrepo
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+)
+
+// keyringName is where Build exports the public key, beside dists/ and pool/
+// (real archives publish their keys next to the tree too).
+const keyringName = "archive-key.gpg"
+
+// sign makes InRelease and Release.gpg with a throwaway ed25519 key in a
+// temporary GNUPGHOME, exports the public key, and stops the gpg-agent that gpg
+// starts so no process outlives Build.
+func (r *Repo) sign() (err error) {
+	// Not under r.Dir: gpg-agent's socket path must fit in sun_path (108 bytes),
+	// and test temp dirs can be long.
+	home, err := os.MkdirTemp("", "trgpg")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		// gpgconf knows where the agent's socket is; without it the agent lingers.
+		exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		os.RemoveAll(home)
+	}()
+	gpg := func(args ...string) error {
+		base := []string{"--homedir", home, "--batch", "--quiet", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""}
+		cmd := exec.Command("gpg", append(base, args...)...)
+		cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("testrepo: gpg %v: %v\n%s", args, err, out.Bytes())
+		}
+		return nil
+	}
+	if err := gpg("--quick-gen-key", "apt-p2p test archive <archive@apt-p2p.invalid>", "ed25519", "sign", "never"); err != nil {
+		return err
+	}
+	release := filepath.Join(r.Dir, filepath.FromSlash(r.DistPath("Release")))
+	inRelease := filepath.Join(filepath.Dir(release), "InRelease")
+	releaseGPG := release + ".gpg"
+	os.Remove(inRelease)
+	os.Remove(releaseGPG)
+	if err := gpg("--digest-algo", "SHA256", "--clearsign", "--output", inRelease, release); err != nil {
+		return err
+	}
+	if err := gpg("--digest-algo", "SHA256", "--armor", "--detach-sign", "--output", releaseGPG, release); err != nil {
+		return err
+	}
+	keyring := filepath.Join(r.Dir, keyringName)
+	os.Remove(keyring)
+	if err := gpg("--export", "--output", keyring); err != nil {
+		return err
+	}
+	r.Signed, r.KeyringPath = true, keyring
+	return nil
+}
