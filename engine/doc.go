@@ -1,0 +1,23 @@
+// Package engine is apt-p2p's DHT node: the modified Khashmir/Kademlia
+// protocol of the original apt-p2p (reference §2) over UDP.
+//
+// The heart is Core, a sans-IO state machine: datagrams (HandlePacket) and
+// timer events (Tick) go in, datagrams (Output.Send) and caller results
+// (callbacks of Get, Put, FindNode, OnJoined) come out. It never reads the
+// clock, sleeps or touches a socket, and it is owned by one goroutine, so it
+// has no locks. It holds the routing table (package kbucket), the
+// transaction table with retransmission of identical datagrams, the store
+// tokens, the value storage with its limits, per-node RTT estimates, the
+// iterative lookups (find_node, find_value, get_value, store_value with
+// α = ConcurrentReqs in flight, abort-early and leap-frog), joining with
+// external-address discovery, and the checkpoints.
+//
+// Node runs one Core on a real UDP Transport in one event-loop goroutine and
+// offers a goroutine-safe API. The simulator (package engine/sim) runs many
+// cores on a virtual clock and a simulated network.
+//
+// The engine is not the application: it does not know what values mean
+// beyond the pluggable Validator (AptValidator is apt-p2p's), it does not
+// republish values (the caller re-Puts before KeyExpire), and it speaks
+// IPv4 only, as the compact formats do.
+package engine

@@ -1,0 +1,372 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apt-p2p/apt-p2p/wire"
+)
+
+// Options configure a Node: the DHT configuration plus what the runner
+// needs to do I/O.
+type Options struct {
+	Config
+	Listen    string    // UDP address to listen on, e.g. ":9977" or "127.0.0.1:0"
+	Bootstrap []string  // bootstrap nodes as host:port; names are resolved at Start
+	Transport Transport // nil: a UDPTransport on Listen
+	Logger    *slog.Logger
+}
+
+// Node runs one Core in one event-loop goroutine on a real UDP transport
+// with real time. Its methods are safe for concurrent use.
+type Node struct {
+	core   *Core
+	tr     Transport
+	log    *slog.Logger
+	reqs   chan func(now time.Time)
+	done   chan struct{}
+	closed atomic.Bool
+	once   sync.Once
+	addr   netip.AddrPort
+	id     wire.ID
+
+	sendErrors atomic.Uint64
+}
+
+type transportOutput struct{ n *Node }
+
+func (o transportOutput) Send(to netip.AddrPort, pkt []byte) {
+	if err := o.n.tr.WriteTo(pkt, to); err != nil {
+		o.n.sendErrors.Add(1)
+	}
+}
+
+// Start opens the transport, loads the saved state, resolves the bootstrap
+// addresses and starts the event loop, which joins the network.
+func Start(o Options) (*Node, error) {
+	n := &Node{
+		log:  o.Logger,
+		reqs: make(chan func(time.Time), 256),
+		done: make(chan struct{}),
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	n.tr = o.Transport
+	if n.tr == nil {
+		t, err := ListenUDP(o.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("engine: listen %s: %w", o.Listen, err)
+		}
+		n.tr = t
+	}
+	core, err := New(o.Config, transportOutput{n})
+	if err != nil {
+		n.tr.Close()
+		return nil, err
+	}
+	n.core = core
+	n.id = core.ID()
+	n.addr = n.tr.LocalAddr()
+	core.SetInterfaceAddrs(interfaceAddrs())
+	boot := resolveBootstrap(n.log, o.Bootstrap)
+	core.Start(time.Now(), boot)
+	go n.loop()
+	return n, nil
+}
+
+// resolveBootstrap turns host:port strings into addresses (IPv4: the compact
+// formats carry nothing else). Unresolvable entries are logged and skipped.
+func resolveBootstrap(log *slog.Logger, hosts []string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, h := range hosts {
+		if ap, err := netip.ParseAddrPort(h); err == nil {
+			out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ua, err := (&net.Resolver{}).LookupNetIP(ctx, "ip4", hostOf(h))
+		cancel()
+		port, perr := portOf(h)
+		if err != nil || perr != nil || len(ua) == 0 {
+			log.Warn("dht: cannot resolve bootstrap node", "node", h, "err", errors.Join(err, perr))
+			continue
+		}
+		out = append(out, netip.AddrPortFrom(ua[0].Unmap(), port))
+	}
+	return out
+}
+
+func hostOf(hp string) string {
+	h, _, err := net.SplitHostPort(hp)
+	if err != nil {
+		return hp
+	}
+	return h
+}
+
+func portOf(hp string) (uint16, error) {
+	_, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return 0, err
+	}
+	port, err := net.LookupPort("udp", p)
+	return uint16(port), err
+}
+
+// interfaceAddrs lists the machine's addresses (no shelling out, §8.2 #11).
+func interfaceAddrs() []netip.Addr {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Addr
+	for _, a := range addrs {
+		if p, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(p.IP); ok {
+				out = append(out, ip.Unmap())
+			}
+		}
+	}
+	return out
+}
+
+// readBufSize is larger than both packet limits, so a datagram truncated by
+// the buffer is still seen as oversized and dropped.
+const readBufSize = 2048
+
+// loop is the only goroutine touching the core.
+func (n *Node) loop() {
+	defer close(n.done)
+	buf := make([]byte, readBufSize)
+	var cur time.Time
+	for {
+		for drained := false; !drained; {
+			select {
+			case f := <-n.reqs:
+				f(time.Now())
+			default:
+				drained = true
+			}
+		}
+		if n.core.Closed() {
+			n.tr.Close()
+			return
+		}
+		now := time.Now()
+		n.core.Tick(now)
+		dl, ok := n.core.NextDeadline()
+		if !ok {
+			dl = now.Add(time.Minute)
+		}
+		if !dl.Equal(cur) {
+			n.tr.SetReadDeadline(dl)
+			cur = dl
+		}
+		// A request queued after the drain above either is seen here or
+		// interrupts the read (its sender moves the deadline to the past
+		// after queueing).
+		if len(n.reqs) > 0 {
+			continue
+		}
+		nb, from, err := n.tr.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				cur = time.Time{}
+				continue
+			}
+			if n.closed.Load() {
+				continue // Close queued its request; the drain above runs it
+			}
+			n.log.Warn("dht: read failed", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		n.core.HandlePacket(time.Now(), from, buf[:nb])
+	}
+}
+
+// do runs f on the event loop. It returns false when the node is closed.
+func (n *Node) do(f func(now time.Time)) bool {
+	select {
+	case <-n.done:
+		return false
+	default:
+	}
+	select {
+	case n.reqs <- f:
+	case <-n.done:
+		return false
+	}
+	n.tr.SetReadDeadline(time.Unix(1, 0))
+	return true
+}
+
+// Do runs f on the event loop with the core and waits for it: for tools and
+// tests that need a consistent look at the core.
+func (n *Node) Do(f func(c *Core, now time.Time)) error {
+	ch := make(chan struct{})
+	if !n.do(func(now time.Time) { f(n.core, now); close(ch) }) {
+		return ErrClosed
+	}
+	select {
+	case <-ch:
+		return nil
+	case <-n.done:
+		return ErrClosed
+	}
+}
+
+// ID is the node ID.
+func (n *Node) ID() wire.ID { return n.id }
+
+// Addr is the local UDP address.
+func (n *Node) Addr() netip.AddrPort { return n.addr }
+
+// WaitJoined blocks until the node has joined a network.
+func (n *Node) WaitJoined(ctx context.Context) error {
+	ch := make(chan error, 1)
+	if !n.do(func(time.Time) { n.core.OnJoined(func(err error) { ch <- err }) }) {
+		return ErrClosed
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-n.done:
+		return ErrClosed
+	}
+}
+
+// getStream carries a get's values from the loop to the caller's goroutine.
+type getStream struct {
+	mu     sync.Mutex
+	vals   [][]byte
+	res    *Result
+	notify chan struct{}
+}
+
+func (s *getStream) poke() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Get looks up key (use wire.NormKey for hashes). onValue, if not nil, is
+// called on the caller's goroutine for each distinct value as it arrives;
+// Get returns when the lookup completes or ctx is done.
+func (n *Node) Get(ctx context.Context, key wire.ID, onValue func([]byte)) (Result, error) {
+	s := &getStream{notify: make(chan struct{}, 1)}
+	ok := n.do(func(now time.Time) {
+		n.core.Get(now, key, func(v []byte) {
+			s.mu.Lock()
+			s.vals = append(s.vals, v)
+			s.mu.Unlock()
+			s.poke()
+		}, func(r Result) {
+			s.mu.Lock()
+			s.res = &r
+			s.mu.Unlock()
+			s.poke()
+		})
+	})
+	if !ok {
+		return Result{Err: ErrClosed}, ErrClosed
+	}
+	for {
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			return Result{Err: ctx.Err()}, ctx.Err()
+		case <-n.done:
+			return Result{Err: ErrClosed}, ErrClosed
+		}
+		s.mu.Lock()
+		vals, res := s.vals, s.res
+		s.vals = nil
+		s.mu.Unlock()
+		if onValue != nil {
+			for _, v := range vals {
+				onValue(v)
+			}
+		}
+		if res != nil {
+			return *res, res.Err
+		}
+	}
+}
+
+// GetValues collects every value Get finds.
+func (n *Node) GetValues(ctx context.Context, key wire.ID) ([][]byte, error) {
+	var out [][]byte
+	_, err := n.Get(ctx, key, func(v []byte) { out = append(out, v) })
+	return out, err
+}
+
+// call runs an operation with a Result callback on the loop and waits.
+func (n *Node) call(ctx context.Context, start func(now time.Time, done func(Result))) (Result, error) {
+	ch := make(chan Result, 1)
+	if !n.do(func(now time.Time) { start(now, func(r Result) { ch <- r }) }) {
+		return Result{Err: ErrClosed}, ErrClosed
+	}
+	select {
+	case r := <-ch:
+		return r, r.Err
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}, ctx.Err()
+	case <-n.done:
+		return Result{Err: ErrClosed}, ErrClosed
+	}
+}
+
+// Put stores value under key on the closest nodes; Result.Stored says on how many.
+func (n *Node) Put(ctx context.Context, key wire.ID, value []byte) (Result, error) {
+	value = append([]byte(nil), value...)
+	return n.call(ctx, func(now time.Time, done func(Result)) { n.core.Put(now, key, value, done) })
+}
+
+// FindNode returns the K closest nodes to target that answered.
+func (n *Node) FindNode(ctx context.Context, target wire.ID) ([]wire.Node, error) {
+	r, err := n.call(ctx, func(now time.Time, done func(Result)) { n.core.FindNode(now, target, done) })
+	return r.Nodes, err
+}
+
+// Stats returns a snapshot of the counters.
+func (n *Node) Stats() Stats {
+	var s Stats
+	n.Do(func(c *Core, now time.Time) { s = c.Stats(now) })
+	return s
+}
+
+// ExternalAddr is the node's best guess of its public IP.
+func (n *Node) ExternalAddr() (netip.Addr, bool) {
+	var a netip.Addr
+	var ok bool
+	n.Do(func(c *Core, _ time.Time) { a, ok = c.ExternalAddr() })
+	return a, ok
+}
+
+// Close saves the state, stops the loop and closes the transport. Pending
+// operations fail with ErrClosed; nothing is processed afterwards.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		n.closed.Store(true)
+		n.do(func(time.Time) {
+			err = n.core.SaveState()
+			n.core.Close()
+		})
+		<-n.done
+	})
+	return err
+}

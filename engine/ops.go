@@ -1,0 +1,238 @@
+package engine
+
+import (
+	"bytes"
+	"net/netip"
+	"time"
+
+	"github.com/apt-p2p/apt-p2p/wire"
+)
+
+// Result is the completion of a caller operation.
+type Result struct {
+	Err        error
+	Values     int           // Get: distinct values delivered
+	Stored     int           // Put: nodes that stored the value (ourselves included)
+	Nodes      []wire.Node   // FindNode: the closest nodes that answered
+	Elapsed    time.Duration // from the call to completion
+	FirstValue time.Duration // Get: from the call to the first value; 0 if none
+	Hops       int           // longest chain of referrals followed
+	Messages   int           // requests sent (first transmissions), every phase
+}
+
+// getOp is one running get; concurrent gets of one key share it (§2.15).
+type getOp struct {
+	key     wire.ID
+	start   time.Time
+	first   time.Duration
+	seen    [][]byte
+	waiters []getWaiter
+	hops    int
+	msgs    int
+}
+
+type getWaiter struct {
+	onValue func([]byte)
+	onDone  func(Result)
+}
+
+// Get looks up the values stored under key (normalise it with wire.NormKey
+// first). onValue is called once per distinct value as it arrives, with a
+// slice the caller may keep but must not modify; onDone is called once at
+// the end. Concurrent gets of one key are merged into one lookup, and a
+// late caller first receives the values already found. Both callbacks run
+// on the core's goroutine and must not block.
+func (c *Core) Get(now time.Time, key wire.ID, onValue func([]byte), onDone func(Result)) {
+	if err := c.ready(); err != nil {
+		onDone(Result{Err: err})
+		return
+	}
+	c.st.Gets++
+	w := getWaiter{onValue: onValue, onDone: onDone}
+	if g := c.gets[key]; g != nil {
+		g.waiters = append(g.waiters, w)
+		for _, v := range g.seen {
+			onValue(v)
+		}
+		return
+	}
+	g := &getOp{key: key, start: now, waiters: []getWaiter{w}}
+	c.gets[key] = g
+	l := c.newLookup(now, lookupFindValue, key)
+	l.seed(c, now)
+	l.onDone = c.foundValueNodes
+	l.get = g
+	l.schedule(c, now)
+}
+
+func (c *Core) ready() error {
+	if c.closed {
+		return ErrClosed
+	}
+	if !c.join.joined {
+		return ErrNotJoined
+	}
+	return nil
+}
+
+// foundValueNodes starts the second phase of a get: get_value on the nodes
+// that said they hold values, nearest first.
+func (c *Core) foundValueNodes(_ *Core, now time.Time, fl *lookup, err error) {
+	g := fl.get
+	g.hops = fl.maxHop()
+	g.msgs += fl.sent
+	if err != nil {
+		c.completeGet(now, g, err)
+		return
+	}
+	l := c.newLookup(now, lookupGetValue, g.key)
+	l.get = g
+	l.onDone = c.gotValues
+	for i := range fl.cands {
+		cd := fl.cands[i]
+		if cd.state != candAnswered || cd.num == 0 {
+			continue
+		}
+		if cd.self {
+			// Our own values count as one answering node.
+			c.vals = c.store.appendValues(c.vals[:0], g.key)
+			for _, v := range c.vals {
+				if g.deliver(c, now, v) {
+					l.results++
+				}
+			}
+			clear(c.vals)
+			l.answered++
+			continue
+		}
+		cd.state = candNew
+		cd.slow = false
+		l.cands = append(l.cands, cd)
+	}
+	l.schedule(c, now)
+}
+
+func (c *Core) gotValues(_ *Core, now time.Time, l *lookup, err error) {
+	g := l.get
+	g.msgs += l.sent
+	c.completeGet(now, g, err)
+}
+
+// deliver hands a value to the waiters if it is new; it reports whether it was.
+func (g *getOp) deliver(c *Core, now time.Time, v []byte) bool {
+	for _, s := range g.seen {
+		if bytes.Equal(s, v) {
+			return false
+		}
+	}
+	if len(g.seen) == 0 {
+		g.first = now.Sub(g.start)
+	}
+	v = bytes.Clone(v)
+	g.seen = append(g.seen, v)
+	for _, w := range g.waiters {
+		w.onValue(v)
+	}
+	return true
+}
+
+func (c *Core) completeGet(now time.Time, g *getOp, err error) {
+	if c.gets[g.key] == g {
+		delete(c.gets, g.key)
+	}
+	if err == nil {
+		c.st.GetsDone++
+		c.st.GetLatency.Add(now.Sub(g.start))
+		if len(g.seen) > 0 {
+			c.st.GetsFound++
+		}
+	}
+	g.complete(err, now.Sub(g.start))
+}
+
+func (g *getOp) complete(err error, elapsed time.Duration) {
+	r := Result{Err: err, Values: len(g.seen), Elapsed: elapsed, FirstValue: g.first, Hops: g.hops + 1, Messages: g.msgs}
+	ws := g.waiters
+	g.waiters = nil
+	for _, w := range ws {
+		w.onDone(r)
+	}
+}
+
+// Put stores value under key on the StoreRedundancy closest nodes that gave
+// us a token (find_node, then store_value, §2.11). onDone gets the number of
+// nodes that stored it; Err is ErrNotStored when none did.
+func (c *Core) Put(now time.Time, key wire.ID, value []byte, onDone func(Result)) {
+	if err := c.ready(); err != nil {
+		onDone(Result{Err: err})
+		return
+	}
+	c.st.Puts++
+	value = bytes.Clone(value)
+	start := now
+	fl := c.newLookup(now, lookupFindNode, key)
+	fl.seed(c, now)
+	fl.onDone = func(c *Core, now time.Time, fl *lookup, err error) {
+		if err != nil {
+			onDone(Result{Err: err, Elapsed: now.Sub(start), Messages: fl.sent})
+			return
+		}
+		l := c.newLookup(now, lookupStoreValue, key)
+		l.value = value
+		for _, cd := range fl.closest(nil, c.cfg.K, true) {
+			if !cd.hasToken {
+				continue
+			}
+			if cd.self {
+				if c.storeLocal(now, key, value, netip.AddrPort{}) == nil {
+					l.results++
+				}
+				continue
+			}
+			cd.state = candNew
+			cd.slow = false
+			l.cands = append(l.cands, cd)
+		}
+		hops, msgs := fl.maxHop(), fl.sent
+		l.onDone = func(c *Core, now time.Time, l *lookup, err error) {
+			r := Result{Err: err, Stored: l.results, Elapsed: now.Sub(start), Hops: hops, Messages: msgs + l.sent}
+			if err == nil && l.results == 0 {
+				r.Err = ErrNotStored
+			}
+			if r.Err == nil {
+				c.st.PutsOK++
+			}
+			onDone(r)
+		}
+		l.schedule(c, now)
+	}
+	fl.schedule(c, now)
+}
+
+// FindNode runs an iterative find_node for target and returns the K closest
+// nodes that answered (ourselves excluded).
+func (c *Core) FindNode(now time.Time, target wire.ID, onDone func(Result)) {
+	if c.closed {
+		onDone(Result{Err: ErrClosed})
+		return
+	}
+	c.findNode(now, target, func(now time.Time, l *lookup, err error) {
+		r := Result{Err: err, Elapsed: now.Sub(l.start), Hops: l.maxHop(), Messages: l.sent}
+		if err == nil {
+			for _, cd := range l.closest(nil, c.cfg.K, false) {
+				r.Nodes = append(r.Nodes, wire.Node{ID: cd.id, Addr: cd.addr})
+			}
+		}
+		onDone(r)
+	})
+}
+
+// findNode starts a find_node lookup with an internal completion.
+func (c *Core) findNode(now time.Time, target wire.ID, done func(now time.Time, l *lookup, err error)) {
+	l := c.newLookup(now, lookupFindNode, target)
+	l.seed(c, now)
+	if done != nil {
+		l.onDone = func(_ *Core, now time.Time, l *lookup, err error) { done(now, l, err) }
+	}
+	l.schedule(c, now)
+}
