@@ -1,0 +1,5 @@
+//go:build !race
+
+package kbucket
+
+const raceEnabled = false
