@@ -1,15 +1,19 @@
-package front
+// Package mirrorurl turns apt requests (URL-prefix mode and proxy mode) into
+// the mirror file they name, normalising the path and refusing anything that
+// is not a Debian mirror path, so the daemon can never be used as an open proxy.
+package mirrorurl
 
 import (
 	"errors"
 	"net"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 )
 
-// MirrorURL is an apt request turned into the mirror file it names.
-type MirrorURL struct {
+// URL is an apt request turned into the mirror file it names.
+type URL struct {
 	TLS  bool   // fetch upstream over https
 	Host string // host name or IP literal, no port, no brackets
 	Port int    // 80 or 443 unless given
@@ -17,14 +21,14 @@ type MirrorURL struct {
 }
 
 // Site is the "host:port" key the index and the original use (§4.9).
-func (u MirrorURL) Site() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
+func (u URL) Site() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
 
 // Addr is where to connect.
-func (u MirrorURL) Addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
+func (u URL) Addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
 
 // HostHeader is the Host header for the mirror: with the port when it is not the
 // scheme's default (the original always dropped it, §8.2 item 12).
-func (u MirrorURL) HostHeader() string {
+func (u URL) HostHeader() string {
 	if (u.TLS && u.Port == 443) || (!u.TLS && u.Port == 80) {
 		if strings.Contains(u.Host, ":") {
 			return "[" + u.Host + "]"
@@ -34,21 +38,31 @@ func (u MirrorURL) HostHeader() string {
 	return u.Addr()
 }
 
+// RequestPath is Path escaped for a request line (each segment percent-encoded
+// where needed; '+' and '~' stay as Debian file names use them).
+func (u URL) RequestPath() string {
+	segs := strings.Split(u.Path, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
 // String is the upstream URL.
-func (u MirrorURL) String() string {
+func (u URL) String() string {
 	scheme := "http://"
 	if u.TLS {
 		scheme = "https://"
 	}
-	return scheme + u.HostHeader() + u.Path
+	return scheme + u.HostHeader() + u.RequestPath()
 }
 
 // Request-shape errors. They become 400/403/404 answers, never upstream fetches.
 var (
-	ErrNotMirrorPath = errors.New("front: not a Debian mirror path (expected .../dists/... or .../pool/...)")
-	ErrBadHost       = errors.New("front: bad mirror host")
-	ErrBadPath       = errors.New("front: bad path")
-	ErrBlocked       = errors.New("front: not served (pdiffs and favicon.ico are refused so apt falls back)")
+	ErrNotMirrorPath = errors.New("mirrorurl: not a Debian mirror path (expected .../dists/... or .../pool/...)")
+	ErrBadHost       = errors.New("mirrorurl: bad mirror host")
+	ErrBadPath       = errors.New("mirrorurl: bad path")
+	ErrBlocked       = errors.New("mirrorurl: not served (pdiffs and favicon.ico are refused so apt falls back)")
 )
 
 // maxURILen bounds what we parse; apt's paths are far shorter.
@@ -57,40 +71,40 @@ const maxURILen = 2048
 // ParsePrefix parses a URL-prefix request path: /<host[:port]>/<mirror path>, or
 // /https/<host[:port]>/<mirror path> for a mirror that must be fetched over TLS
 // (apt keeps talking plain HTTP to the daemon). raw is the request URI as sent.
-func ParsePrefix(raw string) (MirrorURL, error) {
+func ParsePrefix(raw string) (URL, error) {
 	if len(raw) > maxURILen || !strings.HasPrefix(raw, "/") {
-		return MirrorURL{}, ErrBadPath
+		return URL{}, ErrBadPath
 	}
 	if q := strings.IndexAny(raw, "?#"); q >= 0 {
 		raw = raw[:q]
 	}
 	rest := raw[1:]
-	var u MirrorURL
+	var u URL
 	if strings.HasPrefix(rest, "https/") {
 		u.TLS = true
 		rest = rest[len("https/"):]
 	}
 	slash := strings.IndexByte(rest, '/')
 	if slash <= 0 {
-		return MirrorURL{}, ErrNotMirrorPath
+		return URL{}, ErrNotMirrorPath
 	}
 	if err := u.setHostPort(rest[:slash]); err != nil {
-		return MirrorURL{}, err
+		return URL{}, err
 	}
 	p, err := cleanPath(rest[slash:])
 	if err != nil {
-		return MirrorURL{}, err
+		return URL{}, err
 	}
 	u.Path = p
 	return u, mirrorShaped(p)
 }
 
 // ParseAbsolute parses a proxy-mode request URI: http://host[:port]/path.
-func ParseAbsolute(raw string) (MirrorURL, error) {
+func ParseAbsolute(raw string) (URL, error) {
 	if len(raw) > maxURILen {
-		return MirrorURL{}, ErrBadPath
+		return URL{}, ErrBadPath
 	}
-	var u MirrorURL
+	var u URL
 	switch {
 	case strings.HasPrefix(raw, "http://"):
 		raw = raw[len("http://"):]
@@ -98,27 +112,27 @@ func ParseAbsolute(raw string) (MirrorURL, error) {
 		u.TLS = true
 		raw = raw[len("https://"):]
 	default:
-		return MirrorURL{}, ErrBadPath
+		return URL{}, ErrBadPath
 	}
 	if q := strings.IndexAny(raw, "?#"); q >= 0 {
 		raw = raw[:q]
 	}
 	slash := strings.IndexByte(raw, '/')
 	if slash <= 0 {
-		return MirrorURL{}, ErrNotMirrorPath
+		return URL{}, ErrNotMirrorPath
 	}
 	if err := u.setHostPort(raw[:slash]); err != nil {
-		return MirrorURL{}, err
+		return URL{}, err
 	}
 	p, err := cleanPath(raw[slash:])
 	if err != nil {
-		return MirrorURL{}, err
+		return URL{}, err
 	}
 	u.Path = p
 	return u, mirrorShaped(p)
 }
 
-func (u *MirrorURL) setHostPort(hp string) error {
+func (u *URL) setHostPort(hp string) error {
 	if strings.ContainsAny(hp, "@%\\ \t") {
 		return ErrBadHost // no userinfo, no encoded or smuggled characters
 	}
