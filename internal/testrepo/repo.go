@@ -19,42 +19,12 @@ import (
 	"time"
 
 	"github.com/ulikunitz/xz"
+
+	"github.com/apt-p2p/apt-p2p/wire"
 )
 
 // PieceSize is the piece length of apt-p2p's piece hashes (reference §3.1).
 const PieceSize = 512 << 10
-
-// Thresholds of the DHT value forms (reference §3.2: DHT_PIECES, TORRENT_PIECES).
-const (
-	inlinePieces  = 4
-	torrentPieces = 70
-)
-
-// Form is the shape of the DHT value a file of a given size is announced with
-// (reference §3.2). Tests use it to check that a repository covers every form.
-type Form int
-
-// The value forms, by piece count.
-const (
-	FormSingle      Form = iota // ≤ 1 piece: contact only
-	FormInline                  // 2–4 pieces: piece hashes inside the value ('t')
-	FormSeparateKey             // 5–70 pieces: piece string under its own DHT key ('h')
-	FormHTTP                    // > 70 pieces: piece string fetched from a peer over HTTP ('l')
-)
-
-func (f Form) String() string {
-	switch f {
-	case FormSingle:
-		return "single"
-	case FormInline:
-		return "inline"
-	case FormSeparateKey:
-		return "separate-key"
-	case FormHTTP:
-		return "http"
-	}
-	return fmt.Sprintf("testrepo.Form(%d)", int(f))
-}
 
 // Pieces is the number of PieceSize pieces of a file of size bytes (at least 1).
 func Pieces(size int64) int {
@@ -62,20 +32,6 @@ func Pieces(size int64) int {
 		return 1
 	}
 	return int((size + PieceSize - 1) / PieceSize)
-}
-
-// FormOf is the value form a file of size bytes is announced with.
-func FormOf(size int64) Form {
-	switch n := Pieces(size); {
-	case n <= 1:
-		return FormSingle
-	case n <= inlinePieces:
-		return FormInline
-	case n <= torrentPieces:
-		return FormSeparateKey
-	default:
-		return FormHTTP
-	}
 }
 
 // PackageSpec asks for one binary package.
@@ -88,9 +44,10 @@ type PackageSpec struct {
 	Size int64
 }
 
-// DefaultPackages covers every DHT value form: two single-piece files, an inline
-// one (3 pieces), a separate-key one (20 pieces) and one over the 70-piece
-// threshold (72 pieces).
+// DefaultPackages covers every DHT value form (wire.ChooseForm): two
+// single-piece files, an inline one (3 pieces), a separate-key one (20 pieces)
+// and one over the separate-key limit (72 pieces: over wire.MaxHashPieces = 64
+// and over the original's 70), whose piece string goes over HTTP.
 func DefaultPackages() []PackageSpec {
 	return []PackageSpec{
 		{Name: "p2pt-tiny", Size: 40 << 10},
@@ -135,8 +92,8 @@ type Package struct {
 // Pieces is the file's piece count.
 func (p *Package) Pieces() int { return Pieces(p.Size) }
 
-// Form is the DHT value form the file is announced with.
-func (p *Package) Form() Form { return FormOf(p.Size) }
+// Form is the DHT value form the file is announced with (wire.ChooseForm).
+func (p *Package) Form() wire.ValueForm { return wire.ChooseForm(p.Pieces()) }
 
 // Bytes reads the .deb from disk, for byte-for-byte comparison.
 func (p *Package) Bytes() ([]byte, error) { return os.ReadFile(p.Path) }

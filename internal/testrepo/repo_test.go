@@ -14,26 +14,15 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/apt-p2p/apt-p2p/wire"
 )
 
-func TestFormOf(t *testing.T) {
-	cases := []struct {
+func TestPieces(t *testing.T) {
+	for _, c := range []struct {
 		size int64
-		form Form
 		n    int
-	}{
-		{1, FormSingle, 1},
-		{PieceSize, FormSingle, 1},
-		{PieceSize + 1, FormInline, 2},
-		{4 * PieceSize, FormInline, 4},
-		{4*PieceSize + 1, FormSeparateKey, 5},
-		{70 * PieceSize, FormSeparateKey, 70},
-		{70*PieceSize + 1, FormHTTP, 71},
-	}
-	for _, c := range cases {
-		if got := FormOf(c.size); got != c.form {
-			t.Errorf("FormOf(%d) = %v, want %v", c.size, got, c.form)
-		}
+	}{{1, 1}, {PieceSize, 1}, {PieceSize + 1, 2}, {70 * PieceSize, 70}, {70*PieceSize + 1, 71}} {
 		if got := Pieces(c.size); got != c.n {
 			t.Errorf("Pieces(%d) = %d, want %d", c.size, got, c.n)
 		}
@@ -90,7 +79,7 @@ func TestBuildDefault(t *testing.T) {
 	if len(r.Packages) != len(specs) {
 		t.Fatalf("%d packages, want %d", len(r.Packages), len(specs))
 	}
-	forms := map[Form]int{}
+	forms := map[wire.ValueForm]int{}
 	for _, s := range specs {
 		p := r.Package(s.Name)
 		if p == nil {
@@ -119,7 +108,7 @@ func TestBuildDefault(t *testing.T) {
 		}
 		forms[p.Form()]++
 	}
-	for _, f := range []Form{FormSingle, FormInline, FormSeparateKey, FormHTTP} {
+	for _, f := range []wire.ValueForm{wire.FormContact, wire.FormInline, wire.FormHash, wire.FormLink} {
 		if forms[f] == 0 {
 			t.Errorf("no package of form %v", f)
 		}
@@ -237,7 +226,7 @@ func TestBuildDeterministic(t *testing.T) {
 		}
 	}
 	// Epochs stay out of pool names; lib packages get the four-letter pool directory.
-	if p := a.Package("libzz"); p == nil || p.Filename != "pool/main/libz/libzz/libzz_3.4-5_amd64.deb" || p.Form() != FormInline {
+	if p := a.Package("libzz"); p == nil || p.Filename != "pool/main/libz/libzz/libzz_3.4-5_amd64.deb" || p.Form() != wire.FormInline {
 		t.Errorf("libzz: %+v", p)
 	}
 }

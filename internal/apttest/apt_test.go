@@ -1,0 +1,429 @@
+package apttest
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/apt-p2p/apt-p2p/internal/testrepo"
+)
+
+// shared is the default repository (every value form, signed, by-hash), built
+// once for the package's tests; its parent directory is the mirror root, so the
+// repository appears at /debian like a real mirror's.
+var shared struct {
+	once sync.Once
+	repo *testrepo.Repo
+	base string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared.base != "" {
+		os.RemoveAll(shared.base)
+	}
+	os.Exit(code)
+}
+
+func sharedRepo(t *testing.T) (*testrepo.Repo, string) {
+	t.Helper()
+	shared.once.Do(func() {
+		shared.base, shared.err = os.MkdirTemp("", "apttest-repo")
+		if shared.err != nil {
+			return
+		}
+		start := time.Now()
+		shared.repo, shared.err = testrepo.Build(filepath.Join(shared.base, "debian"), testrepo.Options{ByHash: true, Packages: repoPackages()})
+		t.Logf("built repository in %v", time.Since(start))
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.repo, shared.base
+}
+
+// repoPackages is DefaultPackages, with the two big ones cut down under the
+// race detector (every value form is still present).
+func repoPackages() []testrepo.PackageSpec {
+	p := testrepo.DefaultPackages()
+	if raceEnabled {
+		for i := range p {
+			if p[i].Size > 5<<20 {
+				p[i].Size /= 2
+			}
+		}
+	}
+	return p
+}
+
+func serve(t *testing.T, root string) *testrepo.Mirror {
+	t.Helper()
+	m, err := testrepo.ServeMirror("127.0.0.1:0", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func newRoot(t *testing.T) *Root {
+	t.Helper()
+	r, err := NewRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func fileSHA256(t *testing.T, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// checkFiles asserts dir holds exactly the repository's packages, byte-identical,
+// under their pool names.
+func checkFiles(t *testing.T, repo *testrepo.Repo, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".deb") {
+			got[e.Name()] = true
+		}
+	}
+	for _, p := range repo.Packages {
+		name := path.Base(p.Filename)
+		if !got[name] {
+			t.Errorf("%s: %s not in %s (have %v)", p.Name, name, dir, got)
+			continue
+		}
+		delete(got, name)
+		if h := fileSHA256(t, filepath.Join(dir, name)); h != p.SHA256 {
+			t.Errorf("%s: SHA256 %s, repository has %s", name, h, p.SHA256)
+		}
+	}
+	if len(got) > 0 {
+		t.Errorf("unexpected files in %s: %v", dir, got)
+	}
+}
+
+// checkFetchedOnce asserts the mirror sent every package exactly once, whole.
+func checkFetchedOnce(t *testing.T, repo *testrepo.Repo, m *testrepo.Mirror, prefix string) {
+	t.Helper()
+	for _, p := range repo.Packages {
+		up := prefix + "/" + p.Filename
+		if n, b := m.Requests(up), m.BytesServed(up); n != 1 || b != p.Size {
+			t.Errorf("%s: mirror saw %d requests, sent %d bytes; want 1 request, %d bytes", up, n, b, p.Size)
+		}
+	}
+}
+
+func TestDirectFromMirror(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m := serve(t, base)
+	r := newRoot(t)
+	if err := r.SetSources(repo.SourcesLine(m.URL() + "/debian")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if !repo.Signed {
+		t.Fatal("gpg is a test dependency (scripts/install-deps.sh) but the repository is unsigned")
+	}
+
+	start := time.Now()
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("apt-get update: %v, %d requests", time.Since(start), m.TotalRequests())
+	// apt asks for InRelease, and with Acquire-By-Hash fetches Packages by its SHA256.
+	var xz testrepo.IndexFile
+	for _, f := range repo.Indexes {
+		if strings.HasSuffix(f.Name, "Packages.xz") {
+			xz = f
+		}
+	}
+	inRelease := "/debian/" + repo.DistPath("InRelease")
+	byHash := "/debian/" + repo.DistPath(path.Join(path.Dir(xz.Name), "by-hash/SHA256", xz.SHA256))
+	if m.Requests(inRelease) != 1 || m.Requests(byHash) != 1 {
+		t.Errorf("update requests: %+v", m.Log())
+	}
+	if _, err := os.Stat(filepath.Join(r.ListsDir(), "127.0.0.1:"+port(m)+"_debian_dists_stable_InRelease")); err != nil {
+		t.Errorf("InRelease not stored under its list name: %v", err)
+	}
+
+	m.Reset()
+	work := t.TempDir()
+	start = time.Now()
+	if err := r.Download(ctx, work, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("apt-get download of %d packages: %v over %d connection(s)", len(repo.Packages), time.Since(start), m.Connections())
+	checkFiles(t, repo, work)
+	checkFetchedOnce(t, repo, m, "/debian")
+
+	// A second update revalidates InRelease with If-Modified-Since and gets 304.
+	m.Reset()
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log := m.Log()
+	if len(log) != 1 || log[0].Path != inRelease || log[0].Status != http.StatusNotModified || log[0].IfModSince == "" {
+		t.Errorf("second update: %+v", log)
+	}
+
+	// install --download-only fetches into the archives directory.
+	m.Reset()
+	if err := r.InstallDownloadOnly(ctx, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	checkFiles(t, repo, r.ArchivesDir())
+	checkFetchedOnce(t, repo, m, "/debian")
+}
+
+func port(m *testrepo.Mirror) string {
+	_, p, _ := net.SplitHostPort(m.Addr())
+	return p
+}
+
+// forwardProxy is the smallest HTTP proxy apt can use: absolute-URI GETs and
+// HEADs forwarded upstream (no CONNECT). It records what it forwarded.
+type forwardProxy struct {
+	tr   *http.Transport
+	mu   sync.Mutex
+	seen []string
+}
+
+func (p *forwardProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !r.URL.IsAbs() || r.URL.Scheme != "http" {
+		http.Error(w, "absolute http URI required", http.StatusBadRequest)
+		return
+	}
+	p.mu.Lock()
+	p.seen = append(p.seen, r.URL.String())
+	p.mu.Unlock()
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), nil)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	for _, h := range []string{"Range", "If-Range", "If-Modified-Since", "User-Agent", "Cache-Control"} {
+		if v := r.Header.Get(h); v != "" {
+			out.Header.Set(h, v)
+		}
+	}
+	res, err := p.tr.RoundTrip(out)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	defer res.Body.Close()
+	for _, h := range []string{"Content-Length", "Content-Range", "Content-Type", "Last-Modified", "Accept-Ranges"} {
+		if v := res.Header.Get(h); v != "" {
+			w.Header().Set(h, v)
+		}
+	}
+	w.WriteHeader(res.StatusCode)
+	io.Copy(w, res.Body)
+}
+
+func TestProxyMode(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m := serve(t, base)
+	fp := &forwardProxy{tr: &http.Transport{}}
+	defer fp.tr.CloseIdleConnections()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: fp}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	r := newRoot(t)
+	if err := r.SetSources(repo.SourcesLine(m.URL() + "/debian")); err != nil {
+		t.Fatal(err)
+	}
+	r.SetProxy("http://" + ln.Addr().String())
+	ctx := context.Background()
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	if err := r.Download(ctx, work, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	checkFiles(t, repo, work)
+	checkFetchedOnce(t, repo, m, "/debian")
+
+	// Everything the mirror served went through the proxy, as absolute URIs.
+	fp.mu.Lock()
+	seen := append([]string(nil), fp.seen...)
+	fp.mu.Unlock()
+	if len(seen) != m.TotalRequests() {
+		t.Errorf("proxy forwarded %d requests, mirror saw %d", len(seen), m.TotalRequests())
+	}
+	for _, u := range seen {
+		if !strings.HasPrefix(u, m.URL()+"/debian/") {
+			t.Errorf("proxy forwarded %s", u)
+		}
+	}
+	for _, q := range m.Log() {
+		if q.Remote == "" || strings.HasPrefix(q.Remote, ln.Addr().String()) {
+			t.Errorf("mirror request from %q", q.Remote)
+		}
+	}
+
+	// A dead proxy makes apt fail: it neither ignores the setting nor goes direct.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+	m.Reset()
+	r2 := newRoot(t)
+	r2.SetSources(repo.SourcesLine(m.URL() + "/debian"))
+	r2.SetProxy("http://" + deadAddr)
+	err = r2.Update(ctx)
+	var re *RunError
+	if !errors.As(err, &re) {
+		t.Fatalf("update through a dead proxy: %v", err)
+	}
+	if !strings.Contains(re.Stdout+re.Stderr, deadAddr[strings.LastIndexByte(deadAddr, ':')+1:]) {
+		t.Errorf("apt's message does not name the proxy's port:\n%v", err)
+	}
+	if m.TotalRequests() != 0 {
+		t.Errorf("apt went to the mirror directly: %+v", m.Log())
+	}
+}
+
+func TestUnsignedAndWrongKey(t *testing.T) {
+	base := t.TempDir()
+	specs := []testrepo.PackageSpec{{Name: "u-one", Size: 50 << 10}, {Name: "u-two", Version: "1:2.0-3", Size: 700 << 10}}
+	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{Packages: specs, Unsigned: true, Suite: "unstable", Codename: "sid"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := serve(t, base)
+	r := newRoot(t)
+	line := repo.SourcesLine(m.URL() + "/debian")
+	if !strings.Contains(line, "trusted=yes") {
+		t.Fatalf("unsigned repository's line %q", line)
+	}
+	r.SetSources(line)
+	ctx := context.Background()
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	if err := r.Download(ctx, work, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	// The epoch is not in pool names; apt-get download names the file after the
+	// version with ':' escaped, so u-two is u-two_1%3a2.0-3_amd64.deb.
+	if _, err := os.Stat(filepath.Join(work, "u-two_1%3a2.0-3_amd64.deb")); err != nil {
+		ents, _ := os.ReadDir(work)
+		t.Fatalf("apt-get download naming: %v; have %v", err, ents)
+	}
+	if h := fileSHA256(t, filepath.Join(work, "u-two_1%3a2.0-3_amd64.deb")); h != repo.Package("u-two").SHA256 {
+		t.Errorf("u-two differs")
+	}
+
+	// A signed repository checked against someone else's key must fail.
+	signed, _ := sharedRepo(t)
+	if !signed.Signed {
+		t.Fatal("shared repository unsigned")
+	}
+	other, err := testrepo.Build(filepath.Join(t.TempDir(), "debian"), testrepo.Options{Packages: specs[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2 := serve(t, filepath.Dir(signed.Dir))
+	r2 := newRoot(t)
+	r2.SetSources(fmt.Sprintf("deb [signed-by=%s] %s/debian %s main", other.KeyringPath, m2.URL(), signed.Suite))
+	err = r2.Update(ctx)
+	var re *RunError
+	if !errors.As(err, &re) || !strings.Contains(re.Stderr, "NO_PUBKEY") {
+		t.Fatalf("update with the wrong key: %v", err)
+	}
+}
+
+// TestResumeAfterCut shows what a proxy must handle: apt keeps a cut download in
+// partial/ and resumes it with Range and If-Range.
+func TestResumeAfterCut(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m := serve(t, base)
+	r := newRoot(t)
+	r.SetSources(repo.SourcesLine(m.URL() + "/debian"))
+	ctx := context.Background()
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := repo.Package("p2pt-inline")
+	up := "/debian/" + p.Filename
+	const cut = 700_000
+	m.SetFault(up, testrepo.Fault{CloseAfter: cut})
+	m.Reset()
+	if err := r.InstallDownloadOnly(ctx, p.Name); err == nil {
+		t.Fatal("download succeeded although the mirror cut the body")
+	}
+	partial := filepath.Join(r.ArchivesDir(), "partial", path.Base(p.Filename))
+	if st, err := os.Stat(partial); err != nil || st.Size() != cut {
+		t.Fatalf("partial file: %v %v", st, err)
+	}
+	m.ClearFaults()
+	m.Reset()
+	if err := r.InstallDownloadOnly(ctx, p.Name); err != nil {
+		t.Fatal(err)
+	}
+	log := m.Log()
+	if len(log) != 1 || log[0].Range != fmt.Sprintf("bytes=%d-", cut) || log[0].Status != http.StatusPartialContent || log[0].Bytes != p.Size-cut {
+		t.Errorf("resume: %+v", log)
+	}
+	if h := fileSHA256(t, filepath.Join(r.ArchivesDir(), path.Base(p.Filename))); h != p.SHA256 {
+		t.Error("resumed file differs")
+	}
+}
+
+func TestRunTimeoutKillsApt(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m := serve(t, base)
+	m.SetFault("", testrepo.Fault{Delay: time.Minute})
+	r := newRoot(t)
+	r.SetSources(repo.SourcesLine(m.URL() + "/debian"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	err := r.Update(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("update against a stalled mirror: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("Run returned %v after its 1 s deadline", d)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build race
+
+package apttest
+
+const raceEnabled = true
