@@ -1,0 +1,5 @@
+//go:build !race
+
+package aptindex
+
+const raceEnabled = false
