@@ -156,7 +156,8 @@ func (t *Table) Get(id wire.ID) (Node, bool) {
 
 // Insert offers a node to the table; contacted says whether it has just
 // answered us (a response, or a request it sent us). n.ID and n.Addr are
-// used; the table sets LastSeen to now and Fails to 0 for a contacted node.
+// used (an IPv4-mapped address is stored in its IPv4 form); the table sets
+// LastSeen to now and Fails to 0 for a contacted node.
 //
 // Only contacted nodes enter the table. An uncontacted node that would fit
 // gets NeedsPing and the table is left unchanged: the caller pings it and
@@ -170,6 +171,9 @@ func (t *Table) Get(id wire.ID) (Node, bool) {
 func (t *Table) Insert(n Node, contacted bool, now time.Time) (InsertResult, Node) {
 	if n.ID == t.self || n.ID.IsZero() || !AddrPortAllowed(n.Addr, t.local) {
 		return Ignored, Node{}
+	}
+	if n.Addr.Addr().Is4In6() {
+		n.Addr = netip.AddrPortFrom(n.Addr.Addr().Unmap(), n.Addr.Port())
 	}
 	bi := t.bucketIndex(&n.ID)
 	b := &t.buckets[bi]

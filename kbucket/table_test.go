@@ -270,7 +270,7 @@ func TestFailResetByContact(t *testing.T) {
 // again while the half holding our ID is still full, and lands in the bucket
 // whose range covers its ID.
 func TestSplit(t *testing.T) {
-	self := mustID(t, "c0..")                     // 1100…
+	self := mustID(t, "c0..") // 1100…
 	tb := New(self, Config{})
 	for i := range 8 { // all in [2^159, 2^160) with prefix 11: every split keeps them with us
 		id := self
