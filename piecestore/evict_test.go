@@ -1,0 +1,144 @@
+package piecestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/apt-p2p/apt-p2p/internal/digest"
+)
+
+func TestEvictUnreferencedThenLRU(t *testing.T) {
+	var unref sync.Map // SHA256 → true when no index refers to it
+	opt := Options{
+		MaxBytes:   3 * 10_000,
+		Referenced: func(d *digest.Set) bool { _, u := unref.Load(d.SHA256); return !u },
+	}
+	s := mustOpen(t, t.TempDir(), opt)
+	defer s.Close()
+	var infos []Info
+	for i := range 3 {
+		infos = append(infos, mustPut(t, s, randData(uint64(30+i), 10_000), digest.SHA256))
+	}
+	// Access order: 1 is oldest after we touch 0 and 2; 2 is unreferenced.
+	for _, i := range []int{1, 0, 2} {
+		r, err := s.OpenFile(&infos[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Close()
+	}
+	unref.Store(infos[2].Digest.SHA256, true)
+	// Pin 0 (open for reading): never evicted, even when it would be next.
+	pinned, err := s.OpenFile(&infos[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos = append(infos, mustPut(t, s, randData(40, 10_000), digest.SHA256))
+	if _, ok := s.Lookup(&infos[2].Digest); ok {
+		t.Fatal("the unreferenced file survived")
+	}
+	for _, i := range []int{0, 1, 3} {
+		if _, ok := s.Lookup(&infos[i].Digest); !ok {
+			t.Fatalf("file %d evicted before the unreferenced one", i)
+		}
+	}
+	// Over quota again: LRU among referenced, unpinned files is 1 (0 is pinned and older-accessed
+	// than 3 too, but open).
+	infos = append(infos, mustPut(t, s, randData(41, 10_000), digest.SHA256))
+	if _, ok := s.Lookup(&infos[1].Digest); ok {
+		t.Fatal("LRU file 1 survived")
+	}
+	if _, ok := s.Lookup(&infos[0].Digest); !ok {
+		t.Fatal("pinned file evicted")
+	}
+	got := make([]byte, 10_000)
+	if _, err := pinned.ReadAt(got, 0); err != nil {
+		t.Fatal(err)
+	}
+	pinned.Close()
+	if err := pinned.Close(); !errors.Is(err, ErrClosed) {
+		t.Errorf("second Close: %v", err)
+	}
+	st := s.Stats()
+	if st.Evictions != 2 || st.EvictedBytes != 20_000 || st.Files != 3 || st.Bytes != 30_000 || st.Readers != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// Readers open, read and verify files while other goroutines commit new ones and the
+// quota forces evictions: a reader gets either ErrNotFound or the whole, right content.
+func TestConcurrentReadersDuringEviction(t *testing.T) {
+	const size = 20_000
+	nfiles := 60
+	if raceEnabled {
+		nfiles = 20
+	}
+	s := mustOpen(t, t.TempDir(), Options{MaxBytes: 5 * size, FS: newFaultFS(), noSync: true})
+	defer s.Close()
+	contents := make([][]byte, nfiles)
+	digests := make([]digest.Set, nfiles)
+	for i := range contents {
+		contents[i] = randData(uint64(100+i), size)
+		digests[i] = digestOf(contents[i], digest.SHA256)
+	}
+	var next atomic.Int64 // files committed so far
+	var reads, misses atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for r := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := make([]byte, size)
+			for k := r; ctx.Err() == nil; k++ {
+				n := int(next.Load())
+				if n == 0 {
+					continue
+				}
+				i := k % n
+				info, ok := s.Lookup(&digests[i])
+				if !ok {
+					misses.Add(1)
+					continue
+				}
+				rd, err := s.OpenFile(&info)
+				if errors.Is(err, ErrNotFound) {
+					misses.Add(1)
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				m, err := rd.File().ReadAt(buf, 0)
+				rd.Close()
+				if m != size || (err != nil) || !bytes.Equal(buf, contents[i]) {
+					t.Errorf("file %d: read %d bytes, %v, equal %v", i, m, err, bytes.Equal(buf, contents[i]))
+					return
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+	for i := range contents {
+		if _, err := s.Put(digests[i], bytes.NewReader(contents[i])); err != nil {
+			t.Fatal(err)
+		}
+		next.Store(int64(i + 1))
+	}
+	cancel()
+	wg.Wait()
+	st := s.Stats()
+	if st.Evictions < int64(nfiles-5-4) || st.Bytes > 5*size+4*size {
+		t.Fatalf("evictions %d, bytes %d", st.Evictions, st.Bytes)
+	}
+	t.Logf("%d verified reads, %d misses, %d evictions", reads.Load(), misses.Load(), st.Evictions)
+	if reads.Load() == 0 {
+		t.Fatal("no read overlapped the evictions")
+	}
+	checkAllVerified(t, s)
+}

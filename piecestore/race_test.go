@@ -1,0 +1,5 @@
+//go:build race
+
+package piecestore
+
+const raceEnabled = true
