@@ -1,6 +1,7 @@
 package apttest
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -46,27 +47,13 @@ func sharedRepo(t *testing.T) (*testrepo.Repo, string) {
 			return
 		}
 		start := time.Now()
-		shared.repo, shared.err = testrepo.Build(filepath.Join(shared.base, "debian"), testrepo.Options{ByHash: true, Packages: repoPackages()})
+		shared.repo, shared.err = testrepo.Build(filepath.Join(shared.base, "debian"), testrepo.Options{ByHash: true})
 		t.Logf("built repository in %v", time.Since(start))
 	})
 	if shared.err != nil {
 		t.Fatal(shared.err)
 	}
 	return shared.repo, shared.base
-}
-
-// repoPackages is DefaultPackages, with the two big ones cut down under the
-// race detector (every value form is still present).
-func repoPackages() []testrepo.PackageSpec {
-	p := testrepo.DefaultPackages()
-	if raceEnabled {
-		for i := range p {
-			if p[i].Size > 5<<20 {
-				p[i].Size /= 2
-			}
-		}
-	}
-	return p
 }
 
 func serve(t *testing.T, root string) *testrepo.Mirror {
@@ -102,33 +89,10 @@ func fileSHA256(t *testing.T, p string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// checkFiles asserts dir holds exactly the repository's packages, byte-identical,
-// under their pool names.
 func checkFiles(t *testing.T, repo *testrepo.Repo, dir string) {
 	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]bool{}
-	for _, e := range ents {
-		if e.Type().IsRegular() && strings.HasSuffix(e.Name(), ".deb") {
-			got[e.Name()] = true
-		}
-	}
-	for _, p := range repo.Packages {
-		name := path.Base(p.Filename)
-		if !got[name] {
-			t.Errorf("%s: %s not in %s (have %v)", p.Name, name, dir, got)
-			continue
-		}
-		delete(got, name)
-		if h := fileSHA256(t, filepath.Join(dir, name)); h != p.SHA256 {
-			t.Errorf("%s: SHA256 %s, repository has %s", name, h, p.SHA256)
-		}
-	}
-	if len(got) > 0 {
-		t.Errorf("unexpected files in %s: %v", dir, got)
+	if err := VerifyFiles(repo, dir); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -425,5 +389,47 @@ func TestRunTimeoutKillsApt(t *testing.T) {
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Run returned %v after its 1 s deadline", d)
+	}
+}
+
+// TestIsolation shows the host's apt configuration does not leak in: the
+// effective configuration names only the root's directories and none of the
+// hooks or extra index targets the host's apt.conf.d may carry.
+func TestIsolation(t *testing.T) {
+	r := newRoot(t)
+	out, _, err := r.RunTool(context.Background(), "apt-config", "dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"Dir::Etc::Parts", "Dir::Etc::main", "Dir::State::status", "Dir::Etc::sourcelist", "Dir::Cache::Archives"} {
+		found := false
+		for _, l := range strings.Split(out, "\n") {
+			k, v, ok := strings.Cut(l, " ")
+			if ok && strings.EqualFold(k, key) {
+				found = true
+				if !strings.Contains(v, r.Dir) {
+					t.Errorf("%s = %s, outside the root", k, v)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("apt-config dump lacks %s", key)
+		}
+	}
+	for _, leak := range []string{"Post-Invoke", "Pre-Invoke", "DEP-11", "Proxy-Auto-Detect", `"/etc/apt/`} {
+		if strings.Contains(out, leak) {
+			t.Errorf("host configuration leaked in: %q", leak)
+		}
+	}
+	// A snippet in the root's own apt.conf.d is read.
+	if err := os.WriteFile(filepath.Join(r.Dir, "etc/apt/apt.conf.d/50test"), []byte("APTTest::Marker \"root-snippet\";\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err = r.RunTool(context.Background(), "apt-config", "dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains([]byte(out), []byte(`APTTest::Marker "root-snippet";`)) {
+		t.Error("the root's apt.conf.d snippet was not read")
 	}
 }

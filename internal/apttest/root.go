@@ -191,15 +191,15 @@ func (r *Root) Options() []string {
 	return out
 }
 
-// RunError is a failed apt-get run, with everything apt said.
+// RunError is a failed apt run, with everything apt said.
 type RunError struct {
-	Args           []string
-	Err            error // from the process (exit status, context)
+	Args           []string // program and arguments, without the -o options
+	Err            error    // from the process (exit status, context)
 	Stdout, Stderr string
 }
 
 func (e *RunError) Error() string {
-	return fmt.Sprintf("apttest: apt-get %s: %v\n--- stdout:\n%s--- stderr:\n%s", strings.Join(e.Args, " "), e.Err, e.Stdout, e.Stderr)
+	return fmt.Sprintf("apttest: %s: %v\n--- stdout:\n%s--- stderr:\n%s", strings.Join(e.Args, " "), e.Err, e.Stdout, e.Stderr)
 }
 
 func (e *RunError) Unwrap() error { return e.Err }
@@ -210,10 +210,16 @@ func (e *RunError) Unwrap() error { return e.Err }
 // normal exit the methods have already gone (they exit when apt-get closes
 // their pipes).
 func (r *Root) Run(ctx context.Context, args ...string) (stdout, stderr string, err error) {
-	return r.runIn(ctx, r.Dir, args...)
+	return r.runIn(ctx, r.Dir, "apt-get", args...)
 }
 
-func (r *Root) runIn(ctx context.Context, dir string, args ...string) (string, string, error) {
+// RunTool is Run for another apt program that takes the same options
+// ("apt-cache", "apt-config"), e.g. RunTool(ctx, "apt-cache", "policy").
+func (r *Root) RunTool(ctx context.Context, tool string, args ...string) (stdout, stderr string, err error) {
+	return r.runIn(ctx, r.Dir, tool, args...)
+}
+
+func (r *Root) runIn(ctx context.Context, dir, tool string, args ...string) (string, string, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		t := r.Timeout
 		if t <= 0 {
@@ -228,7 +234,7 @@ func (r *Root) runIn(ctx context.Context, dir string, args ...string) (string, s
 		argv = append(argv, "-o", o)
 	}
 	argv = append(argv, args...)
-	cmd := exec.CommandContext(ctx, "apt-get", argv...)
+	cmd := exec.CommandContext(ctx, tool, argv...)
 	cmd.Dir = dir
 	// A fixed environment: no inherited http_proxy, stable English messages.
 	cmd.Env = []string{
@@ -243,14 +249,14 @@ func (r *Root) runIn(ctx context.Context, dir string, args ...string) (string, s
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	cmd.WaitDelay = 5 * time.Second
 	r.mu.Lock()
-	r.lastCommand = append([]string{"apt-get"}, argv...)
+	r.lastCommand = append([]string{tool}, argv...)
 	r.mu.Unlock()
 	runErr := cmd.Run()
 	if runErr != nil {
 		if ctx.Err() != nil {
 			runErr = fmt.Errorf("%w (%v)", ctx.Err(), runErr)
 		}
-		return out.String(), errb.String(), &RunError{Args: args, Err: runErr, Stdout: out.String(), Stderr: errb.String()}
+		return out.String(), errb.String(), &RunError{Args: append([]string{tool}, args...), Err: runErr, Stdout: out.String(), Stderr: errb.String()}
 	}
 	return out.String(), errb.String(), nil
 }
@@ -274,7 +280,7 @@ func strict(args []string, stdout, stderr string, err error) error {
 	}
 	for _, l := range strings.Split(stderr, "\n") {
 		if strings.HasPrefix(l, "W: ") || strings.HasPrefix(l, "E: ") {
-			return &RunError{Args: args, Err: errWarnings, Stdout: stdout, Stderr: stderr}
+			return &RunError{Args: append([]string{"apt-get"}, args...), Err: errWarnings, Stdout: stdout, Stderr: stderr}
 		}
 	}
 	return nil
@@ -292,7 +298,7 @@ func (r *Root) Update(ctx context.Context) error {
 // version written as "%3a").
 func (r *Root) Download(ctx context.Context, workdir string, pkgs ...string) error {
 	args := append([]string{"download"}, pkgs...)
-	o, e, err := r.runIn(ctx, workdir, args...)
+	o, e, err := r.runIn(ctx, workdir, "apt-get", args...)
 	return strict(args, o, e, err)
 }
 

@@ -36,6 +36,7 @@ type Request struct {
 	Method, Path string
 	Range        string // the Range header, if any
 	IfModSince   string // the If-Modified-Since header, if any
+	Header       http.Header
 	Status       int
 	Bytes        int64 // body bytes written
 	Remote       string
@@ -113,6 +114,20 @@ func (m *Mirror) Requests(p string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.reqs[p]
+}
+
+// BytesUnder is the number of body bytes sent for URL paths that start with
+// prefix; BytesUnder("/debian/pool/") is the package traffic.
+func (m *Mirror) BytesUnder(prefix string) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var n int64
+	for p, b := range m.bytes {
+		if strings.HasPrefix(p, prefix) {
+			n += b
+		}
+	}
+	return n
 }
 
 // TotalBytes is the number of body bytes sent for all paths.
@@ -225,6 +240,9 @@ func (m *Mirror) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	m.mu.Unlock()
 
 	w := &countingWriter{ResponseWriter: rw, limit: f.CloseAfter}
+	// Logged as received, before any fault edits the request.
+	q := Request{Method: r.Method, Path: p, Range: r.Header.Get("Range"),
+		IfModSince: r.Header.Get("If-Modified-Since"), Header: r.Header.Clone(), Remote: r.RemoteAddr}
 	defer func() {
 		m.mu.Lock()
 		m.reqs[p]++
@@ -233,8 +251,8 @@ func (m *Mirror) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		if st == 0 {
 			st = http.StatusOK
 		}
-		m.log = append(m.log, Request{Method: r.Method, Path: p, Range: r.Header.Get("Range"),
-			IfModSince: r.Header.Get("If-Modified-Since"), Status: st, Bytes: w.n, Remote: r.RemoteAddr})
+		q.Status, q.Bytes = st, w.n
+		m.log = append(m.log, q)
 		m.mu.Unlock()
 	}()
 

@@ -97,8 +97,9 @@ func TestMirrorServing(t *testing.T) {
 	if r := do(t, c, "HEAD", u); r.status != 200 || r.hdr.Get("Content-Length") != "100000" || len(r.body) != 0 {
 		t.Fatalf("HEAD: %d %q", r.status, r.hdr.Get("Content-Length"))
 	}
-	if r := do(t, c, "GET", m.URL()+"/debian/pool/missing.deb"); r.status != 404 {
-		t.Fatalf("missing: %d", r.status)
+	rMissing := do(t, c, "GET", m.URL()+"/debian/pool/missing.deb")
+	if rMissing.status != 404 {
+		t.Fatalf("missing: %d", rMissing.status)
 	}
 	if r := do(t, c, "GET", m.URL()+"/debian/pool"); r.status != 404 {
 		t.Fatalf("directory: %d", r.status)
@@ -126,6 +127,12 @@ func TestMirrorServing(t *testing.T) {
 	log := m.Log()
 	if log[1].Range != "bytes=10-19" || log[1].Status != 206 || log[1].Bytes != 10 || log[4].Status != 304 || log[4].IfModSince != future {
 		t.Errorf("log: %+v", log[:5])
+	}
+	if got := m.BytesUnder("/debian/pool/"); got != wantBytes+int64(len(rMissing.body)) {
+		t.Errorf("BytesUnder = %d, want %d", got, wantBytes)
+	}
+	if got := m.BytesUnder("/debian/dists/"); got != 0 {
+		t.Errorf("BytesUnder(dists) = %d", got)
 	}
 	m.Reset()
 	if m.TotalBytes() != 0 || m.TotalRequests() != 0 || m.Requests(p) != 0 || len(m.Log()) != 0 {
@@ -167,6 +174,9 @@ func TestMirrorFaults(t *testing.T) {
 	m.SetFault(p, Fault{IgnoreRange: true})
 	if r := do(t, c, "GET", u, "Range", "bytes=10-19"); r.status != 200 || !bytes.Equal(r.body, a) {
 		t.Errorf("IgnoreRange: %d, %d bytes", r.status, len(r.body))
+	}
+	if q := m.Log()[0]; q.Range != "bytes=10-19" || q.Status != 200 || q.Bytes != int64(len(a)) {
+		t.Errorf("IgnoreRange log: %+v", q)
 	}
 	// Faults are per path: b is unaffected.
 	if r := do(t, c, "GET", m.URL()+"/debian/pool/b.deb", "Range", "bytes=0-9"); r.status != 206 {

@@ -95,6 +95,13 @@ func (p *Package) Pieces() int { return Pieces(p.Size) }
 // Form is the DHT value form the file is announced with (wire.ChooseForm).
 func (p *Package) Form() wire.ValueForm { return wire.ChooseForm(p.Pieces()) }
 
+// AptFileName is the name apt gives the file it downloads (apt-get download's
+// output, the archives directory): <name>_<version>_<arch>.deb with the
+// version's ':' written "%3a". Unlike the pool name it keeps the epoch.
+func (p *Package) AptFileName() string {
+	return p.Name + "_" + strings.ReplaceAll(p.Version, ":", "%3a") + "_" + p.Arch + ".deb"
+}
+
 // Bytes reads the .deb from disk, for byte-for-byte comparison.
 func (p *Package) Bytes() ([]byte, error) { return os.ReadFile(p.Path) }
 

@@ -1,5 +1,0 @@
-//go:build race
-
-package apttest
-
-const raceEnabled = true
