@@ -1,0 +1,475 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type pstate uint8
+
+const (
+	missing pstate = iota // nobody is fetching it
+	active                // one or two sources are fetching it
+	done                  // verified and handed to the Sink (or being written)
+)
+
+type piece struct {
+	state   pstate
+	holders [2]*source // the sources fetching it; [1] only in endgame
+	since   time.Time  // when the first holder asked
+	// streamer is the mirror stream once it has appended bytes of this piece
+	// with WriteAt: from then on only the stream may finish it.
+	streamer *source
+}
+
+// download is the state of one Fetch. Fields without a comment are guarded by mu.
+type download struct {
+	d   *Downloader
+	job *Job
+	ctx context.Context
+	n   int
+
+	mu       sync.Mutex
+	cond     *sync.Cond // broadcast on every change of pieces, sources or finished
+	pieces   []piece
+	next     int // no missing piece below next
+	left     int // pieces not done
+	sources  []*source
+	byKey    map[string]*source
+	mirror   *source // the mirror source once started
+	finished bool
+	err      error
+	banned   []string
+	supplier []string
+
+	isDone   []atomic.Bool // per piece, readable without mu (endgame losers poll it)
+	over     atomic.Bool   // finished, readable without mu
+	peerRecv atomic.Int64  // peer body bytes received
+	wasted   atomic.Int64
+
+	// gate: Sink writes hold it shared; Fetch takes it exclusively before it
+	// returns, so no write can land after that.
+	gate   sync.RWMutex
+	closed bool
+
+	doneCh chan struct{} // closed when finished
+	wake   chan struct{} // nudges the supervisor (a source was dropped)
+}
+
+func newDownload(ctx context.Context, d *Downloader, job *Job, n int) *download {
+	dl := &download{
+		d:        d,
+		job:      job,
+		ctx:      ctx,
+		n:        n,
+		pieces:   make([]piece, n),
+		left:     n,
+		byKey:    make(map[string]*source),
+		supplier: make([]string, n),
+		isDone:   make([]atomic.Bool, n),
+		doneCh:   make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+	}
+	dl.cond = sync.NewCond(&dl.mu)
+	return dl
+}
+
+func (dl *download) pieceDone(i int) bool { return dl.isDone[i].Load() || dl.over.Load() }
+
+// run is the supervisor: it takes peers from the channel, starts the mirror
+// when the rules say so, and notices when nothing can succeed any more.
+func (dl *download) run() (Result, error) {
+	job := dl.job
+	dl.mu.Lock()
+	for i := range dl.n { // resume: whatever the Sink already holds
+		if job.Sink.HavePiece(i) {
+			dl.pieces[i].state = done
+			dl.isDone[i].Store(true)
+			dl.left--
+		}
+	}
+	if dl.left == 0 {
+		dl.finishLocked(nil)
+	}
+	dl.mu.Unlock()
+
+	peers := job.Peers
+	peersOpen := peers != nil
+	var delay <-chan time.Time
+	delayPassed := !peersOpen
+	if peersOpen && job.Mirror != nil {
+		if job.MirrorDelay <= 0 {
+			delayPassed = true
+		} else {
+			t := time.NewTimer(job.MirrorDelay)
+			defer t.Stop()
+			delay = t.C
+		}
+	}
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	rateAt, rateBytes := time.Now(), int64(0)
+	slow := false
+	dl.evaluate(peersOpen, delayPassed, slow)
+loop:
+	for {
+		select {
+		case <-dl.doneCh:
+			break loop
+		case <-dl.ctx.Done():
+			dl.finish(fmt.Errorf("fetch: %w", dl.ctx.Err()))
+			break loop
+		case src, ok := <-peers:
+			if !ok {
+				peers, peersOpen = nil, false
+			} else {
+				dl.addPeer(src)
+			}
+		case <-delay:
+			delayPassed, delay = true, nil
+			rateAt, rateBytes = time.Now(), dl.peerRecv.Load()
+		case now := <-tick.C:
+			// Slow peers: measured over windows of at least a second, and only
+			// once the race deadline has passed.
+			if el := now.Sub(rateAt); delayPassed && el >= time.Second {
+				b := dl.peerRecv.Load()
+				slow = float64(b-rateBytes)/el.Seconds() < float64(dl.d.cfg.SlowPeerRate)
+				rateAt, rateBytes = now, b
+			}
+		case <-dl.wake:
+		}
+		dl.evaluate(peersOpen, delayPassed, slow)
+	}
+
+	dl.gate.Lock()
+	dl.closed = true
+	dl.gate.Unlock()
+
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	res := Result{
+		BytesBySource: make(map[string]int64, len(dl.sources)),
+		Banned:        dl.banned,
+		PieceSources:  dl.supplier,
+		Wasted:        dl.wasted.Load(),
+	}
+	for _, s := range dl.sources {
+		if s.delivered == 0 {
+			continue
+		}
+		res.BytesBySource[s.key] += s.delivered
+		if s.mirror {
+			res.MirrorBytes += s.delivered
+		} else {
+			res.PeerBytes += s.delivered
+		}
+	}
+	return res, dl.err
+}
+
+// evaluate starts the mirror when it is due and fails the download when no
+// source is left and none can come.
+func (dl *download) evaluate(peersOpen, delayPassed, slow bool) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if dl.finished {
+		return
+	}
+	live := 0
+	for _, s := range dl.sources {
+		if !s.mirror && !s.dropped {
+			live++
+		}
+	}
+	minPeers := max(dl.job.MinPeers, 1)
+	m := dl.job.Mirror
+	if dl.mirror == nil && m != nil && !dl.d.Banned(m.Addr) {
+		start := !peersOpen && live < minPeers ||
+			delayPassed && (live < minPeers || dl.peerRecv.Load() == 0 || slow)
+		if start {
+			s := dl.d.newSource(*m, true)
+			dl.mirror = s
+			dl.addSourceLocked(s, live == 0)
+		}
+	}
+	mirrorGone := m == nil || dl.mirror != nil && dl.mirror.dropped || dl.mirror == nil && dl.d.Banned(m.Addr)
+	if live == 0 && !peersOpen && mirrorGone {
+		var last error
+		for _, s := range dl.sources {
+			if s.lastErr != nil {
+				last = s.lastErr
+			}
+		}
+		if last != nil {
+			dl.finishLocked(fmt.Errorf("%w (last error: %v)", ErrNoSources, last))
+		} else {
+			dl.finishLocked(ErrNoSources)
+		}
+	}
+}
+
+func (dl *download) addPeer(src Source) {
+	if src.Addr == "" || dl.d.Banned(src.Addr) {
+		return
+	}
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if dl.finished || dl.byKey[src.Addr] != nil {
+		return
+	}
+	dl.addSourceLocked(dl.d.newSource(src, false), false)
+}
+
+// addSourceLocked registers s and starts its workers: one stream for a mirror
+// that is the only source, Depth piece workers otherwise.
+func (dl *download) addSourceLocked(s *source, stream bool) {
+	dl.sources = append(dl.sources, s)
+	dl.byKey[s.key] = s
+	if stream {
+		s.streaming = true
+		go dl.streamWorker(s)
+		return
+	}
+	for range dl.d.cfg.Depth {
+		go dl.worker(s)
+	}
+	dl.cond.Broadcast()
+}
+
+func (dl *download) finish(err error) {
+	dl.mu.Lock()
+	dl.finishLocked(err)
+	dl.mu.Unlock()
+}
+
+func (dl *download) finishLocked(err error) {
+	if dl.finished {
+		return
+	}
+	dl.finished = true
+	dl.err = err
+	dl.over.Store(true)
+	close(dl.doneCh)
+	dl.cond.Broadcast()
+}
+
+func (dl *download) nudge() {
+	select {
+	case dl.wake <- struct{}{}:
+	default:
+	}
+}
+
+// worker runs requests for one source until the download ends or the source
+// is dropped.
+func (dl *download) worker(s *source) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for {
+		i, ok := dl.claim(s)
+		if !ok {
+			return
+		}
+		t0 := time.Now()
+		data, sum, hdr, err := dl.getPiece(s, i, *bp, t0)
+		dl.complete(s, i, data, &sum, err, t0, hdr)
+	}
+}
+
+// claim picks the next piece for s, waiting while there is none for it.
+func (dl *download) claim(s *source) (int, bool) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	for {
+		if dl.finished || s.dropped || s.noRange {
+			return 0, false
+		}
+		if s.inflight < dl.d.cfg.Depth {
+			if i := dl.pickMissing(s); i >= 0 {
+				return i, true
+			}
+			if i := dl.pickEndgame(s); i >= 0 {
+				return i, true
+			}
+		}
+		dl.cond.Wait()
+	}
+}
+
+func (dl *download) hold(s *source, i, slot int) {
+	p := &dl.pieces[i]
+	p.holders[slot] = s
+	if slot == 0 {
+		p.state = active
+		p.since = time.Now()
+	}
+	s.inflight++
+}
+
+// pickMissing returns the lowest unrequested piece, unless a clearly better
+// source has a free slot to take it.
+func (dl *download) pickMissing(s *source) int {
+	for dl.next < dl.n && dl.pieces[dl.next].state != missing {
+		dl.next++
+	}
+	if dl.next >= dl.n {
+		return -1
+	}
+	w := dl.d.cfg.MirrorWeight
+	mine := s.score(w)
+	for _, o := range dl.sources {
+		if o != s && !o.dropped && !o.streaming && !o.noRange && o.inflight < dl.d.cfg.Depth && o.score(w) > rankMargin*mine {
+			return -1
+		}
+	}
+	i := dl.next
+	dl.hold(s, i, 0)
+	dl.next++
+	return i
+}
+
+// pickEndgame gives an idle source a second copy of the piece that has been
+// outstanding longest. Single-piece files are not duplicated among peers
+// (one GET from the best source, the next on failure); the mirror may still
+// take one over a silent peer.
+func (dl *download) pickEndgame(s *source) int {
+	if s.inflight > 0 || dl.n == 1 && !s.mirror {
+		return -1
+	}
+	best := -1
+	for i := range dl.pieces {
+		p := &dl.pieces[i]
+		if p.state != active || p.holders[1] != nil || p.holders[0] == s || p.holders[0] == nil || p.streamer != nil {
+			continue
+		}
+		if best < 0 || p.since.Before(dl.pieces[best].since) {
+			best = i
+		}
+	}
+	if best >= 0 {
+		dl.hold(s, best, 1)
+	}
+	return best
+}
+
+// release removes s from piece i's holders; a piece nobody holds is missing again.
+func (dl *download) releaseLocked(s *source, i int) {
+	p := &dl.pieces[i]
+	switch s {
+	case p.holders[0]:
+		p.holders[0], p.holders[1] = p.holders[1], nil
+	case p.holders[1]:
+		p.holders[1] = nil
+	default:
+		return
+	}
+	if p.streamer == s {
+		p.streamer = nil
+	}
+	if p.state == active && p.holders[0] == nil {
+		p.state = missing
+		if i < dl.next {
+			dl.next = i
+		}
+	}
+}
+
+// complete takes the outcome of one piece request.
+func (dl *download) complete(s *source, i int, data []byte, sum *[20]byte, err error, t0, hdr time.Time) {
+	dl.mu.Lock()
+	s.inflight--
+	p := &dl.pieces[i]
+	held := p.holders[0] == s || p.holders[1] == s
+	if err != nil || !held || s.dropped || p.state == done || p.streamer != nil && p.streamer != s {
+		if held {
+			dl.releaseLocked(s, i)
+		}
+		if err == nil {
+			dl.wasted.Add(int64(len(data)))
+		} else if !errors.Is(err, errLost) && !dl.finished {
+			dl.sourceErrorLocked(s, err)
+		}
+		dl.cond.Broadcast()
+		dl.mu.Unlock()
+		return
+	}
+	// This copy wins: the other holder, if any, sees isDone and stops.
+	p.state = done
+	p.holders = [2]*source{}
+	dl.isDone[i].Store(true)
+	dl.supplier[i] = s.key
+	s.errs = 0
+	s.observe(int64(len(data)), t0, hdr, time.Now())
+	rate, lat := s.rate, s.lat
+	dl.mu.Unlock()
+	dl.d.saveHistory(s, rate, lat)
+
+	dl.gate.RLock()
+	var werr error
+	if !dl.closed {
+		werr = dl.job.Sink.WritePiece(i, data, sum)
+	}
+	dl.gate.RUnlock()
+
+	dl.mu.Lock()
+	if werr != nil {
+		dl.finishLocked(fmt.Errorf("%w: piece %d: %v", ErrSink, i, werr))
+	} else if !dl.finished {
+		s.delivered += int64(len(data))
+		dl.left--
+		if dl.left == 0 {
+			dl.finishLocked(nil)
+		}
+	}
+	dl.cond.Broadcast()
+	dl.mu.Unlock()
+}
+
+// sourceErrorLocked records err against s: bad data drops (and, for peers,
+// bans) at once; 404 drops; anything else drops after MaxErrors in a row.
+func (dl *download) sourceErrorLocked(s *source, err error) {
+	s.lastErr = err
+	s.errs++
+	log := dl.d.cfg.Logger
+	switch {
+	case s.mirror && errors.Is(err, errIgnoredRange):
+		// Not malice, and the mirror is the last resort: stream it instead.
+		s.errs--
+		if !s.noRange {
+			s.noRange = true
+			s.streaming = true
+			log.Debug("fetch: mirror ignores Range, streaming it", "mirror", s.key)
+			go dl.streamWorker(s)
+		}
+	case errors.Is(err, errBadPiece), errors.Is(err, errIgnoredRange), errors.Is(err, errContentRange),
+		errors.Is(err, errBodyLength), errors.Is(err, ErrMirrorPiece):
+		log.Debug("fetch: dropping source for bad data", "source", s.key, "err", err)
+		if !s.mirror {
+			dl.d.Ban(s.key, time.Now().Add(dl.d.cfg.BanDuration))
+			dl.banned = append(dl.banned, s.key)
+		}
+		dl.dropLocked(s)
+	case errors.Is(err, errNotFound):
+		dl.dropLocked(s)
+	case s.errs >= dl.d.cfg.MaxErrors:
+		log.Debug("fetch: dropping source after repeated errors", "source", s.key, "err", err)
+		dl.dropLocked(s)
+	}
+}
+
+// dropLocked takes s out of this download and frees the pieces it holds.
+func (dl *download) dropLocked(s *source) {
+	if s.dropped {
+		return
+	}
+	s.dropped = true
+	for i := range dl.pieces {
+		dl.releaseLocked(s, i)
+	}
+	dl.cond.Broadcast()
+	dl.nudge()
+}

@@ -1,0 +1,254 @@
+package fetch
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// PieceSize is the size of every piece but the last (reference §3.1).
+const PieceSize = 512 << 10
+
+// Sink is where downloaded data goes; *piecestore.Writer satisfies it.
+type Sink interface {
+	WriteAt(p []byte, off int64) (int, error)           // sequential appends at Contiguous() (streaming) ...
+	WritePiece(i int, data []byte, sum *[20]byte) error // ... or whole pieces in any order
+	HavePiece(i int) bool
+	Contiguous() int64
+}
+
+// Source is one place to fetch the file from.
+type Source struct {
+	Addr   string // "host:port" to connect to
+	Host   string // Host header (mirrors: with the port if not default — the original's bug §8.2 item 12)
+	Path   string // request path: "/~/<quote_plus(hash)>" for peers, the mirror path for the mirror
+	Mirror bool
+	TLS    bool // https upstream
+}
+
+// Job describes one file to fetch.
+type Job struct {
+	Size        int64
+	Pieces      []byte        // expected SHA-1 piece hashes (20 per piece), nil if unknown / single piece
+	Peers       <-chan Source // peers as the DHT delivers them; closed when the lookup ends (may be nil)
+	Mirror      *Source       // nil if there is no mirror
+	MirrorDelay time.Duration // start the mirror if no peer bytes have arrived by then (adaptive: the node passes it)
+	MinPeers    int           // MIN_DOWNLOAD_PEERS: also use the mirror as a Range source when fewer peers
+	Sink        Sink
+}
+
+// Result says where the bytes came from.
+type Result struct {
+	// BytesBySource counts the bytes each source delivered into the Sink
+	// (verified where piece hashes are known). Key: Source.Addr.
+	BytesBySource          map[string]int64
+	MirrorBytes, PeerBytes int64
+	// Banned lists the sources banned during this Fetch (bad data, ignored Range, ...).
+	Banned []string
+	// PieceSources[i] is the Source.Addr that supplied piece i (len = number of
+	// pieces). After a whole-file mismatch the caller bans these: without piece
+	// hashes nothing else can tell which source lied.
+	PieceSources []string
+	// Wasted counts body bytes received and thrown away: endgame duplicates that
+	// lost, bad pieces, and leading bytes resent by a mirror that ignores Range.
+	Wasted int64
+}
+
+// Config tunes a Downloader. The zero value of every field means its default.
+type Config struct {
+	// Version goes into the User-Agent: "apt-p2p/<Version>".
+	Version string
+	// PeerDialTimeout bounds a TCP connect to a peer (default 2 s): peers that
+	// announced themselves from behind a NAT must not cost 10 s each.
+	PeerDialTimeout time.Duration
+	// MirrorDialTimeout bounds a TCP (and TLS) connect to a mirror (default 10 s).
+	MirrorDialTimeout time.Duration
+	// PeerIdleTimeout is the longest a peer may stay silent while a request is
+	// outstanding (headers or body; default 5 s).
+	PeerIdleTimeout time.Duration
+	// MirrorIdleTimeout is the same for mirrors (default 30 s).
+	MirrorIdleTimeout time.Duration
+	// Depth is the number of requests in flight per source (default 4).
+	Depth int
+	// BanDuration is how long a source that sent bad data is shunned (default 10 min).
+	BanDuration time.Duration
+	// MaxErrors is how many transient errors in a row drop a source from one
+	// download (default 3, as the original).
+	MaxErrors int
+	// SlowPeerRate: after MirrorDelay, the mirror joins when the peers together
+	// deliver less than this many bytes per second (default 256 KiB/s).
+	SlowPeerRate int64
+	// MirrorWeight scales the mirror's rank so that peers of similar speed are
+	// preferred and mirror load is saved (default 0.5).
+	MirrorWeight float64
+	// TLSConfig is used for https mirrors (nil: system roots).
+	TLSConfig *tls.Config
+	// Logger gets per-source events at debug level (nil: slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.Version == "" {
+		c.Version = "0"
+	}
+	if c.PeerDialTimeout <= 0 {
+		c.PeerDialTimeout = 2 * time.Second
+	}
+	if c.MirrorDialTimeout <= 0 {
+		c.MirrorDialTimeout = 10 * time.Second
+	}
+	if c.PeerIdleTimeout <= 0 {
+		c.PeerIdleTimeout = 5 * time.Second
+	}
+	if c.MirrorIdleTimeout <= 0 {
+		c.MirrorIdleTimeout = 30 * time.Second
+	}
+	if c.Depth <= 0 {
+		c.Depth = 4
+	}
+	if c.BanDuration <= 0 {
+		c.BanDuration = 10 * time.Minute
+	}
+	if c.MaxErrors <= 0 {
+		c.MaxErrors = 3
+	}
+	if c.SlowPeerRate <= 0 {
+		c.SlowPeerRate = 256 << 10
+	}
+	if c.MirrorWeight <= 0 {
+		c.MirrorWeight = 0.5
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Errors returned by Fetch (wrapped with details).
+var (
+	ErrNoSources   = errors.New("fetch: all sources failed or none were found")
+	ErrBadJob      = errors.New("fetch: invalid job")
+	ErrSink        = errors.New("fetch: sink write failed")
+	ErrMirrorPiece = errors.New("fetch: streamed mirror data failed its piece hash")
+)
+
+// Errors that describe a misbehaving source (in Result logs and wrapped errors).
+var (
+	errBadPiece     = errors.New("fetch: piece hash mismatch")
+	errIgnoredRange = errors.New("fetch: source answered 200 to a Range request")
+	errContentRange = errors.New("fetch: wrong Content-Range")
+	errBodyLength   = errors.New("fetch: body length differs from the range asked for")
+	errStatus       = errors.New("fetch: unexpected HTTP status")
+	errNotFound     = errors.New("fetch: source does not have the file (404)")
+	errLost         = errors.New("fetch: request no longer needed") // not the source's fault
+)
+
+// Downloader holds what outlives one download: HTTP clients (keep-alive
+// connections), bans and per-source history. It is safe for concurrent use.
+type Downloader struct {
+	cfg Config
+	ua  string
+
+	mu      sync.Mutex
+	clients map[clientKey]*clientEntry
+	bans    map[string]time.Time
+	hist    map[string]*history
+}
+
+// New returns a Downloader.
+func New(cfg Config) *Downloader {
+	cfg.setDefaults()
+	return &Downloader{
+		cfg:     cfg,
+		ua:      "apt-p2p/" + cfg.Version,
+		clients: make(map[clientKey]*clientEntry),
+		bans:    make(map[string]time.Time),
+		hist:    make(map[string]*history),
+	}
+}
+
+// Ban keeps addr out of every download until the given time, e.g. after a
+// whole-file mismatch of a file it supplied pieces of.
+func (d *Downloader) Ban(addr string, until time.Time) {
+	d.mu.Lock()
+	if until.After(d.bans[addr]) {
+		d.bans[addr] = until
+	}
+	d.mu.Unlock()
+}
+
+// Banned reports whether addr is banned now.
+func (d *Downloader) Banned(addr string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.bannedLocked(addr, time.Now())
+}
+
+func (d *Downloader) bannedLocked(addr string, now time.Time) bool {
+	until, ok := d.bans[addr]
+	if !ok {
+		return false
+	}
+	if now.After(until) {
+		delete(d.bans, addr)
+		return false
+	}
+	return true
+}
+
+// Fetch downloads job into job.Sink. It returns when every byte is in the
+// Sink, or with an error when ctx ends or every source has failed. Once it
+// returns it never touches the Sink again, even though requests that lost an
+// endgame race may still be finishing in the background.
+func (d *Downloader) Fetch(ctx context.Context, job *Job) (Result, error) {
+	if job == nil || job.Sink == nil || job.Size < 0 {
+		return Result{}, fmt.Errorf("%w: nil job or sink, or negative size", ErrBadJob)
+	}
+	n := int((job.Size + PieceSize - 1) / PieceSize)
+	if job.Pieces != nil && len(job.Pieces) != 20*n {
+		return Result{}, fmt.Errorf("%w: %d bytes of piece hashes for %d pieces", ErrBadJob, len(job.Pieces), n)
+	}
+	dl := newDownload(ctx, d, job, n)
+	return dl.run()
+}
+
+// clientKey names one fasthttp.HostClient: peers and mirrors get different
+// timeouts even at the same address.
+type clientKey struct {
+	addr   string
+	tls    bool
+	mirror bool
+}
+
+type clientEntry struct {
+	hc       *fasthttp.HostClient
+	lastUsed time.Time
+}
+
+// client returns the shared HostClient for s, creating it on first use.
+// Entries idle for an hour are forgotten (the original kept every peer forever).
+func (d *Downloader) client(s *Source) *fasthttp.HostClient {
+	k := clientKey{s.Addr, s.TLS, s.Mirror}
+	now := time.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := d.clients[k]
+	if e == nil {
+		if len(d.clients) >= 1024 {
+			for k2, e2 := range d.clients {
+				if now.Sub(e2.lastUsed) > time.Hour {
+					delete(d.clients, k2)
+				}
+			}
+		}
+		e = &clientEntry{hc: d.newHostClient(s)}
+		d.clients[k] = e
+	}
+	e.lastUsed = now
+	return e.hc
+}

@@ -1,0 +1,345 @@
+package fetch
+
+import (
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The mirror stream: one GET from the first missing byte to the end, appended
+// to the Sink with WriteAt as bytes arrive, so apt is fed before a whole piece
+// is in. It claims pieces one by one as it reaches them; a piece the stream
+// has started writing belongs to it. When it reaches a piece someone else has
+// finished or fully holds, a mirror that honours Range stops streaming and
+// turns into Depth ordinary piece workers; a mirror that ignores Range reads
+// through (the bytes are discarded) since a new request would start at 0 again.
+
+// errYield ends a stream so that the mirror continues in piece mode.
+var errYield = errors.New("fetch: stream yields to piece mode")
+
+// errGap restarts a stream that waits for a piece nobody is fetching.
+var errGap = errors.New("fetch: stream restarts at an earlier gap")
+
+// streamState is the stream's running piece hash, kept across reconnects so a
+// piece interrupted midway can still be verified.
+type streamState struct {
+	h     hash.Hash
+	k     int   // piece the hash covers
+	hpos  int64 // file offset the hash has reached
+	valid bool  // the hash covers piece k from its start
+}
+
+func (dl *download) streamWorker(s *source) {
+	st := &streamState{h: sha1.New(), k: -1}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	for {
+		pos, yield, ok := dl.streamStart(s)
+		if !ok {
+			return
+		}
+		err := errYield
+		if !yield {
+			err = dl.streamOnce(s, st, pos, *bp)
+		}
+		if err == nil || errors.Is(err, errLost) || errors.Is(err, errGap) {
+			continue
+		}
+		dl.mu.Lock()
+		if errors.Is(err, errYield) && !s.noRange {
+			s.streaming = false
+			if !dl.finished && !s.dropped {
+				for range dl.d.cfg.Depth {
+					go dl.worker(s)
+				}
+			}
+			dl.cond.Broadcast()
+			dl.mu.Unlock()
+			return
+		}
+		if !errors.Is(err, errYield) && !dl.finished {
+			if errors.Is(err, ErrMirrorPiece) || errors.Is(err, ErrSink) {
+				// Unverified bytes are already in the Sink: nothing can fix that here.
+				dl.finishLocked(err)
+			} else {
+				dl.sourceErrorLocked(s, err)
+			}
+		}
+		dl.mu.Unlock()
+	}
+}
+
+// streamStart waits for a place to stream from and returns its file offset;
+// yield means a Range-capable mirror should serve pieces instead.
+func (dl *download) streamStart(s *source) (pos int64, yield, ok bool) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	for {
+		if dl.finished || s.dropped {
+			s.streaming = false
+			dl.cond.Broadcast()
+			return 0, false, false
+		}
+		k := -1
+		for i := 0; i < dl.n; i++ {
+			if dl.streamCanTake(s, i) {
+				k = i
+				break
+			}
+		}
+		// Appends only land at the Sink's contiguous end: a gap before k that
+		// others are still fetching is better served in piece mode.
+		if k >= 0 && (s.noRange || dl.allDoneBelow(k)) {
+			pos := int64(k) * PieceSize
+			c := dl.job.Sink.Contiguous()
+			if dl.pieces[k].streamer == s && c > pos && c < pos+pieceLen(k, dl.job.Size) {
+				pos = c // resume inside our own partial piece
+			}
+			return pos, false, true
+		}
+		if !s.noRange {
+			return 0, true, true
+		}
+		dl.cond.Wait()
+	}
+}
+
+func (dl *download) allDoneBelow(k int) bool {
+	for i := range k {
+		if dl.pieces[i].state != done {
+			return false
+		}
+	}
+	return true
+}
+
+// streamCanTake: piece i is not done and the stream may write it.
+func (dl *download) streamCanTake(s *source, i int) bool {
+	p := &dl.pieces[i]
+	switch {
+	case p.state == done:
+		return false
+	case p.streamer == s:
+		return true
+	case p.streamer != nil:
+		return false
+	case p.state == missing:
+		return true
+	}
+	// Held by a peer: a Range-capable mirror leaves it (and yields to piece
+	// mode); one that ignores Range reads through it anyway, so it may as well
+	// race for it.
+	return s.noRange && p.holders[1] == nil
+}
+
+// enterPiece is called when the stream reaches the start (or resume point) of
+// piece k. It returns true if the stream writes k, false if it must skip it.
+// Before the first write it waits until the Sink's contiguous prefix reaches
+// the piece, since appends are only accepted there.
+func (dl *download) enterPiece(s *source, k int, pos int64) (bool, error) {
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	if dl.finished || s.dropped {
+		return false, errLost
+	}
+	if !dl.streamCanTake(s, k) {
+		return false, nil
+	}
+	p := &dl.pieces[k]
+	if p.streamer != s { // the stream holds its piece without a request slot
+		switch {
+		case p.state == missing:
+			p.state, p.holders[0], p.since = active, s, time.Now()
+		case p.holders[0] != s:
+			p.holders[1] = s
+		}
+		p.streamer = s
+	}
+	for dl.job.Sink.Contiguous() < pos {
+		if dl.finished || s.dropped {
+			return false, errLost
+		}
+		// A piece before us went back to the queue (its source failed) and
+		// nobody may be left to fetch it but us: start over from there.
+		for i := range k {
+			if dl.pieces[i].state == missing {
+				return false, errGap
+			}
+		}
+		dl.cond.Wait()
+	}
+	if c := dl.job.Sink.Contiguous(); c != pos {
+		return false, fmt.Errorf("%w: stream at %d but the sink's contiguous end is %d", ErrSink, pos, c)
+	}
+	return true, nil
+}
+
+// streamOnce runs one streaming request starting at file offset pos.
+func (dl *download) streamOnce(s *source, st *streamState, pos int64, buf []byte) error {
+	size := dl.job.Size
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	s.setupRequest(req)
+	if pos > 0 && !s.noRange {
+		req.Header.SetByteRange(int(pos), -1)
+	}
+	if err := s.hc.Do(req, resp); err != nil {
+		return fmt.Errorf("fetch: mirror %s: %w", s.key, err)
+	}
+	defer resp.CloseBodyStream() //nolint:errcheck // discards the connection if the body was not read to its end
+	skip := int64(0)             // leading bytes the mirror resends
+	switch st := resp.StatusCode(); st {
+	case fasthttp.StatusOK:
+		skip = pos
+		if pos > 0 && !s.noRange {
+			dl.mu.Lock()
+			s.noRange = true
+			dl.mu.Unlock()
+		}
+		if cl := resp.Header.ContentLength(); cl >= 0 && int64(cl) != size {
+			return fmt.Errorf("%w: mirror sent %d bytes, the index says %d", errBodyLength, cl, size)
+		}
+	case fasthttp.StatusPartialContent:
+		a, b, total, ok := parseContentRange(resp.Header.Peek(fasthttp.HeaderContentRange))
+		if !ok || a != pos || b != size-1 || total != size {
+			return fmt.Errorf("%w: asked %d-/%d, got %q", errContentRange, pos, size, resp.Header.Peek(fasthttp.HeaderContentRange))
+		}
+	case fasthttp.StatusNotFound:
+		return errNotFound
+	default:
+		return fmt.Errorf("%w %d from mirror", errStatus, st)
+	}
+	body := resp.BodyStream()
+	if body == nil {
+		return fmt.Errorf("%w: no body", errBodyLength)
+	}
+	// cur is the file offset of the next byte from the body; k the piece it
+	// falls in; writing says whether the stream owns piece k.
+	cur := pos - skip
+	k := -1
+	writing := false
+	for cur < size {
+		want := min(int64(len(buf)), size-cur)
+		want = min(want, 64<<10) // hand bytes on in small steps
+		m, rerr := body.Read(buf[:want])
+		s.noteRecv(dl, m)
+		data := buf[:m]
+		for len(data) > 0 {
+			if cur < pos { // resent prefix of a mirror that ignores Range
+				d := min(int64(len(data)), pos-cur)
+				data, cur = data[d:], cur+d
+				dl.wasted.Add(d)
+				continue
+			}
+			pk := int(cur / PieceSize)
+			pieceEnd := int64(pk)*PieceSize + pieceLen(pk, size)
+			if pk != k {
+				k = pk
+				var err error
+				if writing, err = dl.enterPiece(s, k, cur); err != nil {
+					return err
+				}
+				if !writing && !s.noRange {
+					return errYield
+				}
+				if writing {
+					st.begin(k, cur)
+				}
+			}
+			take := min(int64(len(data)), pieceEnd-cur)
+			if writing {
+				st.write(data[:take], cur)
+				dl.gate.RLock()
+				if dl.closed {
+					dl.gate.RUnlock()
+					return errLost
+				}
+				_, werr := dl.job.Sink.WriteAt(data[:take], cur)
+				dl.gate.RUnlock()
+				if werr != nil {
+					return fmt.Errorf("%w: at %d: %v", ErrSink, cur, werr)
+				}
+				dl.mu.Lock()
+				s.delivered += take
+				dl.mu.Unlock()
+			} else {
+				dl.wasted.Add(take)
+			}
+			data, cur = data[take:], cur+take
+			if writing && cur == pieceEnd {
+				if err := dl.streamPieceDone(s, st, k); err != nil {
+					return err
+				}
+				writing = false
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("fetch: mirror %s at byte %d: %w", s.key, cur, rerr)
+		}
+		if dl.over.Load() {
+			return errLost
+		}
+	}
+	if cur < size {
+		return fmt.Errorf("%w: mirror body ended at %d of %d", errBodyLength, cur, size)
+	}
+	return nil
+}
+
+func (st *streamState) begin(k int, cur int64) {
+	if st.k == k && st.hpos == cur {
+		return // resuming our own partial piece
+	}
+	st.h.Reset()
+	st.k = k
+	st.hpos = cur
+	st.valid = cur == int64(k)*PieceSize
+}
+
+func (st *streamState) write(p []byte, cur int64) {
+	if cur == st.hpos {
+		st.h.Write(p)
+		st.hpos += int64(len(p))
+	} else {
+		st.valid = false
+	}
+}
+
+// streamPieceDone marks piece k done once the stream has written all of it.
+func (dl *download) streamPieceDone(s *source, st *streamState, k int) error {
+	if pc := dl.job.Pieces; pc != nil && st.valid && st.k == k {
+		var sum [20]byte
+		st.h.Sum(sum[:0])
+		if [20]byte(pc[20*k:20*k+20]) != sum {
+			return fmt.Errorf("%w: piece %d from %s", ErrMirrorPiece, k, s.key)
+		}
+	}
+	st.k = -1
+	dl.mu.Lock()
+	defer dl.mu.Unlock()
+	p := &dl.pieces[k]
+	if p.state != done {
+		p.state = done
+		p.holders = [2]*source{}
+		p.streamer = nil
+		dl.isDone[k].Store(true)
+		dl.supplier[k] = s.key
+		dl.left--
+		if dl.left == 0 {
+			dl.finishLocked(nil)
+		}
+	}
+	s.errs = 0
+	dl.cond.Broadcast()
+	return nil
+}
