@@ -1,0 +1,29 @@
+// Package httpserve is the HTTP serving side of the data plane: it sends files to peers and to apt.
+//
+// It provides
+//   - QuotePlus / UnquotePlus, the original's Python 2 quoting of raw hash bytes in /~/ URLs;
+//   - ServeFile, which answers GET/HEAD for one file (complete or still being written) with single
+//     Range requests, If-Range, conditional GETs, ETag and Last-Modified, sending the body with
+//     sendfile(2) through fasthttp's SetBodyStream;
+//   - StreamBody, the body of a file that is still being downloaded: it sends each newly verified
+//     span as soon as it is available and cuts the connection if the download fails, so a client
+//     never sees a complete response with wrong content;
+//   - PeerHandler, the /~/<quoted hash> upload handler of the peer protocol (files by full hash,
+//     bencoded piece strings by piece-string hash);
+//   - Throttle, the upload limits (global rate, per-peer rate, concurrent uploads) that keep one
+//     peer from being a free mirror for everyone; apt-facing responses never use it;
+//   - NewServer and LimitListener, the fasthttp server settings and per-IP connection cap used by the
+//     daemon's single listener.
+//
+// It is not the router (which URL goes where), not the apt proxy logic, and not the downloader:
+// it knows nothing of indexes, mirrors or the DHT. Files come from the caller (the node adapts the
+// piecestore to the Content and Growing interfaces); this package never opens paths by name.
+//
+// # sendfile and file offsets
+//
+// Go's sendfile path (net.TCPConn.ReadFrom with an *io.LimitedReader over an *os.File) reads from the
+// file's current offset. ServeFile therefore seeks the *os.File it is given and must be its only
+// offset user while the response is being written (one open file per response; ReadAt users are fine).
+// StreamBody reopens the growing file through /proc/self/fd so that many readers of one download each
+// get a private offset.
+package httpserve

@@ -1,0 +1,171 @@
+package httpserve
+
+import (
+	"bytes"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Content is what the peer handler serves: the node adapts the piecestore to it.
+type Content interface {
+	// OpenByHash finds a complete, verified file by one of its full hashes (16, 20, 32 or 64 bytes).
+	// f is read through its offset by sendfile: it must be private to this call (one open per call).
+	// release is called when the response is done with f (it may close f); it may be nil.
+	// h is only valid during the call.
+	OpenByHash(h []byte) (f *os.File, size int64, modTime time.Time, release func(), ok bool)
+	// PieceString returns the piece string (20-byte SHA-1 per piece) whose SHA-1 is h.
+	// The handler copies it before returning.
+	PieceString(h []byte) ([]byte, bool)
+}
+
+// PeerStats counts what the peer handler did since it was created.
+type PeerStats struct {
+	Requests  int64 // every request handled
+	Files     int64 // file responses (200, 206, 304, 416, HEAD included)
+	Pieces    int64 // piece-string responses
+	NotFound  int64 // 404s
+	Busy      int64 // 503s because MaxUploads was reached
+	BytesSent int64 // file body bytes actually written to peers ("peer uploads")
+}
+
+// PeerHandler serves the peer protocol's GET/HEAD /~/<quote_plus(hash)> (reference §4.4): a complete
+// file by full hash, else the bencoded piece string by piece-string hash
+// (200, application/x-bencoded, body d1:t<len>:<piece string>e), else 404. Anything other than
+// exactly /~/<one segment> is 404. Files go through the Throttle; piece strings are small and are not
+// throttled. Keep-alive and pipelining are the server's (fasthttp answers pipelined requests in order).
+type PeerHandler struct {
+	c   Content
+	t   *Throttle
+	log *slog.Logger
+
+	requests, files, pieces, notFound, busy, sent atomic.Int64
+}
+
+// NewPeerHandler returns a handler serving c, limited by t (nil: unlimited).
+func NewPeerHandler(c Content, t *Throttle, log *slog.Logger) *PeerHandler {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &PeerHandler{c: c, t: t, log: log}
+}
+
+// maxHashLen is the longest full hash (SHA-512); a longer decoded name is never found.
+const maxHashLen = 64
+
+var (
+	peerPrefix    = []byte("/~/")
+	bencodedType  = "application/x-bencoded"
+	hashBufPool   = sync.Pool{New: func() any { return new([3 * maxHashLen]byte) }}
+	bencodeBufSz  = 64 << 10
+	bencodeBufFor = sync.Pool{New: func() any { b := make([]byte, 0, bencodeBufSz); return &b }}
+)
+
+// ServeFastHTTP handles one /~/ request.
+func (h *PeerHandler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
+	h.requests.Add(1)
+	if !ctx.IsGet() && !ctx.IsHead() {
+		ctx.Response.Header.SetCanonical(hdrAllow, valGetHead)
+		ctx.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	// The raw request URI, not fasthttp's decoded path: the hash is quote_plus'ed binary and
+	// '+' means a space (reference §4.4).
+	uri := ctx.Request.Header.RequestURI()
+	if !bytes.HasPrefix(uri, peerPrefix) {
+		h.notFound404(ctx)
+		return
+	}
+	raw := uri[len(peerPrefix):]
+	if len(raw) == 0 || len(raw) > 3*maxHashLen || bytes.ContainsAny(raw, "/?#") {
+		h.notFound404(ctx)
+		return
+	}
+	buf := hashBufPool.Get().(*[3 * maxHashLen]byte)
+	defer hashBufPool.Put(buf)
+	hash, err := UnquotePlus(buf[:0], raw)
+	if err != nil || len(hash) > maxHashLen {
+		h.notFound404(ctx)
+		return
+	}
+	switch len(hash) {
+	case 16, 20, 32, 64:
+		if f, size, modTime, release, ok := h.c.OpenByHash(hash); ok {
+			h.serveFile(ctx, hash, f, size, modTime, release)
+			return
+		}
+	}
+	if len(hash) == 20 {
+		if ps, ok := h.c.PieceString(hash); ok {
+			h.servePieces(ctx, hash, ps)
+			return
+		}
+	}
+	h.notFound404(ctx)
+}
+
+func (h *PeerHandler) notFound404(ctx *fasthttp.RequestCtx) {
+	h.notFound.Add(1)
+	ctx.SetStatusCode(fasthttp.StatusNotFound)
+}
+
+func (h *PeerHandler) serveFile(ctx *fasthttp.RequestCtx, hash []byte, f *os.File, size int64, modTime time.Time, release func()) {
+	s := sender{thr: h.t, sent: &h.sent}
+	if !ctx.IsHead() {
+		peer, ok := h.t.acquire(remoteAddr(ctx))
+		if !ok {
+			h.busy.Add(1)
+			if release != nil {
+				release()
+			}
+			var b [8]byte
+			ctx.Response.Header.SetCanonical(hdrRetryAfter, strconv.AppendInt(b[:0], retryAfterSeconds, 10))
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			return
+		}
+		s.peer, s.slot = peer, h.t != nil
+	}
+	h.files.Add(1)
+	r := FileResponse{File: f, Size: size, ModTime: modTime, ETag: hash, Release: release}
+	serveFile(ctx, &r, s)
+}
+
+// servePieces sends bencode({'t': ps}), the original's PiecesUploader body.
+func (h *PeerHandler) servePieces(ctx *fasthttp.RequestCtx, hash, ps []byte) {
+	h.pieces.Add(1)
+	bp := bencodeBufFor.Get().(*[]byte)
+	b := append((*bp)[:0], "d1:t"...)
+	b = strconv.AppendInt(b, int64(len(ps)), 10)
+	b = append(b, ':')
+	b = append(b, ps...)
+	b = append(b, 'e')
+	var etagBuf [2 + 2*20]byte
+	serveBytes(ctx, b, bencodedType, appendETag(etagBuf[:0], hash))
+	if cap(b) <= 4*bencodeBufSz { // do not keep a pathological buffer alive
+		*bp = b
+		bencodeBufFor.Put(bp)
+	}
+}
+
+// remoteAddr returns the client's IP without allocating.
+func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if ap, ok := ctx.RemoteAddr().(interface{ AddrPort() netip.AddrPort }); ok {
+		return ap.AddrPort().Addr()
+	}
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return a
+}
+
+// Stats returns the counters so far.
+func (h *PeerHandler) Stats() PeerStats {
+	return PeerStats{
+		Requests: h.requests.Load(), Files: h.files.Load(), Pieces: h.pieces.Load(),
+		NotFound: h.notFound.Load(), Busy: h.busy.Load(), BytesSent: h.sent.Load(),
+	}
+}

@@ -1,0 +1,209 @@
+package httpserve
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// fileServer serves one file with ServeFile at every path and counts releases.
+type fileServer struct {
+	path     string
+	etag     []byte
+	mod      time.Time
+	released atomic.Int64
+	opened   atomic.Int64
+}
+
+func (fs *fileServer) handle(ctx *fasthttp.RequestCtx) {
+	f, err := os.Open(fs.path)
+	if err != nil {
+		ctx.Error(err.Error(), 500)
+		return
+	}
+	st, _ := f.Stat()
+	fs.opened.Add(1)
+	ServeFile(ctx, &FileResponse{File: f, Size: st.Size(), ModTime: fs.mod, ContentType: "application/vnd.debian.binary-package",
+		ETag: fs.etag, Release: func() { f.Close(); fs.released.Add(1) }})
+}
+
+func (fs *fileServer) waitReleased(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); fs.opened.Load() != fs.released.Load(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("opened %d, released %d", fs.opened.Load(), fs.released.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestServeFileRanges(t *testing.T) {
+	const size = 300 << 10 // above smallBody: the sendfile path
+	for _, n := range []int{size, 5000, 0} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) { testServeFileRanges(t, n) })
+	}
+}
+
+func testServeFileRanges(t *testing.T, size int) {
+	p, data := writeTemp(t, size, uint64(size)+1)
+	fs := &fileServer{path: p, etag: []byte{0xde, 0xad, 0xbe, 0xef}, mod: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
+	addr := startServer(t, fs.handle, ServerConfig{})
+	url := "http://" + addr + "/x"
+	const etag = `"deadbeef"`
+	const lastMod = "Tue, 02 Jan 2024 03:04:05 GMT"
+
+	resp, body := get(t, "GET", url, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) || resp.ContentLength != int64(size) {
+		t.Fatalf("full GET: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if resp.Header.Get("Accept-Ranges") != "bytes" || resp.Header.Get("ETag") != etag ||
+		resp.Header.Get("Last-Modified") != lastMod || resp.Header.Get("Content-Type") != "application/vnd.debian.binary-package" {
+		t.Fatalf("headers: %v", resp.Header)
+	}
+
+	resp, body = get(t, "HEAD", url, nil)
+	if resp.StatusCode != 200 || len(body) != 0 || resp.ContentLength != int64(size) {
+		t.Fatalf("HEAD: %d, len %d, body %d", resp.StatusCode, resp.ContentLength, len(body))
+	}
+	if size == 0 {
+		resp, _ = get(t, "GET", url, map[string]string{"Range": "bytes=0-10"})
+		if resp.StatusCode != 416 || resp.Header.Get("Content-Range") != "bytes */0" {
+			t.Fatalf("range of empty file: %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
+		}
+		fs.waitReleased(t)
+		return
+	}
+
+	check206 := func(hdr map[string]string, start, end int) {
+		t.Helper()
+		resp, body := get(t, "GET", url, hdr)
+		want := "bytes " + strconv.Itoa(start) + "-" + strconv.Itoa(end) + "/" + strconv.Itoa(size)
+		if resp.StatusCode != 206 || resp.Header.Get("Content-Range") != want || !bytes.Equal(body, data[start:end+1]) {
+			t.Fatalf("%v: %d %q, %d bytes (want %s)", hdr, resp.StatusCode, resp.Header.Get("Content-Range"), len(body), want)
+		}
+	}
+	check206(map[string]string{"Range": "bytes=100-199"}, 100, 199)
+	check206(map[string]string{"Range": "bytes=-100"}, size-100, size-1)
+	check206(map[string]string{"Range": "bytes=1000-"}, 1000, size-1)
+	check206(map[string]string{"Range": "bytes=0-" + strconv.Itoa(10*size)}, 0, size-1)
+	check206(map[string]string{"Range": "bytes=10-20", "If-Range": etag}, 10, 20)
+	check206(map[string]string{"Range": "bytes=10-20", "If-Range": lastMod}, 10, 20)
+
+	full := func(hdr map[string]string) {
+		t.Helper()
+		resp, body := get(t, "GET", url, hdr)
+		if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+			t.Fatalf("%v: %d, %d bytes; want the whole file", hdr, resp.StatusCode, len(body))
+		}
+	}
+	full(map[string]string{"Range": "bytes=0-1,5-6"})
+	full(map[string]string{"Range": "bytes=10-20", "If-Range": `"other"`})
+	full(map[string]string{"Range": "bytes=10-20", "If-Range": "Tue, 02 Jan 2024 03:04:06 GMT"})
+	full(map[string]string{"If-None-Match": `"other"`})
+
+	resp, body = get(t, "GET", url, map[string]string{"Range": "bytes=" + strconv.Itoa(size) + "-"})
+	if resp.StatusCode != 416 || resp.Header.Get("Content-Range") != "bytes */"+strconv.Itoa(size) || len(body) != 0 {
+		t.Fatalf("unsatisfiable: %d %q", resp.StatusCode, resp.Header.Get("Content-Range"))
+	}
+	for _, hdr := range []map[string]string{{"If-None-Match": etag}, {"If-Modified-Since": lastMod}} {
+		resp, body = get(t, "GET", url, hdr)
+		if resp.StatusCode != 304 || len(body) != 0 {
+			t.Fatalf("%v: %d", hdr, resp.StatusCode)
+		}
+	}
+	resp, _ = get(t, "HEAD", url, map[string]string{"Range": "bytes=5-9"})
+	if resp.StatusCode != 206 || resp.ContentLength != 5 {
+		t.Fatalf("HEAD with Range: %d len %d", resp.StatusCode, resp.ContentLength)
+	}
+	fs.waitReleased(t)
+}
+
+// recordingConn lets the test see what reaches the connection: bytes handed to ReadFrom as an
+// *io.LimitedReader over an *os.File (which net.TCPConn turns into sendfile) versus bytes written.
+type recordingConn struct {
+	*net.TCPConn
+	fileBytes, otherReadFrom, written *atomic.Int64
+}
+
+func (c *recordingConn) ReadFrom(r io.Reader) (int64, error) {
+	if lr, ok := r.(*io.LimitedReader); ok {
+		if _, ok := lr.R.(*os.File); ok {
+			n, err := c.TCPConn.ReadFrom(r)
+			c.fileBytes.Add(n)
+			return n, err
+		}
+	}
+	n, err := c.TCPConn.ReadFrom(r)
+	c.otherReadFrom.Add(n)
+	return n, err
+}
+
+func (c *recordingConn) Write(p []byte) (int, error) {
+	n, err := c.TCPConn.Write(p)
+	c.written.Add(int64(n))
+	return n, err
+}
+
+type recordingListener struct {
+	net.Listener
+	fileBytes, otherReadFrom, written atomic.Int64
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &recordingConn{TCPConn: c.(*net.TCPConn), fileBytes: &l.fileBytes, otherReadFrom: &l.otherReadFrom, written: &l.written}, nil
+}
+
+// TestServeFileUsesSendfile checks that file bodies reach the socket as *io.LimitedReader over
+// *os.File (the only form Go sends with sendfile) and that only headers go through write, while
+// small bodies ride in the header write.
+func TestServeFileUsesSendfile(t *testing.T) {
+	const size = 1 << 20
+	p, data := writeTemp(t, size, 7)
+	fs := &fileServer{path: p}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := &recordingListener{Listener: ln}
+	srv := NewServer(fs.handle, ServerConfig{})
+	go srv.Serve(rl) //nolint:errcheck
+	defer srv.Shutdown()
+	url := "http://" + ln.Addr().String() + "/x"
+
+	resp, body := get(t, "GET", url, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatal("bad body")
+	}
+	resp, body = get(t, "GET", url, map[string]string{"Range": "bytes=524288-1048575"})
+	if resp.StatusCode != 206 || !bytes.Equal(body, data[512<<10:]) {
+		t.Fatal("bad range body")
+	}
+	fs.waitReleased(t)
+	if got, want := rl.fileBytes.Load(), int64(size+size/2); got != want {
+		t.Errorf("sendfile-able ReadFrom moved %d bytes, want %d", got, want)
+	}
+	if rl.otherReadFrom.Load() != 0 || rl.written.Load() > 1024 {
+		t.Errorf("other ReadFrom %d bytes, write %d bytes: body bytes went through copies", rl.otherReadFrom.Load(), rl.written.Load())
+	}
+
+	// A small range is copied behind the headers: one write, no sendfile.
+	before := rl.fileBytes.Load()
+	resp, body = get(t, "GET", url, map[string]string{"Range": "bytes=0-999"})
+	if resp.StatusCode != 206 || !bytes.Equal(body, data[:1000]) || rl.fileBytes.Load() != before {
+		t.Fatalf("small range: %d, %d bytes, sendfile bytes %d", resp.StatusCode, len(body), rl.fileBytes.Load()-before)
+	}
+}
+
+var _ = http.StatusOK

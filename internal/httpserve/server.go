@@ -1,0 +1,182 @@
+package httpserve
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// ServerConfig holds the limits of the daemon's single HTTP listener (apt, peers, status page).
+// Zero fields take the defaults documented on each.
+type ServerConfig struct {
+	// Name is sent as the Server header; empty sends none.
+	Name string
+	// ReadTimeout bounds reading one request once its first byte has arrived (a slowloris client
+	// is cut). Default 10 s.
+	ReadTimeout time.Duration
+	// IdleTimeout is how long a keep-alive connection may wait for its next request. Default 60 s,
+	// the original's betweenRequestsTimeOut.
+	IdleTimeout time.Duration
+	// WriteTimeout bounds writing a response's headers and in-memory body. File bodies replace it with
+	// a stall deadline renewed per 4 MiB step (2 min), so long downloads over slow links survive while
+	// a client that stops reading does not. Default 30 s.
+	WriteTimeout time.Duration
+	// MaxHeaderBytes bounds the request line plus headers (the read buffer); a larger request gets 431.
+	// Default 8 KiB: apt's and peers' requests are a few hundred bytes.
+	MaxHeaderBytes int
+	// MaxConns bounds simultaneous connections (fasthttp's Concurrency; beyond it: 503). Default 1024.
+	MaxConns int
+	// MaxConnsPerIP bounds simultaneous connections from one address (an IPv6 /64 counts as one).
+	// It is enforced by LimitListener, not by fasthttp: fasthttp's own MaxConnsPerIP wraps each
+	// connection in a type without ReadFrom, which silently turns sendfile into read+write copies
+	// (and it only knows IPv4). Default 32.
+	MaxConnsPerIP int
+	// MaxRequestsPerConn closes a connection after this many requests; 0: unlimited.
+	MaxRequestsPerConn int
+	// Logger receives fasthttp's connection errors at debug level (cut connections are normal here:
+	// a failed stream is cut on purpose). Nil: slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	defaultReadTimeout    = 10 * time.Second
+	defaultIdleTimeout    = 60 * time.Second
+	defaultWriteTimeout   = 30 * time.Second
+	defaultMaxHeaderBytes = 8 << 10
+	defaultMaxConns       = 1024
+	defaultMaxConnsPerIP  = 32
+	// writeBufferSize holds headers plus a small body (smallBody), so those go out in one write(2).
+	writeBufferSize = 32 << 10
+	// maxRequestBodySize: GET and HEAD carry no body. fasthttp treats 0 as its 4 MiB default,
+	// so the smallest real limit is 1 byte; anything longer gets 413.
+	maxRequestBodySize = 1
+)
+
+func (c ServerConfig) withDefaults() ServerConfig {
+	if c.ReadTimeout <= 0 {
+		c.ReadTimeout = defaultReadTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = defaultIdleTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = defaultWriteTimeout
+	}
+	if c.MaxHeaderBytes <= 0 {
+		c.MaxHeaderBytes = defaultMaxHeaderBytes
+	}
+	if c.MaxConns <= 0 {
+		c.MaxConns = defaultMaxConns
+	}
+	if c.MaxConnsPerIP <= 0 {
+		c.MaxConnsPerIP = defaultMaxConnsPerIP
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// NewServer returns a fasthttp server for handler with cfg's limits. Serve it on a listener wrapped
+// by LimitListener(ln, cfg) to enforce MaxConnsPerIP.
+func NewServer(handler fasthttp.RequestHandler, cfg ServerConfig) *fasthttp.Server {
+	cfg = cfg.withDefaults()
+	return &fasthttp.Server{
+		Handler:                      handler,
+		Name:                         cfg.Name,
+		NoDefaultServerHeader:        cfg.Name == "",
+		Concurrency:                  cfg.MaxConns,
+		ReadBufferSize:               cfg.MaxHeaderBytes,
+		WriteBufferSize:              writeBufferSize,
+		ReadTimeout:                  cfg.ReadTimeout,
+		WriteTimeout:                 cfg.WriteTimeout,
+		IdleTimeout:                  cfg.IdleTimeout,
+		MaxRequestsPerConn:           cfg.MaxRequestsPerConn,
+		MaxRequestBodySize:           maxRequestBodySize,
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		TCPKeepalive:                 true,
+		CloseOnShutdown:              true,
+		Logger:                       fasthttpLogger{cfg.Logger},
+	}
+}
+
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	if f.l.Enabled(context.Background(), slog.LevelDebug) {
+		f.l.Debug(fmt.Sprintf(format, args...), "component", "httpserve")
+	}
+}
+
+// LimitListener wraps ln so that at most cfg.MaxConnsPerIP connections per address (IPv6: per /64)
+// are open at once; further connections are closed at once. Accepted TCP connections keep
+// *net.TCPConn's ReadFrom, so sendfile still works through them.
+func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
+	cfg = cfg.withDefaults()
+	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, n: make(map[netip.Addr]int)}
+}
+
+type limitListener struct {
+	net.Listener
+	max int
+	mu  sync.Mutex
+	n   map[netip.Addr]int
+}
+
+// tcpLimitConn embeds *net.TCPConn so ReadFrom (sendfile) and the deadline methods are promoted.
+type tcpLimitConn struct {
+	*net.TCPConn
+	l    *limitListener
+	key  netip.Addr
+	once sync.Once
+}
+
+func (c *tcpLimitConn) Close() error {
+	err := c.TCPConn.Close()
+	c.once.Do(func() { c.l.drop(c.key) })
+	return err
+}
+
+func (l *limitListener) drop(k netip.Addr) {
+	l.mu.Lock()
+	if l.n[k] <= 1 {
+		delete(l.n, k)
+	} else {
+		l.n[k]--
+	}
+	l.mu.Unlock()
+}
+
+// Accept returns the next connection within the per-address limit.
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		tc, ok := c.(*net.TCPConn)
+		if !ok {
+			return c, nil
+		}
+		key := peerKey(tc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
+		l.mu.Lock()
+		over := l.n[key] >= l.max
+		if !over {
+			l.n[key]++
+		}
+		l.mu.Unlock()
+		if over {
+			tc.SetLinger(0) //nolint:errcheck // best effort: a reset frees the slot at once
+			tc.Close()
+			continue
+		}
+		return &tcpLimitConn{TCPConn: tc, l: l, key: key}, nil
+	}
+}
