@@ -45,7 +45,7 @@ type Writer struct {
 	buf     []byte // read-back buffer for out-of-order pieces
 	result  digest.Set
 	pieces  []byte
-	changed chan struct{} // closed and replaced on every change of Available or state
+	changed chan struct{} // made by the first waiter, closed (and cleared) on every change
 }
 
 func busyKey(t digest.Type, h []byte) [32]byte {
@@ -80,7 +80,6 @@ func (s *Store) Create(d digest.Set, pieces []byte) (*Writer, error) {
 		have:    make([]uint64, (np+63)/64),
 		sums:    make([]byte, np*sha1.Size),
 		h:       NewHasher(&d, d.Size),
-		changed: make(chan struct{}),
 	}
 	for t := digest.MD5; t <= digest.SHA512; t++ {
 		if d.Has(t) {
@@ -148,10 +147,12 @@ func (w *Writer) pieceLen(i int) int {
 func (w *Writer) hasLocked(i int) bool { return w.have[i/64]&(1<<(i%64)) != 0 }
 func (w *Writer) setLocked(i int)      { w.have[i/64] |= 1 << (i % 64) }
 
-// notifyLocked wakes every Wait.
+// notifyLocked wakes every Wait. Without waiters it costs nothing (no channel per write).
 func (w *Writer) notifyLocked() {
-	close(w.changed)
-	w.changed = make(chan struct{})
+	if w.changed != nil {
+		close(w.changed)
+		w.changed = nil
+	}
 }
 
 // failLocked ends the writer with err: the temporary file is removed, waiters get err.
@@ -381,7 +382,11 @@ func (w *Writer) Wait(ctx context.Context, off int64) (avail int64, err error) {
 	for {
 		w.mu.Lock()
 		avail = w.availableLocked()
-		state, werr, ch := w.state, w.err, w.changed
+		state, werr := w.state, w.err
+		if w.changed == nil {
+			w.changed = make(chan struct{})
+		}
+		ch := w.changed
 		w.mu.Unlock()
 		switch {
 		case state == wFailed:
