@@ -149,6 +149,12 @@ func TestDirectFromMirror(t *testing.T) {
 	t.Logf("apt-get download of %d packages: %v over %d connection(s)", len(repo.Packages), time.Since(start), m.Connections())
 	checkFiles(t, repo, work)
 	checkFetchedOnce(t, repo, m, "/debian")
+	// apt sends the first request on a connection alone and pipelines the rest
+	// (Acquire::http::Pipeline-Depth, default 10): whatever stands where the
+	// mirror is must handle that.
+	if m.Pipelined() == 0 {
+		t.Errorf("apt did not pipeline: %+v", m.Log())
+	}
 
 	// A second update revalidates InRelease with If-Modified-Since and gets 304.
 	m.Reset()
@@ -174,23 +180,31 @@ func port(m *testrepo.Mirror) string {
 	return p
 }
 
-// forwardProxy is the smallest HTTP proxy apt can use: absolute-URI GETs and
-// HEADs forwarded upstream (no CONNECT). It records what it forwarded.
-type forwardProxy struct {
+// standIn plays the daemon's two apt-facing modes without caching: an
+// absolute-URI request (proxy mode, no CONNECT) or a /<host:port>/<path>
+// request (URL-prefix mode) is forwarded to the mirror. It records the upstream
+// URLs it fetched.
+type standIn struct {
 	tr   *http.Transport
 	mu   sync.Mutex
 	seen []string
 }
 
-func (p *forwardProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !r.URL.IsAbs() || r.URL.Scheme != "http" {
-		http.Error(w, "absolute http URI required", http.StatusBadRequest)
+func (p *standIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var upstream string
+	switch {
+	case r.URL.IsAbs() && r.URL.Scheme == "http":
+		upstream = r.URL.String()
+	case !r.URL.IsAbs() && strings.Count(r.URL.Path, "/") >= 2:
+		upstream = "http:/" + r.URL.Path // the original's rule (reference §4.2)
+	default:
+		http.Error(w, "neither an absolute http URI nor /<host>/<path>", http.StatusBadRequest)
 		return
 	}
 	p.mu.Lock()
-	p.seen = append(p.seen, r.URL.String())
+	p.seen = append(p.seen, upstream)
 	p.mu.Unlock()
-	out, err := http.NewRequestWithContext(r.Context(), r.Method, r.URL.String(), nil)
+	out, err := http.NewRequestWithContext(r.Context(), r.Method, upstream, nil)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
@@ -215,24 +229,52 @@ func (p *forwardProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	io.Copy(w, res.Body)
 }
 
-func TestProxyMode(t *testing.T) {
-	repo, base := sharedRepo(t)
-	m := serve(t, base)
-	fp := &forwardProxy{tr: &http.Transport{}}
-	defer fp.tr.CloseIdleConnections()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func (p *standIn) forwarded() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.seen...)
+}
+
+// startStandIn listens on 127.0.0.2, where the end-to-end test's first daemon lives.
+func startStandIn(t *testing.T) (*standIn, string) {
+	t.Helper()
+	p := &standIn{tr: &http.Transport{}}
+	ln, err := net.Listen("tcp", "127.0.0.2:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: fp}
+	srv := &http.Server{Handler: p}
 	go srv.Serve(ln)
-	defer srv.Close()
+	t.Cleanup(func() {
+		srv.Close()
+		p.tr.CloseIdleConnections()
+	})
+	return p, ln.Addr().String()
+}
 
+// checkAllVia asserts every request the mirror saw was forwarded by the stand-in.
+func checkAllVia(t *testing.T, m *testrepo.Mirror, p *standIn) {
+	t.Helper()
+	seen := p.forwarded()
+	if len(seen) != m.TotalRequests() {
+		t.Errorf("stand-in forwarded %d requests, mirror saw %d", len(seen), m.TotalRequests())
+	}
+	for _, u := range seen {
+		if !strings.HasPrefix(u, m.URL()+"/debian/") {
+			t.Errorf("stand-in forwarded %s", u)
+		}
+	}
+}
+
+func TestProxyMode(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m := serve(t, base)
+	p, addr := startStandIn(t)
 	r := newRoot(t)
 	if err := r.SetSources(repo.SourcesLine(m.URL() + "/debian")); err != nil {
 		t.Fatal(err)
 	}
-	r.SetProxy("http://" + ln.Addr().String())
+	r.SetProxy("http://" + addr)
 	ctx := context.Background()
 	if err := r.Update(ctx); err != nil {
 		t.Fatal(err)
@@ -243,24 +285,7 @@ func TestProxyMode(t *testing.T) {
 	}
 	checkFiles(t, repo, work)
 	checkFetchedOnce(t, repo, m, "/debian")
-
-	// Everything the mirror served went through the proxy, as absolute URIs.
-	fp.mu.Lock()
-	seen := append([]string(nil), fp.seen...)
-	fp.mu.Unlock()
-	if len(seen) != m.TotalRequests() {
-		t.Errorf("proxy forwarded %d requests, mirror saw %d", len(seen), m.TotalRequests())
-	}
-	for _, u := range seen {
-		if !strings.HasPrefix(u, m.URL()+"/debian/") {
-			t.Errorf("proxy forwarded %s", u)
-		}
-	}
-	for _, q := range m.Log() {
-		if q.Remote == "" || strings.HasPrefix(q.Remote, ln.Addr().String()) {
-			t.Errorf("mirror request from %q", q.Remote)
-		}
-	}
+	checkAllVia(t, m, p)
 
 	// A dead proxy makes apt fail: it neither ignores the setting nor goes direct.
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
@@ -284,6 +309,34 @@ func TestProxyMode(t *testing.T) {
 	if m.TotalRequests() != 0 {
 		t.Errorf("apt went to the mirror directly: %+v", m.Log())
 	}
+}
+
+// TestPrefixMode checks apt with the URL-prefix sources line the daemon's
+// users write, http://<daemon>/<mirror host:port>/debian.
+func TestPrefixMode(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m := serve(t, base)
+	p, addr := startStandIn(t)
+	r := newRoot(t)
+	if err := r.SetSources(repo.SourcesLine("http://" + addr + "/" + m.Addr() + "/debian")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// apt names its list files after the whole URL, mirror address included.
+	list := strings.ReplaceAll(addr+"/"+m.Addr()+"/debian/dists/stable/InRelease", "/", "_")
+	if _, err := os.Stat(filepath.Join(r.ListsDir(), list)); err != nil {
+		t.Errorf("list file: %v", err)
+	}
+	work := t.TempDir()
+	if err := r.Download(ctx, work, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	checkFiles(t, repo, work)
+	checkFetchedOnce(t, repo, m, "/debian")
+	checkAllVia(t, m, p)
 }
 
 func TestUnsignedAndWrongKey(t *testing.T) {

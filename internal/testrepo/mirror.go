@@ -1,6 +1,7 @@
 package testrepo
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -37,6 +38,9 @@ type Request struct {
 	Range        string // the Range header, if any
 	IfModSince   string // the If-Modified-Since header, if any
 	Header       http.Header
+	// Pipelined: the request had arrived before the previous response on its
+	// connection was finished (the client did not wait for it).
+	Pipelined bool
 	Status       int
 	Bytes        int64 // body bytes written
 	Remote       string
@@ -71,7 +75,10 @@ func ServeMirror(addr, root string) (*Mirror, error) {
 	m := &Mirror{root: root, ln: ln, done: make(chan struct{}),
 		bytes: map[string]int64{}, reqs: map[string]int{}, faults: map[string]*Fault{}}
 	m.srv = &http.Server{
-		Handler:           m,
+		Handler: m,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, connKey{}, c.(*trackedConn))
+		},
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       30 * time.Second,
 		ConnState: func(_ net.Conn, s http.ConnState) {
@@ -84,7 +91,7 @@ func ServeMirror(addr, root string) (*Mirror, error) {
 	}
 	go func() {
 		defer close(m.done)
-		m.srv.Serve(ln)
+		m.srv.Serve(trackingListener{ln})
 	}()
 	return m, nil
 }
@@ -146,6 +153,20 @@ func (m *Mirror) TotalRequests() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.log)
+}
+
+// Pipelined is the number of requests that arrived before the previous
+// response on their connection was finished.
+func (m *Mirror) Pipelined() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, q := range m.log {
+		if q.Pipelined {
+			n++
+		}
+	}
+	return n
 }
 
 // Connections is the number of TCP connections accepted so far.
@@ -239,10 +260,14 @@ func (m *Mirror) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	m.mu.Unlock()
 
+	tc, _ := r.Context().Value(connKey{}).(*trackedConn)
+	pipelined := tc.begin()
+	defer tc.end()
 	w := &countingWriter{ResponseWriter: rw, limit: f.CloseAfter}
 	// Logged as received, before any fault edits the request.
 	q := Request{Method: r.Method, Path: p, Range: r.Header.Get("Range"),
-		IfModSince: r.Header.Get("If-Modified-Since"), Header: r.Header.Clone(), Remote: r.RemoteAddr}
+		IfModSince: r.Header.Get("If-Modified-Since"), Header: r.Header.Clone(), Remote: r.RemoteAddr,
+		Pipelined: pipelined}
 	defer func() {
 		m.mu.Lock()
 		m.reqs[p]++
@@ -310,4 +335,57 @@ func (m *Mirror) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		rw.(http.Flusher).Flush()
 		panic(http.ErrAbortHandler)
 	}
+}
+
+// Pipelining detection. A request was pipelined when the last bytes read from
+// its connection before its handler started arrived while the previous
+// response was still being written: the client sent it without waiting.
+// (net/http serves pipelined requests one after another, so handlers never
+// overlap on a connection.)
+
+type connKey struct{}
+
+type trackingListener struct{ net.Listener }
+
+func (l trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &trackedConn{Conn: c}, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	mu       sync.Mutex
+	lastRead time.Time // when a Read last returned data
+	prevEnd  time.Time // when the previous handler on this connection returned
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		c.lastRead = time.Now()
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+func (c *trackedConn) begin() (pipelined bool) {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.prevEnd.IsZero() && c.lastRead.Before(c.prevEnd)
+}
+
+func (c *trackedConn) end() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.prevEnd = time.Now()
+	c.mu.Unlock()
 }

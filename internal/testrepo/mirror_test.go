@@ -1,11 +1,13 @@
 package testrepo
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -234,5 +236,47 @@ func TestMirrorFaults(t *testing.T) {
 	}
 	if cut.Status != 200 {
 		t.Errorf("log has no 1000-byte cut request: %+v", m.Log())
+	}
+}
+
+func TestMirrorPipelining(t *testing.T) {
+	m, a, b := mirrorFixture(t)
+	c, err := net.Dial("tcp", m.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	readResp := func(want []byte) {
+		t.Helper()
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil || !bytes.Equal(body, want) {
+			t.Fatalf("response: %d bytes, %v", len(body), err)
+		}
+	}
+	get := func(p string) string { return "GET " + p + " HTTP/1.1\r\nHost: mirror\r\n\r\n" }
+	// Two requests in one write: the second is pipelined behind the first.
+	if _, err := io.WriteString(c, get("/debian/pool/a.deb")+get("/debian/pool/b.deb")); err != nil {
+		t.Fatal(err)
+	}
+	readResp(a)
+	readResp(b)
+	// One sent only after its predecessor's response arrived is not.
+	io.WriteString(c, get("/debian/pool/b.deb"))
+	readResp(b)
+	var flags []bool
+	for _, q := range m.Log() {
+		flags = append(flags, q.Pipelined)
+	}
+	if len(flags) != 3 || flags[0] || !flags[1] || flags[2] {
+		t.Errorf("pipelined flags %v, want [false true false]", flags)
+	}
+	if m.Pipelined() != 1 || m.Connections() != 1 {
+		t.Errorf("Pipelined() = %d, Connections() = %d; want 1, 1", m.Pipelined(), m.Connections())
 	}
 }
