@@ -380,7 +380,10 @@ func FuzzEncodeLimits(f *testing.F) {
 			AppendError(nil, tid, int(code), msg),
 		}
 		if len(gv) > 0 {
-			pkts = append(pkts, gv)
+			var m Msg
+			if err := m.Parse(gv); err != nil || m.Values.Len() != n {
+				t.Fatalf("get_value reply %q does not parse (%v)", gv, err)
+			}
 		}
 		for _, p := range pkts {
 			if len(p) > MaxPacketIPv6 {
