@@ -1,16 +1,3 @@
-// Package apttest runs the real apt-get against a private apt root in a
-// temporary directory, so end-to-end tests can drive apt exactly as a user's
-// machine would (update, download, install --download-only) without touching the
-// system's apt state, its configuration snippets, or the network beyond the
-// addresses a test configures.
-//
-// Isolation has two halves. APT_CONFIG points at the root's own apt.conf, which
-// moves Dir::Etc::Parts into the root before apt reads any snippet, so the
-// host's /etc/apt/apt.conf.d (proxies, hooks, DEP-11 targets, docker tweaks)
-// never applies; and every directory apt writes or reads state from is set with
-// -o Dir::… on the command line. It is not a chroot: apt still runs
-// /usr/lib/apt/methods and gpgv from the host, and it never runs dpkg (nothing
-// is installed, only downloaded).
 package apttest
 
 import (

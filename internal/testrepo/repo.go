@@ -58,6 +58,16 @@ func DefaultPackages() []PackageSpec {
 	}
 }
 
+// Series is n packages "<prefix>-<i>" of size bytes each, for tests of many
+// files in one apt command (pipelining, concurrency).
+func Series(prefix string, n int, size int64) []PackageSpec {
+	specs := make([]PackageSpec, n)
+	for i := range specs {
+		specs[i] = PackageSpec{Name: fmt.Sprintf("%s-%02d", prefix, i), Size: size}
+	}
+	return specs
+}
+
 // Options configures Build. The zero value builds DefaultPackages into a signed
 // (when gpg is installed) "stable" suite with one "main" component for amd64.
 type Options struct {

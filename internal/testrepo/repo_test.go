@@ -231,6 +231,24 @@ func TestBuildDeterministic(t *testing.T) {
 	}
 }
 
+func TestSeries(t *testing.T) {
+	specs := append(Series("many", 15, 30<<10), PackageSpec{Name: "one-more", Size: 40 << 10})
+	r, err := Build(t.TempDir(), Options{Packages: specs, Unsigned: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Packages) != 16 || r.Package("many-00") == nil || r.Package("many-14") == nil {
+		t.Fatalf("packages: %v", r.Names())
+	}
+	seen := map[string]bool{}
+	for _, p := range r.Packages {
+		if seen[p.SHA256] {
+			t.Errorf("%s has the same bytes as another package", p.Name)
+		}
+		seen[p.SHA256] = true
+	}
+}
+
 func TestBuildBadSpec(t *testing.T) {
 	for _, specs := range [][]PackageSpec{
 		{{Name: "Upper", Size: 50 << 10}},
