@@ -323,15 +323,13 @@ func (c *Core) storeLocal(now time.Time, key wire.ID, value []byte, from netip.A
 	return nil
 }
 
-// closestFor returns up to K nodes closest to target, leaving out the
-// requester (§8.2 #16), as wire nodes in a scratch slice.
+// closestFor returns up to K nodes closest to target for a reply, leaving
+// out the requester and nodes failing right now (§8.2 #16), as wire nodes in
+// a scratch slice.
 func (c *Core) closestFor(target, requester wire.ID) []wire.Node {
-	c.knodes = c.table.Closest(c.knodes[:0], target, c.cfg.K+1)
+	c.knodes = c.table.ClosestExcluding(c.knodes[:0], target, c.cfg.K, requester)
 	c.wnodes = c.wnodes[:0]
 	for _, n := range c.knodes {
-		if n.ID == requester || len(c.wnodes) == c.cfg.K {
-			continue
-		}
 		c.wnodes = append(c.wnodes, wire.Node{ID: n.ID, Addr: n.Addr})
 	}
 	return c.wnodes

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apt-p2p/apt-p2p/kbucket"
 	"github.com/apt-p2p/apt-p2p/wire"
 )
 
@@ -72,3 +73,5 @@ func tableLen(n *Node) int {
 	n.Do(func(c *Core, _ time.Time) { l = c.Table().Len() })
 	return l
 }
+
+func kbucketNode(id wire.ID, a netip.AddrPort) kbucket.Node { return kbucket.Node{ID: id, Addr: a} }

@@ -134,6 +134,9 @@ func (c *Core) joinStepDone(now time.Time) {
 	j.inProgress = false
 	if c.table.Len() > 0 || c.cfg.BootstrapNode {
 		j.backoff = c.cfg.RejoinInitial
+		// Fill the far buckets too: findCloseNodes only taught us our own
+		// neighbourhood (the original's refreshTable(force=True), §2.13).
+		c.refreshBuckets(now, -1)
 		if !j.joined {
 			j.joined = true
 			ws := j.waiters

@@ -95,8 +95,15 @@ func (c *Core) foundValueNodes(_ *Core, now time.Time, fl *lookup, err error) {
 		}
 		if cd.self {
 			// Our own values count as one answering node.
-			c.vals = c.store.appendValues(c.vals[:0], g.key)
-			for _, v := range c.vals {
+			// As the local get_value handler would answer (num semantics).
+			n := 0
+			if r := c.cfg.RetrieveValues; r != 0 {
+				n = max(r, -r) - l.results
+				if n > cd.num || n < 0 {
+					n = 0
+				}
+			}
+			for _, v := range c.pickValues(g.key, int64(n)) {
 				if g.deliver(c, now, v) {
 					l.results++
 				}

@@ -128,15 +128,22 @@ func (c *Core) SaveState() error {
 	return err
 }
 
+// refreshBuckets runs a find_node for a random ID in every bucket not
+// looked up for staleness (every bucket when staleness < 0).
+func (c *Core) refreshBuckets(now time.Time, staleness time.Duration) {
+	for _, target := range c.table.StaleBuckets(nil, now, staleness, func(b []byte) { c.rng.Read(b) }) {
+		c.st.Refreshes++
+		c.findNode(now, target, nil)
+	}
+}
+
 // checkpoint is the periodic maintenance of §2.13: rotate the token
 // secrets, save the state, expire values, refresh stale buckets.
 func (c *Core) checkpoint(now time.Time) {
 	c.tok.rotate(c.randID())
 	c.SaveState()
 	c.st.ValuesExpired += uint64(c.store.expire(now.Add(-c.cfg.KeyExpire)))
-	for _, target := range c.table.StaleBuckets(nil, now, c.cfg.BucketStaleness, func(b []byte) { c.rng.Read(b) }) {
-		c.findNode(now, target, nil)
-	}
+	c.refreshBuckets(now, c.cfg.BucketStaleness)
 	// A node that lost every contact (long churn, network change) joins again.
 	if c.join.joined && c.table.Len() == 0 && !c.join.inProgress && len(c.join.bootstrap) > 0 {
 		c.joinAttempt(now)

@@ -107,7 +107,7 @@ type Stats struct {
 	Lookups, Gets, GetsDone, GetsFound, Puts, PutsOK uint64
 	GetLatency                                       Histogram
 	Transactions                                     int // outstanding requests
-	JoinFailures, SaveErrors                         uint64
+	JoinFailures, SaveErrors, Refreshes              uint64
 }
 
 // Stats returns a snapshot of the counters.

@@ -1,0 +1,131 @@
+package engine
+
+import (
+	"bytes"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/apt-p2p/apt-p2p/wire"
+)
+
+// freeAddr returns a loopback UDP address nobody listens on (yet).
+func freeAddr(t *testing.T) netip.AddrPort {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	c.Close()
+	return a
+}
+
+// §6.8 test_failed_join: B joins while A is down; A starts later; B's
+// re-join (exponential backoff) reaches it.
+func TestFailedJoinRejoin(t *testing.T) {
+	aAddr := freeAddr(t)
+	cfg := testConfig()
+	cfg.RejoinInitial = 300 * time.Millisecond
+	b := startNode(t, cfg, aAddr)
+	time.Sleep(1500 * time.Millisecond) // first attempt fails at ~1 s (2 × RTO for an unknown node)
+	acfg := testConfig()
+	acfg.BootstrapNode = true
+	startNodeAt(t, acfg, aAddr.String())
+	mustJoin(t, b)
+	s := b.Stats()
+	if s.JoinFailures < 1 {
+		t.Fatalf("join failures = %d, want ≥ 1", s.JoinFailures)
+	}
+	if s.Nodes != 1 {
+		t.Fatalf("B holds %d nodes", s.Nodes)
+	}
+}
+
+// §6.8 test_timeout_retransmit with the classic profile scaled down: sends
+// at 0, 0.3, 0.9 s, failure at 1.4 s; A starts at 0.5 s, so the
+// retransmitted join (same TID) is answered and the first attempt succeeds.
+func TestTimeoutRetransmitClassic(t *testing.T) {
+	aAddr := freeAddr(t)
+	cfg := testConfig()
+	cfg.Profile = ProfileClassic
+	cfg.KRPCInitialDelay = 300 * time.Millisecond
+	cfg.KRPCTimeout = 1400 * time.Millisecond
+	b := startNode(t, cfg, aAddr)
+	time.Sleep(500 * time.Millisecond)
+	acfg := testConfig()
+	acfg.BootstrapNode = true
+	a := startNodeAt(t, acfg, aAddr.String())
+	mustJoin(t, b)
+	s := b.Stats()
+	if s.JoinFailures != 0 {
+		t.Fatalf("join failed %d times; the retransmission should have been answered", s.JoinFailures)
+	}
+	if s.RPC[wire.MethodJoin].Retransmits < 1 {
+		t.Fatal("no join retransmission")
+	}
+	if got := a.Stats().RPC[wire.MethodJoin].Received; got != 1 {
+		t.Fatalf("A received %d joins, want 1 (the one sent at 0.9 s)", got)
+	}
+}
+
+// The classic schedule itself: sends at 0, 2, 6 s and failure at 9 s, on a
+// virtual clock.
+func TestClassicSchedule(t *testing.T) {
+	cfg := testConfig()
+	cfg.Profile = ProfileClassic
+	cfg.RejoinInitial = 20 * time.Second
+	out := &recordOutput{}
+	c, err := New(cfg, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	dead := netip.MustParseAddrPort("127.0.0.1:9")
+	c.Start(t0, []netip.AddrPort{dead})
+	var first []byte
+	for now := t0; now.Before(t0.Add(20 * time.Second)); now = now.Add(100 * time.Millisecond) {
+		c.Tick(now)
+		for _, p := range out.take() {
+			if first == nil {
+				first = p.pkt
+			} else if !bytes.Equal(p.pkt, first) {
+				t.Fatalf("retransmission at %v differs from the first datagram:\n%q\n%q", now.Sub(t0), p.pkt, first)
+			}
+			out.times = append(out.times, now.Sub(t0))
+		}
+	}
+	want := []time.Duration{0, 2 * time.Second, 6 * time.Second}
+	if len(out.times) < 3 || out.times[0] != want[0] || out.times[1] != want[1] || out.times[2] != want[2] {
+		t.Fatalf("sends at %v, want %v then a re-join", out.times, want)
+	}
+	if f := c.Stats(t0).RPC[wire.MethodJoin]; f.Failed < 1 || f.AvgFailed() != 9*time.Second {
+		t.Fatalf("join failed %d times after %v, want after 9s", f.Failed, f.AvgFailed())
+	}
+	// The next attempt starts after the 20 s backoff: at 9 + 20 = 29 s.
+	if len(out.times) > 3 {
+		t.Fatalf("re-join too early: %v", out.times)
+	}
+}
+
+type sentPacket struct {
+	to  netip.AddrPort
+	pkt []byte
+}
+
+// recordOutput keeps copies of what the core sends.
+type recordOutput struct {
+	pkts  []sentPacket
+	times []time.Duration
+}
+
+func (o *recordOutput) Send(to netip.AddrPort, pkt []byte) {
+	o.pkts = append(o.pkts, sentPacket{to, append([]byte(nil), pkt...)})
+}
+
+func (o *recordOutput) take() []sentPacket {
+	p := o.pkts
+	o.pkts = nil
+	return p
+}
