@@ -8,6 +8,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -32,12 +33,51 @@ var ErrShortFile = errors.New("httpserve: file shorter than its announced size")
 // sender sends spans of a file to a connection with sendfile, pacing them through a Throttle and
 // keeping the write deadline moving while progress is made.
 type sender struct {
-	conn net.Conn // for write deadlines; nil outside a server
+	conn net.Conn        // for write deadlines; nil outside a server
+	raw  syscall.RawConn // conn's descriptor for direct sendfile; nil: go through ReadFrom
 	thr  *Throttle
 	peer *peerBucket
 	slot bool          // holds a Throttle upload slot
 	sent *atomic.Int64 // bytes sent, for statistics; may be nil
 	lr   io.LimitedReader
+	rs   rawSend
+	// rsWrite is rs.write bound once: a method value made per call would allocate.
+	rsWrite func(uintptr) bool
+}
+
+// setConn records the connection a response goes to. The direct sendfile path needs its
+// descriptor; connections from LimitListener carry a cached RawConn, others cost one allocation.
+func (s *sender) setConn(c net.Conn) {
+	s.conn = c
+	if !directSendfile {
+		return
+	}
+	switch c := c.(type) {
+	case *tcpLimitConn:
+		s.raw = c.raw
+	case syscall.Conn:
+		if rc, err := c.SyscallConn(); err == nil {
+			s.raw = rc
+		}
+	}
+}
+
+// sendDirect sends [off, off+n) of f with sendfile(2) at an explicit offset on the connection's own
+// descriptor. handled = false means nothing was sent and the caller should use another path.
+func (s *sender) sendDirect(f *os.File, off, n int64) (written int64, err error, handled bool) {
+	if s.rsWrite == nil {
+		s.rsWrite = s.rs.write
+	}
+	s.rs = rawSend{infd: int(f.Fd()), off: off, remain: int(n)}
+	werr := s.raw.Write(s.rsWrite)
+	written, err = s.rs.n, s.rs.err
+	if err == nil {
+		err = werr
+	}
+	if written == 0 && err != nil && unsupported(err) {
+		return 0, nil, false
+	}
+	return written, err, true
 }
 
 // flushFor prepares w for sendfile: bufio.Writer.ReadFrom hands the reader to the connection's
@@ -55,6 +95,39 @@ func flushFor(w io.Writer) error {
 func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64, err error) {
 	if n <= 0 {
 		return 0, nil
+	}
+	// The direct path writes to the descriptor under fasthttp's connection writer, so it is only
+	// taken when w is that writer (a *bufio.Writer, flushed first).
+	if bw, ok := w.(*bufio.Writer); ok && s.raw != nil {
+		if err := bw.Flush(); err != nil {
+			return 0, err
+		}
+		for n > 0 {
+			step := min(n, sendStep)
+			if s.thr.limited() {
+				step = min(step, s.thr.step)
+				s.thr.wait(s.peer, step)
+			}
+			if s.conn != nil {
+				s.conn.SetWriteDeadline(time.Now().Add(writeStallTimeout)) //nolint:errcheck // a failed write reports it
+			}
+			m, err, handled := s.sendDirect(f, off, step)
+			if !handled {
+				s.raw = nil // e.g. a file system without sendfile: copy from here on
+				m, err := s.sendSpan(w, f, off, n)
+				return written + m, err
+			}
+			written += m
+			off += m
+			n -= m
+			if s.sent != nil {
+				s.sent.Add(m)
+			}
+			if err != nil {
+				return written, err
+			}
+		}
+		return written, nil
 	}
 	rf, ok := w.(io.ReaderFrom)
 	if !ok {
@@ -141,7 +214,7 @@ func (s *sender) done() {
 	if s.slot {
 		s.thr.release(s.peer)
 	}
-	*s = sender{}
+	*s = sender{rsWrite: s.rsWrite} // rsWrite is bound to s.rs, which stays in place
 }
 
 // fileBody is the body of a complete file: SetBodyStream gets one, fasthttp calls WriteTo then Close.
@@ -218,7 +291,8 @@ func (b *fileBody) Close() error {
 	b.closed = true
 	rel := b.release
 	b.sender.done()
-	*b = fileBody{}
+	b.f, b.off, b.n, b.release = nil, 0, 0, nil
+	b.closed = false
 	fileBodyPool.Put(b)
 	if rel != nil {
 		rel()

@@ -135,7 +135,7 @@ func serveFile(ctx *fasthttp.RequestCtx, r *FileResponse, s sender) {
 		}
 		return
 	}
-	s.conn = ctx.Conn()
+	s.setConn(ctx.Conn())
 	if r.Growing != nil {
 		sb := NewStreamBody(r.Growing, start, n, r.Release)
 		sb.sender = s
@@ -146,7 +146,9 @@ func serveFile(ctx *fasthttp.RequestCtx, r *FileResponse, s sender) {
 		return
 	}
 	b := fileBodyPool.Get().(*fileBody)
+	bound := b.rsWrite // bound to b's own rs: keep it so the pooled body allocates nothing
 	b.sender = s
+	b.rsWrite = bound
 	b.f, b.off, b.n, b.release = r.File, start, n, r.Release
 	ctx.Response.SetBodyStream(b, int(n))
 }

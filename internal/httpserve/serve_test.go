@@ -2,12 +2,14 @@ package httpserve
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strconv"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,8 +154,14 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// noRawConn hides the descriptor, as a TLS or wrapped connection would.
+type noRawConn struct{ *recordingConn }
+
+func (noRawConn) SyscallConn() (syscall.RawConn, error) { return nil, errors.New("no descriptor") }
+
 type recordingListener struct {
 	net.Listener
+	hideRaw                           bool
 	fileBytes, otherReadFrom, written atomic.Int64
 }
 
@@ -162,13 +170,24 @@ func (l *recordingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &recordingConn{TCPConn: c.(*net.TCPConn), fileBytes: &l.fileBytes, otherReadFrom: &l.otherReadFrom, written: &l.written}, nil
+	rc := &recordingConn{TCPConn: c.(*net.TCPConn), fileBytes: &l.fileBytes, otherReadFrom: &l.otherReadFrom, written: &l.written}
+	if l.hideRaw {
+		return noRawConn{rc}, nil
+	}
+	return rc, nil
 }
 
-// TestServeFileUsesSendfile checks that file bodies reach the socket as *io.LimitedReader over
-// *os.File (the only form Go sends with sendfile) and that only headers go through write, while
-// small bodies ride in the header write.
+// TestServeFileUsesSendfile checks the zero-copy paths. With the connection's descriptor at hand,
+// file bodies never pass through Write or ReadFrom: only the headers are written, so the body
+// bytes the client receives can only have come from sendfile(2) on the descriptor. Without it,
+// they reach the socket as *io.LimitedReader over *os.File (the form net.TCPConn.ReadFrom sends
+// with sendfile). Small bodies ride in the header write.
 func TestServeFileUsesSendfile(t *testing.T) {
+	t.Run("direct", func(t *testing.T) { testServeFileSendfile(t, false) })
+	t.Run("ReadFrom", func(t *testing.T) { testServeFileSendfile(t, true) })
+}
+
+func testServeFileSendfile(t *testing.T, hideRaw bool) {
 	const size = 1 << 20
 	p, data := writeTemp(t, size, 7)
 	fs := &fileServer{path: p}
@@ -176,7 +195,7 @@ func TestServeFileUsesSendfile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rl := &recordingListener{Listener: ln}
+	rl := &recordingListener{Listener: ln, hideRaw: hideRaw}
 	srv := NewServer(fs.handle, ServerConfig{})
 	go srv.Serve(rl) //nolint:errcheck
 	defer srv.Shutdown()
@@ -191,7 +210,11 @@ func TestServeFileUsesSendfile(t *testing.T) {
 		t.Fatal("bad range body")
 	}
 	fs.waitReleased(t)
-	if got, want := rl.fileBytes.Load(), int64(size+size/2); got != want {
+	want := int64(size + size/2)
+	if !hideRaw {
+		want = 0
+	}
+	if got := rl.fileBytes.Load(); got != want {
 		t.Errorf("sendfile-able ReadFrom moved %d bytes, want %d", got, want)
 	}
 	if rl.otherReadFrom.Load() != 0 || rl.written.Load() > 1024 {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -131,8 +132,10 @@ type limitListener struct {
 }
 
 // tcpLimitConn embeds *net.TCPConn so ReadFrom (sendfile) and the deadline methods are promoted.
+// raw is its descriptor, fetched once per connection for the direct sendfile path.
 type tcpLimitConn struct {
 	*net.TCPConn
+	raw  syscall.RawConn
 	l    *limitListener
 	key  netip.Addr
 	once sync.Once
@@ -177,6 +180,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			tc.Close()
 			continue
 		}
-		return &tcpLimitConn{TCPConn: tc, l: l, key: key}, nil
+		lc := &tcpLimitConn{TCPConn: tc, l: l, key: key}
+		if rc, err := tc.SyscallConn(); err == nil {
+			lc.raw = rc
+		}
+		return lc, nil
 	}
 }

@@ -55,10 +55,11 @@ func (s *StreamBody) SetContext(ctx context.Context) {
 	}
 }
 
-// privateFile returns a file on the growing content with an offset nobody else moves. Several
-// clients may stream one download at once and sendfile reads from the file offset, so each body
-// reopens the file through /proc/self/fd (works for unlinked temporary files too). Without /proc it
-// returns nil and the body falls back to pread copies.
+// privateFile returns a descriptor of the growing content that this body owns: the writer may close
+// its own when the download ends or is aborted, and a number reused by another open must never be
+// sent from. It is reopened through /proc/self/fd (works for unlinked temporary files too), which
+// also gives an offset of its own for the ReadFrom path. Without /proc it returns nil and the body
+// falls back to pread copies from g.File().
 func (s *StreamBody) privateFile() *os.File {
 	if !s.reopened {
 		s.reopened = true

@@ -1,0 +1,48 @@
+package httpserve
+
+import "syscall"
+
+// rawSend is one sendfile(2) span with an explicit file offset, run inside the connection's
+// RawConn.Write so the runtime poller waits for writability and honours the write deadline.
+// Unlike net.TCPConn.ReadFrom (which uses and moves the file's shared offset and allocates a
+// RawConn and a closure per call), it reads at its own offset like pread and allocates nothing.
+type rawSend struct {
+	infd   int
+	off    int64
+	remain int
+	n      int64
+	err    error
+}
+
+func (r *rawSend) write(fd uintptr) bool {
+	for r.remain > 0 {
+		n, err := syscall.Sendfile(int(fd), r.infd, &r.off, r.remain)
+		if n > 0 {
+			r.remain -= n
+			r.n += int64(n)
+		}
+		switch err {
+		case nil:
+			if n == 0 {
+				r.err = ErrShortFile
+				return true
+			}
+		case syscall.EAGAIN:
+			return false // socket buffer full: let the poller wait
+		case syscall.EINTR:
+		default:
+			r.err = err
+			return true
+		}
+	}
+	return true
+}
+
+// directSendfile reports whether rawSend can be used on this platform.
+const directSendfile = true
+
+// unsupported reports whether err means sendfile cannot work for this pair of descriptors, so the
+// caller should fall back to copying.
+func unsupported(err error) bool {
+	return err == syscall.EINVAL || err == syscall.ENOSYS || err == syscall.EOPNOTSUPP
+}

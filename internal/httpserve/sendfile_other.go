@@ -1,0 +1,17 @@
+//go:build !linux
+
+package httpserve
+
+type rawSend struct {
+	infd   int
+	off    int64
+	remain int
+	n      int64
+	err    error
+}
+
+func (r *rawSend) write(fd uintptr) bool { return true }
+
+const directSendfile = false
+
+func unsupported(err error) bool { return true }
