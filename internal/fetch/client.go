@@ -1,12 +1,12 @@
 package fetch
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -149,7 +149,7 @@ func (s *source) setupRequest(req *fasthttp.Request) {
 // SHA-1. The body is read only after status, Content-Range and
 // Content-Length check out, so a source answering with the whole file is
 // never read (peer-systems row 5) and never costs more than a piece buffer.
-func (dl *download) getPiece(s *source, i int, buf []byte, t0 time.Time) (data []byte, sum [20]byte, hdrAt time.Time, err error) {
+func (dl *download) getPiece(s *source, i int, buf []byte, sum *[20]byte, t0 time.Time) (data []byte, hdrAt time.Time, err error) {
 	size := dl.job.Size
 	off := int64(i) * PieceSize
 	n := pieceLen(i, size)
@@ -163,31 +163,31 @@ func (dl *download) getPiece(s *source, i int, buf []byte, t0 time.Time) (data [
 		req.Header.SetByteRange(int(off), int(off+n-1))
 	}
 	if err = s.hc.Do(req, resp); err != nil {
-		return nil, sum, hdrAt, fmt.Errorf("fetch: %s: %w", s.key, err)
+		return nil, hdrAt, fmt.Errorf("fetch: %s: %w", s.key, err)
 	}
 	hdrAt = time.Now()
 	defer resp.CloseBodyStream() //nolint:errcheck // closing discards the connection if the body was not read to its end
 	switch st := resp.StatusCode(); {
 	case st == fasthttp.StatusNotFound:
-		return nil, sum, hdrAt, errNotFound
+		return nil, hdrAt, errNotFound
 	case st == fasthttp.StatusOK && !single:
-		return nil, sum, hdrAt, errIgnoredRange
+		return nil, hdrAt, errIgnoredRange
 	case st == fasthttp.StatusPartialContent:
 		a, b, total, ok := parseContentRange(resp.Header.Peek(fasthttp.HeaderContentRange))
 		if !ok || a != off || b != off+n-1 || total != size {
-			return nil, sum, hdrAt, fmt.Errorf("%w: asked %d-%d/%d, got %q", errContentRange, off, off+n-1, size,
+			return nil, hdrAt, fmt.Errorf("%w: asked %d-%d/%d, got %q", errContentRange, off, off+n-1, size,
 				resp.Header.Peek(fasthttp.HeaderContentRange))
 		}
 	case st == fasthttp.StatusOK: // single piece, plain GET
 	default:
-		return nil, sum, hdrAt, fmt.Errorf("%w %d", errStatus, st)
+		return nil, hdrAt, fmt.Errorf("%w %d", errStatus, st)
 	}
 	if cl := resp.Header.ContentLength(); cl >= 0 && int64(cl) != n {
-		return nil, sum, hdrAt, fmt.Errorf("%w: Content-Length %d, want %d", errBodyLength, cl, n)
+		return nil, hdrAt, fmt.Errorf("%w: Content-Length %d, want %d", errBodyLength, cl, n)
 	}
 	body := resp.BodyStream()
 	if body == nil {
-		return nil, sum, hdrAt, fmt.Errorf("%w: no body", errBodyLength)
+		return nil, hdrAt, fmt.Errorf("%w: no body", errBodyLength)
 	}
 	var got int64
 	for got < n {
@@ -198,61 +198,68 @@ func (dl *download) getPiece(s *source, i int, buf []byte, t0 time.Time) (data [
 			break
 		}
 		if rerr != nil {
-			return nil, sum, hdrAt, fmt.Errorf("fetch: %s: piece %d after %d bytes: %w", s.key, i, got, rerr)
+			return nil, hdrAt, fmt.Errorf("fetch: %s: piece %d after %d bytes: %w", s.key, i, got, rerr)
 		}
 		if dl.pieceDone(i) {
 			dl.wasted.Add(got)
-			return nil, sum, hdrAt, errLost
+			return nil, hdrAt, errLost
 		}
 	}
 	if got < n {
-		return nil, sum, hdrAt, fmt.Errorf("%w: %d of %d bytes", errBodyLength, got, n)
+		return nil, hdrAt, fmt.Errorf("%w: %d of %d bytes", errBodyLength, got, n)
 	}
 	// Read to EOF so the connection can be reused, and so a longer body
 	// (chunked answers have no Content-Length to check) is caught.
 	var extra [1]byte
 	if m, rerr := body.Read(extra[:]); m > 0 {
-		return nil, sum, hdrAt, fmt.Errorf("%w: more than %d bytes", errBodyLength, n)
+		return nil, hdrAt, fmt.Errorf("%w: more than %d bytes", errBodyLength, n)
 	} else if rerr != nil && rerr != io.EOF {
-		return nil, sum, hdrAt, fmt.Errorf("fetch: %s: piece %d: %w", s.key, i, rerr)
+		return nil, hdrAt, fmt.Errorf("fetch: %s: piece %d: %w", s.key, i, rerr)
 	}
 	data = buf[:n]
-	sum = sha1.Sum(data)
-	if p := dl.job.Pieces; p != nil && [20]byte(p[20*i:20*i+20]) != sum {
+	*sum = sha1.Sum(data)
+	if p := dl.job.Pieces; p != nil && [20]byte(p[20*i:20*i+20]) != *sum {
 		dl.wasted.Add(n)
-		return nil, sum, hdrAt, fmt.Errorf("%w: piece %d", errBadPiece, i)
+		return nil, hdrAt, fmt.Errorf("%w: piece %d", errBadPiece, i)
 	}
-	return data, sum, hdrAt, nil
+	return data, hdrAt, nil
 }
 
-// parseContentRange parses "bytes a-b/total".
+// parseContentRange parses "bytes a-b/total" without allocating.
 func parseContentRange(v []byte) (a, b, total int64, ok bool) {
-	s := string(v)
-	const pfx = "bytes "
-	if len(s) < len(pfx) || s[:len(pfx)] != pfx {
+	rest, found := bytes.CutPrefix(v, []byte("bytes "))
+	if !found {
 		return 0, 0, 0, false
 	}
-	s = s[len(pfx):]
-	dash, slash := -1, -1
-	for j := 0; j < len(s); j++ {
-		switch s[j] {
-		case '-':
-			if dash < 0 {
-				dash = j
-			}
-		case '/':
-			slash = j
-		}
-	}
-	if dash <= 0 || slash <= dash+1 {
+	as, rest, found := bytes.Cut(rest, []byte("-"))
+	if !found {
 		return 0, 0, 0, false
 	}
-	var err1, err2, err3 error
-	a, err1 = strconv.ParseInt(s[:dash], 10, 64)
-	b, err2 = strconv.ParseInt(s[dash+1:slash], 10, 64)
-	total, err3 = strconv.ParseInt(s[slash+1:], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || a < 0 || b < a || total <= b {
+	bs, ts, found := bytes.Cut(rest, []byte("/"))
+	if !found {
+		return 0, 0, 0, false
+	}
+	var ok1, ok2, ok3 bool
+	a, ok1 = parseDec(as)
+	b, ok2 = parseDec(bs)
+	total, ok3 = parseDec(ts)
+	if !ok1 || !ok2 || !ok3 || b < a || total <= b {
 		return 0, 0, 0, false
 	}
 	return a, b, total, true
+}
+
+// parseDec parses a non-empty run of decimal digits that fits an int64.
+func parseDec(s []byte) (int64, bool) {
+	if len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }

@@ -269,14 +269,15 @@ func (dl *download) nudge() {
 func (dl *download) worker(s *source) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
+	sum := new([20]byte) // one per worker: it escapes into the Sink call
 	for {
 		i, ok := dl.claim(s)
 		if !ok {
 			return
 		}
 		t0 := time.Now()
-		data, sum, hdr, err := dl.getPiece(s, i, *bp, t0)
-		dl.complete(s, i, data, &sum, err, t0, hdr)
+		data, hdr, err := dl.getPiece(s, i, *bp, sum, t0)
+		dl.complete(s, i, data, sum, err, t0, hdr)
 	}
 }
 

@@ -241,10 +241,8 @@ func (m *memSink) WriteAt(p []byte, off int64) (int, error) {
 	copy(m.data[off:], p)
 	m.contig += int64(len(p))
 	m.appends++
-	for k := range m.have {
-		if int64(k)*PieceSize+pieceLen(k, int64(len(m.data))) <= m.contig {
-			m.have[k] = true
-		}
+	for k := int(off / PieceSize); k < len(m.have) && int64(k)*PieceSize+pieceLen(k, int64(len(m.data))) <= m.contig; k++ {
+		m.have[k] = true
 	}
 	m.advance()
 	return len(p), nil
