@@ -40,6 +40,17 @@ var (
 // readStr reads a string at b[i:] ("<len>:<bytes>") and returns it capped, so
 // an append through it cannot overwrite the next field.
 func readStr(b []byte, i int) ([]byte, int, error) {
+	// Fast path for one-digit lengths (every KRPC key): "<d>:".
+	if i+1 < len(b) && b[i+1] == ':' {
+		if c := b[i]; c >= '0' && c <= '9' {
+			n := int(c - '0')
+			j := i + 2
+			if n > len(b)-j {
+				return nil, i, ErrTruncated
+			}
+			return b[j : j+n : j+n], j + n, nil
+		}
+	}
 	if i >= len(b) {
 		return nil, i, ErrTruncated
 	}
@@ -129,6 +140,15 @@ func readInt(b []byte, i int) (v int64, ok bool, next int, err error) {
 	return int64(u), true, j + 1, nil
 }
 
+// keyLess reports whether dict key a sorts strictly before b. Keys of one
+// dict mostly differ in their first byte, so that is compared first.
+func keyLess(a, b []byte) bool {
+	if len(a) > 0 && len(b) > 0 && a[0] != b[0] {
+		return a[0] < b[0]
+	}
+	return string(a) < string(b)
+}
+
 // counts collects what skip saw, for Decode's allocation cap.
 type counts struct{ items int }
 
@@ -186,7 +206,7 @@ func skip(b []byte, i, depth int, c *counts) (int, error) {
 			if err != nil {
 				return next, err
 			}
-			if !first && bytes.Compare(prev, k) >= 0 {
+			if !first && !keyLess(prev, k) {
 				return j, ErrKeyOrder
 			}
 			prev, first = k, false

@@ -159,9 +159,11 @@ func (l NodeList) Len() int { return len(l.b) / nodeStride }
 
 // At returns node i, 0 ≤ i < Len().
 func (l NodeList) At(i int) Node {
-	e := l.b[i*nodeStride+3 : (i+1)*nodeStride]
-	port := uint16(e[24])<<8 | uint16(e[25])
-	return Node{ID: ID(e[:IDLen]), Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte(e[IDLen:IDLen+4])), port)}
+	e := (*[nodeStride]byte)(l.b[i*nodeStride:])
+	return Node{
+		ID:   ID(e[3 : 3+IDLen]),
+		Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte(e[3+IDLen:])), uint16(e[nodeStride-2])<<8|uint16(e[nodeStride-1])),
+	}
 }
 
 // ValueList is a view of a validated bencoded list of strings in a packet.
@@ -275,7 +277,7 @@ func (m *Msg) Parse(pkt []byte) error {
 		if err != nil {
 			return err
 		}
-		if !first && string(prev) >= string(k) {
+		if !first && !keyLess(prev, k) {
 			return ErrKeyOrder
 		}
 		prev, first = k, false
@@ -413,7 +415,7 @@ func (m *Msg) parseDict(pkt []byte, i int, args bool) (next int, bad bool, err e
 		if err != nil {
 			return j, bad, err
 		}
-		if !first && string(prev) >= string(k) {
+		if !first && !keyLess(prev, k) {
 			return i, bad, ErrKeyOrder
 		}
 		prev, first = k, false
