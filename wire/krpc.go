@@ -178,6 +178,9 @@ func (l ValueList) Len() int { return l.n }
 // At returns value i, 0 ≤ i < Len(). It scans from the start of the list, so
 // iterate with All when reading every value.
 func (l ValueList) At(i int) []byte {
+	if uint(i) >= uint(l.n) {
+		panic("wire: ValueList index out of range")
+	}
 	j := 0
 	for {
 		s, next, _ := readStr(l.b, j)

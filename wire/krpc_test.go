@@ -334,3 +334,29 @@ func TestJoinAddr(t *testing.T) {
 		}
 	}
 }
+
+func TestListViewsOutOfRange(t *testing.T) {
+	var m Msg
+	pkt, _ := AppendGetValueResp(nil, refTID, refID, [][]byte{[]byte("a")}, MaxPacketIPv4)
+	if err := m.Parse(pkt); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{-1, 1, 5} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Values.At(%d) did not panic", i)
+				}
+			}()
+			m.Values.At(i)
+		}()
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Nodes.At(%d) did not panic", i)
+				}
+			}()
+			m.Nodes.At(i)
+		}()
+	}
+}
