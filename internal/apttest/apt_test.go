@@ -486,3 +486,46 @@ func TestIsolation(t *testing.T) {
 		t.Error("the root's apt.conf.d snippet was not read")
 	}
 }
+
+// TestRebuildSeenByUpdate rebuilds the repository in place at once (within the
+// same second, usually) and checks apt's next update sees it: Build keeps index
+// mtimes increasing, so If-Modified-Since cannot hide a change.
+func TestRebuildSeenByUpdate(t *testing.T) {
+	base := t.TempDir()
+	dir := filepath.Join(base, "debian")
+	v1 := []testrepo.PackageSpec{{Name: "fresh-a", Size: 40 << 10}}
+	if _, err := testrepo.Build(dir, testrepo.Options{Packages: v1, ByHash: true}); err != nil {
+		t.Fatal(err)
+	}
+	m := serve(t, base)
+	r := newRoot(t)
+	ctx := context.Background()
+	repo1, err := testrepo.Build(dir, testrepo.Options{Packages: v1, ByHash: true, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.SetSources(repo1.SourcesLine(m.URL() + "/debian"))
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	repo2, err := testrepo.Build(dir, testrepo.Options{Packages: append(v1, testrepo.PackageSpec{Name: "fresh-b", Size: 40 << 10}), ByHash: true, Seed: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The new build has a new key: trust it.
+	r.SetSources(repo2.SourcesLine(m.URL() + "/debian"))
+	m.Reset()
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if log := m.Log(); len(log) < 2 || log[0].Status != http.StatusOK {
+		t.Errorf("update after rebuild: %+v", log)
+	}
+	work := t.TempDir()
+	if err := r.Download(ctx, work, "fresh-a", "fresh-b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyFiles(repo2, work); err != nil {
+		t.Error(err)
+	}
+}

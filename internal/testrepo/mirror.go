@@ -30,6 +30,9 @@ type Fault struct {
 	// CloseAfter, when > 0, sends this many body bytes and then closes the
 	// connection without finishing the response.
 	CloseAfter int64
+	// Rate, when > 0, throttles the body to this many bytes per second: a slow
+	// mirror, for tests of racing it against peers.
+	Rate int64
 }
 
 // Request is one request as the mirror saw it.
@@ -41,9 +44,9 @@ type Request struct {
 	// Pipelined: the request had arrived before the previous response on its
 	// connection was finished (the client did not wait for it).
 	Pipelined bool
-	Status       int
-	Bytes        int64 // body bytes written
-	Remote       string
+	Status    int
+	Bytes     int64 // body bytes written
+	Remote    string
 }
 
 // Mirror is a counting, fault-injecting HTTP/1.1 file server on loopback.
@@ -212,12 +215,16 @@ func (m *Mirror) ClearFaults() {
 	clear(m.faults)
 }
 
-// countingWriter counts body bytes and cuts the connection after a limit.
+// countingWriter counts body bytes, throttles them, and cuts the connection
+// after a limit.
 type countingWriter struct {
 	http.ResponseWriter
+	ctx    context.Context
 	status int
 	n      int64
 	limit  int64 // > 0: abort once this many body bytes are out
+	rate   int64 // > 0: bytes per second
+	start  time.Time
 }
 
 func (w *countingWriter) WriteHeader(code int) {
@@ -230,6 +237,38 @@ func (w *countingWriter) WriteHeader(code int) {
 var errCut = errors.New("testrepo: mirror cut the body (CloseAfter)")
 
 func (w *countingWriter) Write(p []byte) (int, error) {
+	if w.rate <= 0 {
+		return w.write(p)
+	}
+	if w.start.IsZero() {
+		w.start = time.Now()
+	}
+	total := 0
+	for len(p) > 0 {
+		// Small slices, each sent when due, give the client a steady trickle.
+		chunk := p[:min(len(p), max(int(w.rate/50), 512))]
+		k, err := w.write(chunk)
+		total += k
+		if err != nil {
+			return total, err
+		}
+		p = p[k:]
+		due := w.start.Add(time.Duration(float64(w.n) / float64(w.rate) * float64(time.Second)))
+		if d := time.Until(due); d > 0 {
+			w.ResponseWriter.(http.Flusher).Flush()
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-w.ctx.Done():
+				t.Stop()
+				return total, w.ctx.Err()
+			}
+		}
+	}
+	return total, nil
+}
+
+func (w *countingWriter) write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
@@ -263,7 +302,7 @@ func (m *Mirror) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	tc, _ := r.Context().Value(connKey{}).(*trackedConn)
 	pipelined := tc.begin()
 	defer tc.end()
-	w := &countingWriter{ResponseWriter: rw, limit: f.CloseAfter}
+	w := &countingWriter{ResponseWriter: rw, ctx: r.Context(), limit: f.CloseAfter, rate: f.Rate}
 	// Logged as received, before any fault edits the request.
 	q := Request{Method: r.Method, Path: p, Range: r.Header.Get("Range"),
 		IfModSince: r.Header.Get("If-Modified-Since"), Header: r.Header.Clone(), Remote: r.RemoteAddr,

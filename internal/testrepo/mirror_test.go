@@ -216,6 +216,14 @@ func TestMirrorFaults(t *testing.T) {
 		t.Errorf("Delay: %d after %v", r.status, time.Since(start))
 	}
 
+	m.SetFault(p, Fault{Rate: 200_000})
+	start = time.Now()
+	if r := do(t, c, "GET", u); r.status != 200 || !bytes.Equal(r.body, a) {
+		t.Errorf("Rate: %d, %d bytes", r.status, len(r.body))
+	} else if d := time.Since(start); d < 400*time.Millisecond {
+		t.Errorf("Rate 200 kB/s sent 100 kB in %v", d)
+	}
+
 	// A fault for "" covers every path without its own.
 	m.ClearFaults()
 	m.SetFault("", Fault{Fail500: 1})

@@ -231,6 +231,11 @@ func Build(dir string, opts Options) (*Repo, error) {
 	}
 	slices.SortFunc(r.Packages, func(a, b Package) int { return strings.Compare(a.Name, b.Name) })
 
+	releasePath := filepath.Join(r.Dir, filepath.FromSlash(r.DistPath("Release")))
+	var prev time.Time
+	if st, err := os.Stat(releasePath); err == nil {
+		prev = st.ModTime()
+	}
 	if err := r.writeIndexes(opts); err != nil {
 		return nil, err
 	}
@@ -241,7 +246,37 @@ func Build(dir string, opts Options) (*Repo, error) {
 			}
 		}
 	}
+	if !r.Signed {
+		// A rebuild must not leave an older signed InRelease that apt would prefer.
+		os.Remove(filepath.Join(filepath.Dir(releasePath), "InRelease"))
+		os.Remove(releasePath + ".gpg")
+	}
+	if err := r.setMtimes(prev); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// setMtimes gives every index file of this build one timestamp, a whole second
+// later than the previous build's. HTTP dates have one-second resolution: a
+// rebuild within the same second would otherwise answer apt's
+// If-Modified-Since with 304 and apt would keep the old indexes.
+func (r *Repo) setMtimes(prev time.Time) error {
+	t := time.Now().Truncate(time.Second)
+	if !prev.IsZero() && !t.After(prev) {
+		t = prev.Truncate(time.Second).Add(time.Second)
+	}
+	names := []string{"Release", "InRelease", "Release.gpg"}
+	for _, f := range r.Indexes {
+		names = append(names, f.Name)
+	}
+	for _, n := range names {
+		p := filepath.Join(r.Dir, filepath.FromSlash(r.DistPath(n)))
+		if err := os.Chtimes(p, t, t); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+	}
+	return nil
 }
 
 func validName(n string) bool {
