@@ -1,0 +1,393 @@
+// Package e2e runs real apt-p2p daemons (the built binary, as separate
+// processes on 127.0.0.2–4) and real apt-get against a Debian repository the
+// test builds and serves on 127.0.0.1, and checks where every byte came from.
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apt-p2p/apt-p2p/internal/apttest"
+	"github.com/apt-p2p/apt-p2p/internal/testrepo"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "apt-p2p-e2e-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "apt-p2p")
+	build := exec.Command("go", "build", "-o", binary, "github.com/apt-p2p/apt-p2p/cmd/apt-p2p")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building apt-p2p:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// daemon is one apt-p2p process.
+type daemon struct {
+	t    *testing.T
+	name string
+	ip   string
+	port int
+	cmd  *exec.Cmd
+	log  *lockedBuffer
+	done chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// freePort finds a port free for both TCP and UDP on ip.
+func freePort(t *testing.T, ip string) int {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		uc, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		ln.Close()
+		if err == nil {
+			uc.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func startDaemon(t *testing.T, name, ip string, port int, sets ...string) *daemon {
+	t.Helper()
+	d := &daemon{t: t, name: name, ip: ip, port: port, log: &lockedBuffer{}, done: make(chan struct{})}
+	args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port), "--cache-dir", filepath.Join(t.TempDir(), "cache"),
+		"--set", "LOCAL_OK=yes", "--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
+	for _, s := range sets {
+		args = append(args, "--set", s)
+	}
+	d.cmd = exec.Command(binary, args...)
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.cmd.Wait(); close(d.done) }()
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("--- log of daemon %s ---\n%s", name, tail(d.log.String(), 120))
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, err := d.status(); err == nil {
+			return d
+		}
+		select {
+		case <-d.done:
+			t.Fatalf("daemon %s exited at start:\n%s", name, d.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon %s did not answer:\n%s", name, d.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func tail(s string, lines int) string {
+	l := strings.Split(s, "\n")
+	if len(l) > lines {
+		l = l[len(l)-lines:]
+	}
+	return strings.Join(l, "\n")
+}
+
+func (d *daemon) addr() string { return net.JoinHostPort(d.ip, strconv.Itoa(d.port)) }
+
+func (d *daemon) stop() {
+	select {
+	case <-d.done:
+		return
+	default:
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+	case <-time.After(15 * time.Second):
+		_ = d.cmd.Process.Kill()
+		<-d.done
+		d.t.Errorf("daemon %s did not stop on SIGTERM within 15 s", d.name)
+	}
+}
+
+type status struct {
+	Joined  bool `json:"joined"`
+	Session struct {
+		Mirror   int64 `json:"mirror_down"`
+		Peers    int64 `json:"peer_down"`
+		Cache    int64 `json:"cache_down"`
+		Uploaded int64 `json:"peer_up"`
+	} `json:"session"`
+	DHT struct {
+		Nodes int `json:"Nodes"`
+	} `json:"dht"`
+	Cache struct {
+		Files int `json:"Files"`
+	} `json:"cache"`
+}
+
+func (d *daemon) status() (status, error) {
+	var st status
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get("http://" + d.addr() + "/stats.json")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return st, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return st, json.Unmarshal(b, &st)
+}
+
+type lookup struct {
+	Peers  []string `json:"dht_peers"`
+	Cached bool     `json:"cached"`
+}
+
+func (d *daemon) lookup(q string) (lookup, error) {
+	var l lookup
+	c := &http.Client{Timeout: 15 * time.Second}
+	resp, err := c.Get("http://" + d.addr() + "/lookup?q=" + q)
+	if err != nil {
+		return l, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return l, json.Unmarshal(b, &l)
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, msg := cond()
+		if ok {
+			return
+		}
+		last = msg
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for %s: %s", what, last)
+}
+
+func newRoot(t *testing.T) *apttest.Root {
+	t.Helper()
+	r, err := apttest.NewRoot(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func packageBytes(repo *testrepo.Repo, m *testrepo.Mirror) int64 {
+	var n int64
+	for _, p := range repo.Packages {
+		n += m.BytesServed("/debian/" + p.Filename)
+	}
+	return n
+}
+
+// TestThreeDaemons is the end-to-end run of issue 6: apt through daemon A
+// fetches from the mirror; through B (proxy mode) every package byte comes
+// from A; through C with A stopped, from B.
+func TestThreeDaemons(t *testing.T) {
+	base := t.TempDir()
+	t0 := time.Now()
+	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{ByHash: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("repository built in %v (signed: %v)", time.Since(t0), repo.Signed)
+	mirror, err := testrepo.ServeMirror("127.0.0.1:0", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mirror.Close()
+	mirrorBase := mirror.Addr() + "/debian"
+
+	pa, pb, pc := freePort(t, "127.0.0.2"), freePort(t, "127.0.0.3"), freePort(t, "127.0.0.4")
+	common := []string{"MIN_DOWNLOAD_PEERS=1", "MIRROR_DELAY=5s"}
+	a := startDaemon(t, "A", "127.0.0.2", pa, append(common, "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")...)
+	b := startDaemon(t, "B", "127.0.0.3", pb, append(common, "apt_p2p_Khashmir.BOOTSTRAP="+a.addr())...)
+	c := startDaemon(t, "C", "127.0.0.4", pc, append(common, "apt_p2p_Khashmir.BOOTSTRAP="+a.addr()+" "+b.addr())...)
+	for _, d := range []*daemon{b, c} {
+		waitFor(t, d.name+" to join the DHT", 30*time.Second, func() (bool, string) {
+			st, err := d.status()
+			return err == nil && st.Joined && st.DHT.Nodes > 0, fmt.Sprintf("%+v %v", st, err)
+		})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	// A, URL-prefix mode: everything comes from the mirror.
+	ra := newRoot(t)
+	if err := ra.SetSources(repo.SourcesLine("http://" + a.addr() + "/" + mirrorBase)); err != nil {
+		t.Fatal(err)
+	}
+	if err := ra.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mirror.Reset()
+	workA := t.TempDir()
+	if err := ra.Download(ctx, workA, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	if err := apttest.VerifyFiles(repo, workA); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range repo.Packages {
+		if got := mirror.BytesServed("/debian/" + p.Filename); got != p.Size {
+			t.Errorf("A: mirror sent %d bytes of %s, want exactly its size %d (one fetch)", got, p.Name, p.Size)
+		}
+	}
+
+	// A announces what it verified; wait until B's DHT sees A for every package.
+	for _, p := range repo.Packages {
+		waitFor(t, "A's announcement of "+p.Name, 30*time.Second, func() (bool, string) {
+			l, err := b.lookup(p.SHA1) // the DHT key: SHA1 when Packages has it
+			for _, peer := range l.Peers {
+				if peer == a.addr() {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%+v %v", l, err)
+		})
+	}
+
+	// B, proxy mode: sources name the mirror, apt's proxy is B. Package bytes
+	// must come from A: the mirror serves none of them.
+	rb := newRoot(t)
+	if err := rb.SetSources(repo.SourcesLine("http://" + mirrorBase)); err != nil {
+		t.Fatal(err)
+	}
+	rb.SetProxy("http://" + b.addr())
+	if err := rb.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mirror.Reset()
+	workB := t.TempDir()
+	if err := rb.Download(ctx, workB, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	if err := apttest.VerifyFiles(repo, workB); err != nil {
+		t.Fatal(err)
+	}
+	if n := packageBytes(repo, mirror); n != 0 {
+		t.Errorf("B: the mirror sent %d package bytes; all should have come from A (log %+v)", n, mirror.Log())
+	}
+	stB, _ := b.status()
+	var total int64
+	for _, p := range repo.Packages {
+		total += p.Size
+	}
+	if stB.Session.Peers < total {
+		t.Errorf("B: %d bytes from peers, want at least %d", stB.Session.Peers, total)
+	}
+	stA, _ := a.status()
+	if stA.Session.Uploaded < total {
+		t.Errorf("A: uploaded %d bytes, want at least %d", stA.Session.Uploaded, total)
+	}
+
+	// B announces too; then A stops and C must get everything from B.
+	for _, p := range repo.Packages {
+		waitFor(t, "B's announcement of "+p.Name, 30*time.Second, func() (bool, string) {
+			l, err := c.lookup(p.SHA1)
+			for _, peer := range l.Peers {
+				if peer == b.addr() {
+					return true, ""
+				}
+			}
+			return false, fmt.Sprintf("%+v %v", l, err)
+		})
+	}
+	a.stop()
+
+	rc := newRoot(t)
+	if err := rc.SetSources(repo.SourcesLine("http://" + c.addr() + "/" + mirrorBase)); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mirror.Reset()
+	workC := t.TempDir()
+	if err := rc.Download(ctx, workC, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	if err := apttest.VerifyFiles(repo, workC); err != nil {
+		t.Fatal(err)
+	}
+	if n := packageBytes(repo, mirror); n != 0 {
+		t.Errorf("C: the mirror sent %d package bytes; all should have come from B (log %+v)", n, mirror.Log())
+	}
+
+	// C again in proxy mode from a fresh apt root: everything from C's own cache.
+	rc2 := newRoot(t)
+	if err := rc2.SetSources(repo.SourcesLine("http://" + mirrorBase)); err != nil {
+		t.Fatal(err)
+	}
+	rc2.SetProxy("http://" + c.addr())
+	if err := rc2.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mirror.Reset()
+	workC2 := t.TempDir()
+	if err := rc2.Download(ctx, workC2, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	if err := apttest.VerifyFiles(repo, workC2); err != nil {
+		t.Fatal(err)
+	}
+	if n := mirror.TotalBytes(); n != 0 {
+		t.Errorf("C (cached): the mirror sent %d bytes: %+v", n, mirror.Log())
+	}
+}

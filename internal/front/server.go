@@ -1,0 +1,149 @@
+// Package front is apt-p2p's single HTTP listener: it routes apt requests (URL
+// prefix mode and proxy mode) to the node, /~/ requests to the peer upload
+// handler, and /, /stats.json and /metrics to the status views. It decides who
+// may ask: apt-facing requests only from the allowed client networks (loopback
+// by default), the status views from anyone only when REMOTE_STATS is on, and
+// peer uploads from anyone.
+package front
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/apt-p2p/apt-p2p/internal/mirrorurl"
+	"github.com/apt-p2p/apt-p2p/internal/node"
+)
+
+// Server is the HTTP front of one node.
+type Server struct {
+	n       *node.Node
+	log     *slog.Logger
+	allowed []netip.Prefix
+	remote  bool // REMOTE_STATS
+	hist    *history
+}
+
+// New makes the front for n.
+func New(n *node.Node, log *slog.Logger) *Server {
+	cfg := n.Config()
+	s := &Server{n: n, log: log, allowed: cfg.AllowedClients, remote: cfg.RemoteStats, hist: newHistory(n)}
+	return s
+}
+
+// Close stops the history sampler.
+func (s *Server) Close() { s.hist.stop() }
+
+func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
+}
+
+// clientAllowed is the apt-facing ACL: loopback (any 127/8 address and ::1,
+// not only 127.0.0.1 as the original compared) or a configured network.
+func (s *Server) clientAllowed(a netip.Addr) bool {
+	for _, p := range s.allowed {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) statusAllowed(a netip.Addr) bool {
+	return s.remote || a.IsLoopback() || s.clientAllowed(a)
+}
+
+var (
+	peerPrefix = []byte("/~/")
+	httpPrefix = []byte("http://")
+	tlsPrefix  = []byte("https://")
+)
+
+// Handler is the fasthttp request handler.
+func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
+	t0 := time.Now()
+	uri := ctx.Request.Header.RequestURI()
+	from := remoteAddr(ctx)
+	switch {
+	case bytes.HasPrefix(uri, peerPrefix):
+		s.n.PeerHandler().ServeFastHTTP(ctx)
+		if c := ctx.Response.StatusCode(); c == fasthttp.StatusOK || c == fasthttp.StatusPartialContent {
+			if !ctx.IsHead() {
+				s.n.Stats.Uploaded.Add(int64(ctx.Response.Header.ContentLength()))
+			}
+		}
+		return
+	case ctx.IsConnect():
+		ctx.Error("apt-p2p does not tunnel CONNECT: use http:// sources, or the /https/<host>/... prefix form for https mirrors\n", fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	if !ctx.IsGet() && !ctx.IsHead() {
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		ctx.Error("apt-p2p: only GET and HEAD\n", fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	absolute := bytes.HasPrefix(uri, httpPrefix) || bytes.HasPrefix(uri, tlsPrefix)
+	if !absolute {
+		switch string(ctx.Path()) {
+		case "/", "/index.html":
+			s.status(ctx, from, s.writeHTML)
+			return
+		case "/stats.json":
+			s.status(ctx, from, s.writeJSON)
+			return
+		case "/metrics":
+			s.status(ctx, from, s.writeMetrics)
+			return
+		case "/lookup":
+			s.status(ctx, from, s.lookup)
+			return
+		}
+	}
+	if !s.clientAllowed(from) {
+		// The original answered 404 to strangers; say why instead.
+		ctx.Error("apt-p2p: this address may not use the apt proxy (see ALLOWED_CLIENTS)\n", fasthttp.StatusForbidden)
+		s.log.Info("apt request refused", "from", from, "uri", string(uri))
+		return
+	}
+	var u mirrorurl.URL
+	var err error
+	if absolute {
+		u, err = mirrorurl.ParseAbsolute(string(uri))
+	} else {
+		u, err = mirrorurl.ParsePrefix(string(uri))
+	}
+	if err != nil {
+		code := fasthttp.StatusNotFound
+		if errors.Is(err, mirrorurl.ErrBadHost) || errors.Is(err, mirrorurl.ErrBadPath) {
+			code = fasthttp.StatusBadRequest
+		}
+		ctx.Error(err.Error()+"\n", code)
+		s.log.Info("apt request", "from", from, "uri", string(uri), "status", code, "err", err)
+		return
+	}
+	s.n.Stats.Requests.Inc()
+	src := s.n.ServeApt(ctx, u)
+	took := time.Since(t0)
+	s.n.Stats.RequestLatency.Observe(took)
+	s.log.Info("apt request", "from", from, "url", u.String(), "status", ctx.Response.StatusCode(),
+		"bytes", ctx.Response.Header.ContentLength(), "source", string(src), "took", took.Round(time.Microsecond))
+}
+
+func (s *Server) status(ctx *fasthttp.RequestCtx, from netip.Addr, write func(*fasthttp.RequestCtx)) {
+	if !s.statusAllowed(from) {
+		ctx.Error("apt-p2p: the status page is local only (REMOTE_STATS = no)\n", fasthttp.StatusForbidden)
+		return
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	write(ctx)
+}

@@ -1,0 +1,520 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/apt-p2p/apt-p2p/internal/aptindex"
+	"github.com/apt-p2p/apt-p2p/internal/digest"
+	"github.com/apt-p2p/apt-p2p/internal/fetch"
+	"github.com/apt-p2p/apt-p2p/internal/httpserve"
+	"github.com/apt-p2p/apt-p2p/internal/mirrorurl"
+	"github.com/apt-p2p/apt-p2p/piecestore"
+	"github.com/apt-p2p/apt-p2p/wire"
+)
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }
+
+func parseCachedURL(s string) (mirrorurl.URL, error) { return mirrorurl.ParseAbsolute(s) }
+
+// Source names where the bytes of one apt response came from.
+type Source string
+
+const (
+	SourceCache  Source = "cache"
+	SourceMirror Source = "mirror"
+	SourcePeers  Source = "peers"
+	SourceMixed  Source = "peers+mirror"
+	// SourceFetching: the response streams from a download still deciding its sources.
+	SourceFetching Source = "fetching"
+)
+
+// ServeApt answers one apt request for the mirror file u. It returns where the
+// bytes come from, for the request log.
+func (n *Node) ServeApt(ctx *fasthttp.RequestCtx, u mirrorurl.URL) Source {
+	site := u.Site()
+	if u.TLS {
+		site = "https:" + site // keep an https mirror's index apart from a plain one on the same host
+	}
+	base, path := aptindex.SplitPath(site, u.Path, n.index.BaseDirs)
+	d, ok := n.index.Lookup(site, base, path)
+	if ok && d.Size >= 0 && d.Have != 0 {
+		return n.serveHashed(ctx, u, site, base, path, d)
+	}
+	return n.serveUnhashed(ctx, u, site, base, path)
+}
+
+// serveUnhashed relays a file the index has no hash for, through the mirror cache.
+func (n *Node) serveUnhashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base, path string) Source {
+	cf, err := n.mirrors.get(n.ctx, u)
+	if err != nil {
+		n.log.Warn("mirror fetch failed", "url", u.String(), "err", err)
+		ctx.Error("apt-p2p: "+err.Error()+"\n", fasthttp.StatusBadGateway)
+		return SourceMirror
+	}
+	if cf.status != 0 {
+		ctx.Error(http.StatusText(cf.status)+"\n", cf.status)
+		return SourceMirror
+	}
+	src := SourceCache
+	if cf.fetched {
+		src = SourceMirror
+		n.Stats.Mirror.Add(cf.meta.Size)
+		if aptindex.IsIndex(path) {
+			if f, err := os.Open(cf.path); err == nil {
+				if err := n.index.Add(site, base, path, f); err != nil {
+					n.log.Warn("parsing index", "url", u.String(), "err", err)
+				}
+				f.Close()
+			}
+		}
+	} else {
+		n.Stats.Cache.Add(cf.meta.Size)
+	}
+	if cf.stale {
+		ctx.Response.Header.Set("Warning", `110 apt-p2p "Response is Stale"`)
+	}
+	f, err := os.Open(cf.path)
+	if err != nil {
+		ctx.Error("apt-p2p: cached file vanished\n", fasthttp.StatusServiceUnavailable)
+		return src
+	}
+	mod, _ := http.ParseTime(cf.meta.LastModified)
+	httpserve.ServeFile(ctx, &httpserve.FileResponse{
+		File:        f,
+		Size:        cf.meta.Size,
+		ModTime:     mod,
+		ContentType: contentType(path),
+		Release:     func() { f.Close() },
+	})
+	return src
+}
+
+func contentType(p string) string {
+	switch {
+	case strings.HasSuffix(p, ".deb"), strings.HasSuffix(p, ".udeb"):
+		return "application/vnd.debian.binary-package"
+	case strings.HasSuffix(p, ".xz"):
+		return "application/x-xz"
+	case strings.HasSuffix(p, ".gz"):
+		return "application/gzip"
+	case strings.HasSuffix(p, ".bz2"):
+		return "application/x-bzip2"
+	case strings.HasSuffix(p, ".zst"):
+		return "application/zstd"
+	case strings.HasSuffix(p, "Release"), strings.HasSuffix(p, "Packages"), strings.HasSuffix(p, "Sources"):
+		return "text/plain; charset=utf-8"
+	}
+	return "application/octet-stream"
+}
+
+// serveHashed answers for a file whose size and hash the index knows: from the
+// store if a verified copy is there, else from the download for that content.
+func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base, path string, d digest.Set) Source {
+	if info, ok := n.store.Lookup(&d); ok {
+		if n.serveStored(ctx, &info, path) {
+			n.notePath(&info, site, base, path)
+			return SourceCache
+		}
+	}
+	if ctx.IsHead() {
+		ctx.Response.Header.SetContentLength(int(d.Size))
+		ctx.Response.Header.Set("Accept-Ranges", "bytes")
+		ctx.Response.Header.SetContentType(contentType(path))
+		ctx.Response.SkipBody = true
+		return SourceCache
+	}
+	dl, err := n.download(u, site, base, path, d)
+	if err != nil {
+		if errors.Is(err, errStoredMeanwhile) {
+			if info, ok := n.store.Lookup(&d); ok && n.serveStored(ctx, &info, path) {
+				return SourceCache
+			}
+		}
+		n.log.Warn("download could not start", "url", u.String(), "err", err)
+		ctx.Error("apt-p2p: "+err.Error()+"\n", fasthttp.StatusServiceUnavailable)
+		return SourceMirror
+	}
+	dl.nwait.Add(1)
+	httpserve.ServeFile(ctx, &httpserve.FileResponse{
+		Growing:     dl.w,
+		Size:        d.Size,
+		ContentType: contentType(path),
+		Context:     n.ctx,
+		Release:     func() { dl.nwait.Add(-1) },
+	})
+	return dl.source()
+}
+
+// serveStored sends a verified stored file; false if it could not be opened.
+func (n *Node) serveStored(ctx *fasthttp.RequestCtx, info *piecestore.Info, path string) bool {
+	r, err := n.store.OpenFile(info)
+	if err != nil {
+		return false
+	}
+	etag := info.Digest.Get(digest.SHA256)
+	httpserve.ServeFile(ctx, &httpserve.FileResponse{
+		File:        r.File(),
+		Size:        r.Size(),
+		ContentType: contentType(path),
+		ETag:        etag,
+		Release:     func() { r.Close() },
+	})
+	if !ctx.IsHead() {
+		n.Stats.Cache.Add(int64(ctx.Response.Header.ContentLength()))
+	}
+	return true
+}
+
+func (n *Node) notePath(info *piecestore.Info, site, base, path string) {
+	p := site + base + path
+	for _, have := range info.Paths {
+		if have == p {
+			return
+		}
+	}
+	_ = n.store.AddPath(info, p)
+}
+
+var errStoredMeanwhile = errors.New("node: stored meanwhile")
+
+// download is one content being fetched, shared by every apt request for it.
+type download struct {
+	key    wire.ID
+	path   string
+	w      *piecestore.Writer
+	cancel context.CancelFunc
+	nwait  atomic.Int32 // apt responses streaming from it
+
+	mu  sync.Mutex
+	src Source
+}
+
+func (d *download) source() Source {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.src == "" {
+		return SourceFetching
+	}
+	return d.src
+}
+
+// download returns the running download of d's content, starting one if none runs.
+func (n *Node) download(u mirrorurl.URL, site, base, path string, d digest.Set) (*download, error) {
+	key, _ := d.Key()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if dl, ok := n.active[key]; ok {
+		return dl, nil
+	}
+	if _, ok := n.store.Lookup(&d); ok {
+		return nil, errStoredMeanwhile
+	}
+	w, err := n.store.Create(d, nil)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Hour)
+	dl := &download{key: key, path: site + base + path, w: w, cancel: cancel}
+	n.active[key] = dl
+	n.wg.Go(func() {
+		defer cancel()
+		n.run(ctx, dl, u, site, base, path, d)
+		n.mu.Lock()
+		delete(n.active, key)
+		n.mu.Unlock()
+	})
+	return dl, nil
+}
+
+// mirrorSource is the mirror as a downloader source.
+func mirrorSource(u mirrorurl.URL) *fetch.Source {
+	return &fetch.Source{Addr: u.Addr(), Host: u.HostHeader(), Path: u.RequestPath(), Mirror: true, TLS: u.TLS}
+}
+
+// run fetches one content: DHT lookup raced against the mirror, then the
+// multi-source download, then verification, commit and announcement.
+func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, base, path string, d digest.Set) {
+	t0 := time.Now()
+	key := dl.key
+	peers := make(chan fetch.Source, 64)
+	var (
+		valMu  sync.Mutex
+		values []wire.PeerValue
+		seen   = map[string]bool{}
+		first  = make(chan struct{})
+		once   sync.Once
+	)
+	self, haveSelf := n.Contact()
+	useDHT := n.peersAllowed(key)
+	lookupDone := make(chan struct{})
+	if useDHT {
+		n.Stats.Lookups.Inc()
+		go func() {
+			defer close(lookupDone)
+			defer close(peers)
+			lt := time.Now()
+			res, err := n.dht.Get(ctx, key, func(raw []byte) {
+				var v wire.PeerValue
+				if v.Parse(raw) != nil {
+					return // malformed or hostile value: ignore it, never hang (§8.2 item 6)
+				}
+				if haveSelf && v.Contact == self {
+					return
+				}
+				addr := v.Contact.String()
+				valMu.Lock()
+				dup := seen[addr]
+				seen[addr] = true
+				if !dup {
+					v.Pieces = append([]byte(nil), v.Pieces...)
+					values = append(values, v)
+				}
+				valMu.Unlock()
+				if dup {
+					return
+				}
+				once.Do(func() {
+					n.noteLookup(time.Since(lt))
+					close(first)
+				})
+				select {
+				case peers <- peerSource(v, d):
+				default: // more peers than the downloader can take at once; it has plenty
+				}
+			})
+			n.Stats.LookupLatency.Observe(time.Since(lt))
+			if err == nil && res.Values == 0 {
+				n.mu.Lock()
+				n.noValues[key] = time.Now()
+				n.mu.Unlock()
+			}
+		}()
+	} else {
+		close(peers)
+		close(lookupDone)
+	}
+
+	// Piece hashes come with the first values (or by a second lookup), so wait a
+	// little for them: at most the adaptive mirror delay.
+	delay := n.mirrorDelay(key, useDHT)
+	select {
+	case <-first:
+		// Give the other answers of the same lookup round a moment to arrive.
+		select {
+		case <-time.After(20 * time.Millisecond):
+		case <-lookupDone:
+		}
+	case <-lookupDone:
+	case <-time.After(delay):
+	case <-ctx.Done():
+	}
+	valMu.Lock()
+	got := append([]wire.PeerValue(nil), values...)
+	valMu.Unlock()
+	var pieces []byte
+	if len(got) > 0 && piecestore.NumPieces(d.Size) > 1 {
+		pctx, pcancel := context.WithTimeout(ctx, 3*time.Second)
+		pieces, _ = fetch.ResolvePieces(pctx, d.Size, got, n.dhtGetRaw, n.httpPieces)
+		pcancel()
+		if pieces != nil && len(pieces) != piecestore.NumPieces(d.Size)*20 {
+			pieces = nil
+		}
+	}
+	remaining := delay - time.Since(t0)
+	if len(got) > 0 || remaining < 0 {
+		remaining = 0
+	}
+	if len(got) > 0 {
+		remaining = delay // peers exist: give them the full delay before adding the mirror
+	}
+	job := &fetch.Job{
+		Size:        d.Size,
+		Pieces:      pieces,
+		Peers:       peers,
+		Mirror:      mirrorSource(u),
+		MirrorDelay: remaining,
+		MinPeers:    n.cfg.MinDownloadPeers,
+		Sink:        dl.w,
+	}
+	// Values that arrived before the job existed are already queued in peers.
+	res, err := n.dl.Fetch(ctx, job)
+	n.account(dl, res)
+	if err != nil {
+		dl.w.Abort()
+		n.log.Warn("download failed", "url", u.String(), "err", err, "took", time.Since(t0).Round(time.Millisecond))
+		return
+	}
+	info, err := dl.w.Commit()
+	if err != nil {
+		// The whole-file hash did not match: apt's connection was cut before the
+		// end. Ban whoever supplied pieces and send apt's retry to the mirror.
+		for _, addr := range res.PieceSources {
+			if addr != "" && addr != job.Mirror.Addr {
+				n.dl.Ban(addr, time.Now().Add(10*time.Minute))
+			}
+		}
+		n.mu.Lock()
+		n.mirrorOnly[key] = time.Now()
+		n.mu.Unlock()
+		n.Stats.Mismatches.Inc()
+		n.log.Warn("downloaded file failed verification; sources banned, next request goes to the mirror", "url", u.String(), "err", err)
+		return
+	}
+	n.log.Info("download verified", "path", site+base+path, "size", d.Size, "mirror", res.MirrorBytes, "peers", res.PeerBytes,
+		"sources", len(res.BytesBySource), "pieces_known", pieces != nil, "took", time.Since(t0).Round(time.Millisecond))
+	n.notePath(&info, site, base, path)
+	if n.index.IsIndex(site, base, path) {
+		n.registerIndex(&info, site, base, path)
+	}
+	// Wait for apt to have received it before announcing, so uploads do not
+	// compete with the first reader; then tell the DHT we have it.
+	n.announce(ctx, info)
+}
+
+// registerIndex parses a hashed index file (Packages.xz, Sources.gz, ...) and
+// remembers it for the next start.
+func (n *Node) registerIndex(info *piecestore.Info, site, base, path string) {
+	r, err := n.store.OpenFile(info)
+	if err != nil {
+		return
+	}
+	defer r.Close()
+	if err := n.index.Add(site, base, path, io.NewSectionReader(r, 0, r.Size())); err != nil {
+		n.log.Warn("parsing index", "path", site+base+path, "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.indexFiles[site+base+path] = indexFile{Site: site, BaseDir: base, Path: path, SHA256: info.Digest.SHA256[:]}
+	n.mu.Unlock()
+	n.saveIndexes()
+}
+
+func (n *Node) account(dl *download, res fetch.Result) {
+	n.Stats.Mirror.Add(res.MirrorBytes)
+	n.Stats.Peers.Add(res.PeerBytes)
+	src := SourceMirror
+	switch {
+	case res.PeerBytes > 0 && res.MirrorBytes > 0:
+		src = SourceMixed
+	case res.PeerBytes > 0:
+		src = SourcePeers
+	}
+	dl.mu.Lock()
+	dl.src = src
+	dl.mu.Unlock()
+}
+
+// peerSource turns a DHT value into a downloader source.
+func peerSource(v wire.PeerValue, d digest.Set) fetch.Source {
+	var q []byte
+	q = append(q, "/~/"...)
+	t, _ := d.KeyType()
+	q = httpserve.QuotePlus(q, d.Get(t))
+	return fetch.Source{Addr: v.Contact.String(), Host: v.Contact.String(), Path: string(q)}
+}
+
+// peersAllowed is false for content whose last peer download failed
+// verification (its retry goes to the mirror) and, briefly, for keys the DHT
+// had no values for (a negative cache: no lookup delay for unshared files).
+func (n *Node) peersAllowed(key wire.ID) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if t, ok := n.mirrorOnly[key]; ok {
+		if time.Since(t) < 10*time.Minute {
+			return false
+		}
+		delete(n.mirrorOnly, key)
+	}
+	return true
+}
+
+// mirrorDelay is how long to wait for peer bytes before the mirror starts too:
+// about twice the recent time to a first DHT value, bounded by MIRROR_DELAY.
+// A key that recently had no values starts the mirror at once.
+func (n *Node) mirrorDelay(key wire.ID, useDHT bool) time.Duration {
+	if !useDHT {
+		return 0
+	}
+	n.mu.Lock()
+	t, none := n.noValues[key]
+	if none && time.Since(t) > 30*time.Second {
+		delete(n.noValues, key)
+		none = false
+	}
+	n.mu.Unlock()
+	if none {
+		return 0
+	}
+	max := n.cfg.MirrorDelay
+	ew := time.Duration(n.lookupEWMA.Load())
+	if ew == 0 {
+		return max
+	}
+	// The floor keeps a burst of slow first bytes (a busy peer, a cold TCP
+	// connection) from pulling in the mirror needlessly.
+	d := 2*ew + 150*time.Millisecond
+	if d > max {
+		d = max
+	}
+	return d
+}
+
+func (n *Node) noteLookup(d time.Duration) {
+	old := n.lookupEWMA.Load()
+	if old == 0 {
+		n.lookupEWMA.Store(int64(d))
+		return
+	}
+	n.lookupEWMA.Store(old + (int64(d)-old)/8)
+}
+
+// dhtGetRaw fetches the raw values under key (piece strings for the 'h' form).
+func (n *Node) dhtGetRaw(ctx context.Context, key wire.ID) ([][]byte, error) {
+	return n.dht.GetValues(ctx, key)
+}
+
+// peerClient fetches piece strings from peers (the 'l' form); bodies are small.
+var peerClient = &fasthttp.Client{
+	Name:                "apt-p2p/" + Version,
+	ReadTimeout:         5 * time.Second,
+	WriteTimeout:        5 * time.Second,
+	MaxResponseBodySize: 1 << 20, // 20 bytes per 512 KiB piece: 1 MiB covers a 25 GiB file
+	Dial: func(addr string) (net.Conn, error) {
+		return fasthttp.DialTimeout(addr, 2*time.Second)
+	},
+}
+
+// httpPieces GETs /~/<quote_plus(h)> from a peer: the bencoded {t: piece string}.
+func (n *Node) httpPieces(ctx context.Context, peer netip.AddrPort, h wire.ID) ([]byte, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	p := httpserve.QuotePlus([]byte("/~/"), h[:])
+	req.SetRequestURI("http://" + peer.String() + string(p))
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	if err := peerClient.DoDeadline(req, resp, deadline); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return nil, fmt.Errorf("peer %s: piece string: HTTP %d", peer, resp.StatusCode())
+	}
+	return append([]byte(nil), resp.Body()...), nil
+}

@@ -1,0 +1,268 @@
+package node
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/apt-p2p/apt-p2p/internal/mirrorurl"
+)
+
+// mirrorCache keeps files that the index gives no hash for (Release, InRelease,
+// Release.gpg, and anything apt asks for before its index is known) under their
+// mirror path, with the validators needed for conditional requests. Hashed files
+// never live here: they go to the content-addressed piece store.
+//
+// Many apt clients asking for the same index at once (cron on a fleet) share one
+// upstream request, and a copy validated less than freshFor ago is served
+// without asking the mirror again (apt-cacher-ng's FreshIndexMaxAge idea).
+type mirrorCache struct {
+	dir      string
+	freshFor time.Duration
+	client   *fasthttp.Client
+	maxSize  int64
+
+	mu      sync.Mutex
+	flights map[string]*flight
+}
+
+type flight struct {
+	done chan struct{}
+	res  cachedFile
+	err  error
+}
+
+// fileMeta is stored beside each cached file.
+type fileMeta struct {
+	URL          string    `json:"url"`
+	LastModified string    `json:"last_modified,omitempty"`
+	ETag         string    `json:"etag,omitempty"`
+	ContentType  string    `json:"content_type,omitempty"`
+	Validated    time.Time `json:"validated"`
+	Size         int64     `json:"size"`
+}
+
+// cachedFile is the outcome of a lookup: a path on disk, or an upstream status to relay.
+type cachedFile struct {
+	path    string
+	meta    fileMeta
+	status  int  // upstream status when it is not a cacheable 200 (404, 500, ...)
+	fetched bool // new content arrived from upstream (parse it if it is an index)
+	stale   bool // upstream failed; this is an older copy
+}
+
+const metaSuffix = ".apt-p2p-meta"
+
+// maxUnhashedSize bounds a file fetched without a known hash.
+const maxUnhashedSize = 1 << 30
+
+func newMirrorCache(dir string, freshFor time.Duration, userAgent string) *mirrorCache {
+	return &mirrorCache{
+		dir:      dir,
+		freshFor: freshFor,
+		maxSize:  maxUnhashedSize,
+		flights:  map[string]*flight{},
+		client: &fasthttp.Client{
+			Name:                     userAgent,
+			ReadTimeout:              60 * time.Second,
+			WriteTimeout:             30 * time.Second,
+			MaxIdleConnDuration:      30 * time.Second,
+			MaxConnsPerHost:          16,
+			StreamResponseBody:       true,
+			DisablePathNormalizing:   true,
+			NoDefaultUserAgentHeader: false,
+			TLSConfig:                &tls.Config{MinVersion: tls.VersionTLS12},
+			Dial: func(addr string) (net.Conn, error) {
+				return fasthttp.DialTimeout(addr, 10*time.Second)
+			},
+		},
+	}
+}
+
+// localPath maps a mirror URL to its place under the cache directory.
+func (c *mirrorCache) localPath(u mirrorurl.URL) string {
+	scheme := "http"
+	if u.TLS {
+		scheme = "https"
+	}
+	// u.Path is normalised (no "..", no empty segments), so Join cannot escape.
+	return filepath.Join(c.dir, scheme, strings.ReplaceAll(u.Site(), ":", "_"), filepath.FromSlash(u.Path))
+}
+
+func readMeta(path string) (fileMeta, bool) {
+	var m fileMeta
+	b, err := os.ReadFile(path + metaSuffix)
+	if err != nil || json.Unmarshal(b, &m) != nil {
+		return m, false
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Size() != m.Size {
+		return m, false // data and metadata disagree: treat as absent
+	}
+	return m, true
+}
+
+// get returns the file for u, revalidating with the mirror unless the cached
+// copy is fresh. Concurrent calls for one URL share one upstream request.
+func (c *mirrorCache) get(ctx context.Context, u mirrorurl.URL) (cachedFile, error) {
+	key := u.String()
+	path := c.localPath(u)
+	if m, ok := readMeta(path); ok && time.Since(m.Validated) < c.freshFor {
+		return cachedFile{path: path, meta: m}, nil
+	}
+	c.mu.Lock()
+	if f, ok := c.flights[key]; ok {
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.res, f.err
+		case <-ctx.Done():
+			return cachedFile{}, ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	c.flights[key] = f
+	c.mu.Unlock()
+
+	f.res, f.err = c.fetch(u, path)
+	c.mu.Lock()
+	delete(c.flights, key)
+	c.mu.Unlock()
+	close(f.done)
+	return f.res, f.err
+}
+
+// fetch asks the mirror, conditionally when a copy exists. If the mirror cannot
+// be reached, an existing copy is served (stale) rather than failing apt.
+func (c *mirrorCache) fetch(u mirrorurl.URL, path string) (cachedFile, error) {
+	old, haveOld := readMeta(path)
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(u.String())
+	req.Header.SetHost(u.HostHeader())
+	if haveOld {
+		if old.LastModified != "" {
+			req.Header.Set("If-Modified-Since", old.LastModified)
+		}
+		if old.ETag != "" {
+			req.Header.Set("If-None-Match", old.ETag)
+		}
+	}
+	err := c.client.DoTimeout(req, resp, 60*time.Second)
+	if err != nil {
+		if haveOld {
+			return cachedFile{path: path, meta: old, stale: true}, nil
+		}
+		return cachedFile{}, fmt.Errorf("mirror %s unreachable: %w", u.Addr(), err)
+	}
+	defer resp.CloseBodyStream() //nolint:errcheck // nothing to do about a close error
+	switch code := resp.StatusCode(); {
+	case code == fasthttp.StatusNotModified && haveOld:
+		old.Validated = time.Now()
+		_ = writeMeta(path, old)
+		return cachedFile{path: path, meta: old}, nil
+	case code != fasthttp.StatusOK:
+		if code >= 500 && haveOld {
+			return cachedFile{path: path, meta: old, stale: true}, nil
+		}
+		return cachedFile{status: code}, nil
+	}
+	meta := fileMeta{
+		URL:          u.String(),
+		LastModified: string(resp.Header.Peek("Last-Modified")),
+		ETag:         string(resp.Header.Peek("ETag")),
+		ContentType:  string(resp.Header.ContentType()),
+		Validated:    time.Now(),
+	}
+	n, err := writeAtomic(path, resp.BodyStream(), c.maxSize)
+	if err != nil {
+		if haveOld {
+			return cachedFile{path: path, meta: old, stale: true}, nil
+		}
+		return cachedFile{}, fmt.Errorf("mirror %s: %w", u, err)
+	}
+	meta.Size = n
+	if err := writeMeta(path, meta); err != nil {
+		return cachedFile{}, err
+	}
+	return cachedFile{path: path, meta: meta, fetched: true}, nil
+}
+
+var errTooLarge = errors.New("node: file larger than the limit for files without a known hash")
+
+// writeAtomic writes r to path through a temporary file, fsync and rename, so a
+// crash never leaves a partial file under the real name.
+func writeAtomic(path string, r io.Reader, max int64) (int64, error) {
+	if r == nil {
+		r = strings.NewReader("")
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, err
+	}
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, io.LimitReader(r, max+1))
+	if err == nil && n > max {
+		err = errTooLarge
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return 0, err
+	}
+	syncDir(dir)
+	return n, nil
+}
+
+func writeMeta(path string, m fileMeta) error {
+	b, _ := json.Marshal(m)
+	_, err := writeAtomic(path+metaSuffix, strings.NewReader(string(b)), 1<<20)
+	return err
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// walk calls fn for every cached file (for rebuilding the index at start-up).
+func (c *mirrorCache) walk(fn func(path string, m fileMeta)) error {
+	return filepath.WalkDir(c.dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || strings.HasSuffix(p, metaSuffix) || strings.HasPrefix(d.Name(), ".tmp-") {
+			if err == nil && strings.HasPrefix(d.Name(), ".tmp-") {
+				os.Remove(p) // left by a crash
+			}
+			return nil
+		}
+		if m, ok := readMeta(p); ok {
+			fn(p, m)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,338 @@
+// Package node wires apt-p2p together: the apt index, the piece store, the DHT
+// engine, the downloader and the mirror cache, behind the request handlers the
+// HTTP front calls. Follow one apt request from ServeApt: an index lookup gives
+// the file's hashes; a verified copy in the store is served at once; otherwise
+// one download per content (single flight) looks the hash up in the DHT, races
+// the mirror against it, streams to every waiting apt as pieces complete, holds
+// the last bytes back until the whole-file hash matched, commits to the store
+// and announces the file to the DHT.
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apt-p2p/apt-p2p/engine"
+	"github.com/apt-p2p/apt-p2p/internal/aptindex"
+	"github.com/apt-p2p/apt-p2p/internal/config"
+	"github.com/apt-p2p/apt-p2p/internal/digest"
+	"github.com/apt-p2p/apt-p2p/internal/fetch"
+	"github.com/apt-p2p/apt-p2p/internal/httpserve"
+	"github.com/apt-p2p/apt-p2p/piecestore"
+	"github.com/apt-p2p/apt-p2p/wire"
+)
+
+// Version is the daemon's version; its digits also form the DHT node ID suffix.
+const Version = "0.2.0"
+
+// Node is a running apt-p2p daemon minus its listener.
+type Node struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	start time.Time
+
+	store    *piecestore.Store
+	index    *aptindex.Index
+	dht      *engine.Node
+	dl       *fetch.Downloader
+	mirrors  *mirrorCache
+	throttle *httpserve.Throttle
+	peers    *httpserve.PeerHandler
+	Stats    *Stats
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu         sync.Mutex
+	active     map[wire.ID]*download // one download per content, keyed by DHT key
+	noValues   map[wire.ID]time.Time // keys the DHT had no values for, recently
+	mirrorOnly map[wire.ID]time.Time // keys whose peer download failed verification
+	indexFiles map[string]indexFile  // hashed index files to re-parse at start-up
+
+	lookupEWMA atomic.Int64 // ns: smoothed time until a DHT lookup delivered its first value
+}
+
+// indexFile records a hashed index file (Packages.xz, ...) kept in the store.
+type indexFile struct {
+	Site, BaseDir, Path string
+	SHA256              []byte
+}
+
+// New opens the cache, loads the index and starts the DHT. Errors say what to do.
+func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
+		return nil, fmt.Errorf("cache directory %s cannot be created: %w (set CACHE_DIR to a writable directory)", cfg.CacheDir, err)
+	}
+	probe := filepath.Join(cfg.CacheDir, ".write-test")
+	if err := os.WriteFile(probe, nil, 0o644); err != nil {
+		return nil, fmt.Errorf("cache directory %s is not writable: %w (fix its permissions or set CACHE_DIR)", cfg.CacheDir, err)
+	}
+	os.Remove(probe)
+
+	n := &Node{
+		cfg:        cfg,
+		log:        log,
+		start:      time.Now(),
+		index:      aptindex.New(),
+		active:     map[wire.ID]*download{},
+		noValues:   map[wire.ID]time.Time{},
+		mirrorOnly: map[wire.ID]time.Time{},
+		indexFiles: map[string]indexFile{},
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.Stats = newStats(filepath.Join(cfg.CacheDir, "stats.json"))
+
+	var err error
+	n.store, err = piecestore.Open(filepath.Join(cfg.CacheDir, "store"), piecestore.Options{
+		MaxBytes:   cfg.CacheSize,
+		Logger:     log.With("part", "store"),
+		Referenced: n.index.Referenced,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the cache in %s: %w", cfg.CacheDir, err)
+	}
+	n.mirrors = newMirrorCache(filepath.Join(cfg.CacheDir, "mirrors"), 30*time.Second, "apt-p2p/"+Version)
+	n.dl = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch")})
+	n.throttle = httpserve.NewThrottle(httpserve.Limits{
+		GlobalBytesPerSec:  cfg.UploadLimit,
+		PerPeerBytesPerSec: cfg.UploadLimitPerPeer,
+		MaxUploads:         cfg.MaxUploads,
+	})
+	n.peers = httpserve.NewPeerHandler(storeContent{n}, n.throttle, log.With("part", "peers"))
+
+	n.loadIndexes()
+
+	if err := n.startDHT(); err != nil {
+		n.store.Close()
+		return nil, err
+	}
+	n.wg.Go(n.announceLoop)
+	n.wg.Go(n.Stats.persistLoop(n.ctx))
+	if len(cfg.OtherDirs) > 0 {
+		n.wg.Go(func() {
+			err := n.store.ScanDirs(n.ctx, cfg.OtherDirs, func(info piecestore.Info) {
+				n.announce(n.ctx, info)
+			})
+			if err != nil && n.ctx.Err() == nil {
+				n.log.Warn("scanning OTHER_DIRS", "err", err)
+			}
+		})
+	}
+	return n, nil
+}
+
+func (n *Node) startDHT() error {
+	c := engine.Default()
+	d := n.cfg.DHT
+	c.K = 8
+	c.CheckpointInterval = d.CheckpointInterval
+	c.ConcurrentReqs = d.ConcurrentReqs
+	c.StoreRedundancy = d.StoreRedundancy
+	c.RetrieveValues = d.RetrieveValues
+	c.MaxFailures = d.MaxFailures
+	c.MinPingInterval = d.MinPingInterval
+	c.BucketStaleness = d.BucketStaleness
+	c.LocalOK = d.LocalOK
+	c.KeyExpire = d.KeyExpire
+	c.KRPCTimeout = d.KRPCTimeout
+	c.KRPCInitialDelay = d.KRPCInitialDelay
+	c.BootstrapNode = d.BootstrapNode || len(d.Bootstrap) == 0
+	if d.TimeoutProfile == "classic" {
+		c.Profile = engine.ProfileClassic
+	}
+	c.StateDir = filepath.Join(n.cfg.CacheDir, "dht")
+	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
+		return fmt.Errorf("DHT state directory: %w", err)
+	}
+	listen := joinHostPort(n.cfg.BindAddress, d.Port)
+	var err error
+	n.dht, err = engine.Start(engine.Options{
+		Config:    c,
+		Listen:    listen,
+		Bootstrap: d.Bootstrap,
+		Logger:    n.log.With("part", "dht"),
+		Transport: nil,
+	})
+	if err != nil {
+		return fmt.Errorf("DHT on UDP %s: %w (is another apt-p2p running, or the port in use? set [%s] PORT)", listen, err, n.cfg.DHTSection)
+	}
+	return nil
+}
+
+func joinHostPort(host string, port int) string {
+	if host == "" {
+		return ":" + strconv.Itoa(port)
+	}
+	return netip.AddrPortFrom(netip.MustParseAddr(host), uint16(port)).String()
+}
+
+// Close stops background work, saves statistics and closes the store and DHT.
+func (n *Node) Close() error {
+	n.cancel()
+	n.mu.Lock()
+	for _, d := range n.active {
+		d.cancel()
+	}
+	n.mu.Unlock()
+	n.wg.Wait()
+	n.Stats.save()
+	var errs []error
+	if n.dht != nil {
+		errs = append(errs, n.dht.Close())
+	}
+	errs = append(errs, n.store.Close())
+	return errors.Join(errs...)
+}
+
+// DHT returns the engine, for statistics.
+func (n *Node) DHT() *engine.Node { return n.dht }
+
+// Store returns the piece store, for statistics and maintenance.
+func (n *Node) Store() *piecestore.Store { return n.store }
+
+// Index returns the apt index.
+func (n *Node) Index() *aptindex.Index { return n.index }
+
+// PeerHandler serves /~/ requests from other peers.
+func (n *Node) PeerHandler() *httpserve.PeerHandler { return n.peers }
+
+// Throttle is the upload limiter, for statistics.
+func (n *Node) Throttle() *httpserve.Throttle { return n.throttle }
+
+// Config is the effective configuration.
+func (n *Node) Config() *config.Config { return n.cfg }
+
+// Started is when the node started.
+func (n *Node) Started() time.Time { return n.start }
+
+// Contact is the address peers download from (external IP, TCP port), if known.
+func (n *Node) Contact() (netip.AddrPort, bool) {
+	if n.cfg.BindAddress != "" {
+		if a, err := netip.ParseAddr(n.cfg.BindAddress); err == nil && !a.IsUnspecified() {
+			return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
+		}
+	}
+	a, ok := n.dht.ExternalAddr()
+	if !ok {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
+}
+
+// indexesPath is where the list of hashed index files is kept between runs.
+func (n *Node) indexesPath() string { return filepath.Join(n.cfg.CacheDir, "indexes.json") }
+
+// loadIndexes rebuilds the apt index from the cached index files: the
+// Release/InRelease files of the mirror cache, then the hashed indexes in the store.
+func (n *Node) loadIndexes() {
+	t0 := time.Now()
+	var files []aptindex.File
+	_ = n.mirrors.walk(func(path string, m fileMeta) {
+		u, err := parseCachedURL(m.URL)
+		if err != nil || !aptindex.IsIndex(u.Path) {
+			return
+		}
+		site := u.Site()
+		base, p := aptindex.SplitPath(site, u.Path, n.index.BaseDirs)
+		files = append(files, aptindex.File{Site: site, BaseDir: base, Path: p, Name: path})
+	})
+	var saved []indexFile
+	if b, err := os.ReadFile(n.indexesPath()); err == nil {
+		_ = json.Unmarshal(b, &saved)
+	}
+	var readers []*piecestore.Reader
+	for _, f := range saved {
+		var d digest.Set
+		d.Size = -1
+		if d.Put(digest.SHA256, f.SHA256) != nil {
+			continue
+		}
+		info, ok := n.store.Lookup(&d)
+		if !ok {
+			continue
+		}
+		r, err := n.store.OpenFile(&info)
+		if err != nil {
+			continue
+		}
+		readers = append(readers, r)
+		n.indexFiles[f.Site+f.BaseDir+f.Path] = f
+		files = append(files, aptindex.File{Site: f.Site, BaseDir: f.BaseDir, Path: f.Path, Name: r.File().Name()})
+	}
+	if err := n.index.Rebuild(files); err != nil {
+		n.log.Warn("some cached index files could not be parsed", "err", err)
+	}
+	for _, r := range readers {
+		r.Close()
+	}
+	st := n.index.Stats()
+	n.log.Info("index loaded", "files", len(files), "took", time.Since(t0).Round(time.Millisecond), "stats", fmt.Sprintf("%+v", st))
+}
+
+func (n *Node) saveIndexes() {
+	n.mu.Lock()
+	list := make([]indexFile, 0, len(n.indexFiles))
+	for _, f := range n.indexFiles {
+		list = append(list, f)
+	}
+	n.mu.Unlock()
+	b, _ := json.Marshal(list)
+	if _, err := writeAtomic(n.indexesPath(), bytesReader(b), 64<<20); err != nil {
+		n.log.Warn("saving the index list", "err", err)
+	}
+}
+
+// storeContent adapts the store to what the peer handler serves.
+type storeContent struct{ n *Node }
+
+func (c storeContent) OpenByHash(h []byte) (*os.File, int64, time.Time, func(), bool) {
+	info, ok := c.n.store.LookupHash(h)
+	if !ok {
+		return nil, 0, time.Time{}, nil, false
+	}
+	r, err := c.n.store.OpenFile(&info)
+	if err != nil {
+		return nil, 0, time.Time{}, nil, false
+	}
+	return r.File(), r.Size(), time.Time{}, func() { r.Close() }, true
+}
+
+func (c storeContent) PieceString(h []byte) ([]byte, bool) {
+	if len(h) != wire.IDLen {
+		return nil, false
+	}
+	return c.n.store.LookupPieces(wire.ID(h))
+}
+
+// Active describes one download in progress.
+type Active struct {
+	Path    string `json:"path"`
+	Size    int64  `json:"size"`
+	Done    int64  `json:"done"`
+	Waiters int    `json:"waiters"`
+}
+
+// ActiveDownloads lists the downloads in progress.
+func (n *Node) ActiveDownloads() []Active {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]Active, 0, len(n.active))
+	for _, d := range n.active {
+		out = append(out, Active{Path: d.path, Size: d.w.Size(), Done: d.w.Contiguous(), Waiters: int(d.nwait.Load())})
+	}
+	return out
+}
