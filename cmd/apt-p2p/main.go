@@ -201,6 +201,14 @@ func cmdRun(args []string) int {
 		fmt.Fprintf(os.Stderr, "apt-p2p: cannot listen on TCP %s: %v\napt-p2p: another apt-p2p (or another program) uses the port; stop it or set PORT (--port)\n", listenAddr, err)
 		return 1
 	}
+	// Privileged ports are bound above; everything after runs as USERNAME.
+	if warn, err := dropPrivileges(cfg.Username, cfg.CacheDir); err != nil {
+		ln.Close()
+		fmt.Fprintf(os.Stderr, "apt-p2p: cannot switch to user %q: %v\n", cfg.Username, err)
+		return 1
+	} else if warn != "" {
+		log.Warn(warn)
+	}
 	n, err := node.New(cfg, log)
 	if err != nil {
 		ln.Close()
