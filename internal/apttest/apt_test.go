@@ -443,6 +443,44 @@ func TestRunTimeoutKillsApt(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("Run returned %v after its 1 s deadline", d)
 	}
+	// Nothing of apt's process group (its http method) survives.
+	r.mu.Lock()
+	pgid := r.lastPID
+	r.mu.Unlock()
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		left := groupMembers(t, pgid)
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("processes of apt's group %d left behind: %v", pgid, left)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// groupMembers lists the live processes whose process group is pgid.
+func groupMembers(t *testing.T, pgid int) []string {
+	t.Helper()
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue // not a process, or gone
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces, so cut at the last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 3 && f[0] != "Z" && f[2] == fmt.Sprint(pgid) {
+			out = append(out, e.Name()+" "+string(b[:i+1]))
+		}
+	}
+	return out
 }
 
 // TestIsolation shows the host's apt configuration does not leak in: the

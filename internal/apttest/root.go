@@ -36,6 +36,7 @@ type Root struct {
 	unsigned    bool // a sources line says trusted=yes
 	extra       [][2]string
 	lastCommand []string
+	lastPID     int // process (and process group) id of the latest run
 }
 
 // Directories inside the root, relative to Root.Dir.
@@ -238,7 +239,13 @@ func (r *Root) runIn(ctx context.Context, dir, tool string, args ...string) (str
 	r.mu.Lock()
 	r.lastCommand = append([]string{tool}, argv...)
 	r.mu.Unlock()
-	runErr := cmd.Run()
+	runErr := cmd.Start()
+	if runErr == nil {
+		r.mu.Lock()
+		r.lastPID = cmd.Process.Pid
+		r.mu.Unlock()
+		runErr = cmd.Wait()
+	}
 	if runErr != nil {
 		if ctx.Err() != nil {
 			runErr = fmt.Errorf("%w (%v)", ctx.Err(), runErr)
