@@ -14,6 +14,8 @@ func (s *Store) evict(keep *entry) {
 	if s.opt.MaxBytes <= 0 {
 		return
 	}
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
 	s.mu.Lock()
 	if s.st.Bytes <= s.opt.MaxBytes {
 		s.mu.Unlock()

@@ -127,20 +127,9 @@ func (s *Store) GC() (removed int, err error) {
 			}
 			continue
 		}
-		s.mu.Lock()
-		if s.bySHA256[e.key()] != nil {
-			// Committed concurrently while we hashed.
-			s.mu.Unlock()
-			continue
-		}
-		s.mu.Unlock()
-		if err := s.metaUpdate([]*entry{e}, nil); err != nil {
+		if err := s.adoptEntry(e); err != nil {
 			return removed, err
 		}
-		s.mu.Lock()
-		s.insertLocked(e)
-		s.st.Adopted++
-		s.mu.Unlock()
 	}
 	return removed, nil
 }
@@ -183,6 +172,14 @@ func (s *Store) dropExternal(e *entry) {
 		s.drop(e, "shared file untracked or missing")
 		return
 	}
+	s.mu.Unlock()
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	s.mu.Lock()
+	if e.gone || e.info.External == "" {
+		s.mu.Unlock()
+		return
+	}
 	s.dropExternalLocked(e)
 	e.info.External = ""
 	e.extSize, e.extMtime = 0, 0
@@ -197,4 +194,24 @@ func under(path, dir string) bool {
 	dir = filepath.Clean(dir)
 	rel, err := filepath.Rel(dir, filepath.Clean(path))
 	return err == nil && rel != "." && !strings.HasPrefix(rel, "..") && !filepath.IsAbs(rel)
+}
+
+// adoptEntry records a re-adopted data file unless its content got an entry meanwhile.
+func (s *Store) adoptEntry(e *entry) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	s.mu.RLock()
+	known := s.bySHA256[e.key()] != nil
+	s.mu.RUnlock()
+	if known {
+		return nil // committed concurrently while we hashed
+	}
+	if err := s.metaUpdate([]*entry{e}, nil); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.insertLocked(e)
+	s.st.Adopted++
+	s.mu.Unlock()
+	return nil
 }

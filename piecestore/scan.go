@@ -99,6 +99,8 @@ func (s *Store) ScanDirs(ctx context.Context, dirs []string, found func(Info)) e
 // or shared from another path), the existing entry gains the external path only if it has
 // none. ok is false if nothing was recorded.
 func (s *Store) addExternal(path string, size, mtime int64, d digest.Set, pieces []byte) (Info, bool) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
 	s.mu.Lock()
 	e := s.bySHA256[d.SHA256]
 	var snap entry

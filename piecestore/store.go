@@ -121,6 +121,10 @@ type Store struct {
 	now                  func() time.Time
 	db                   *bbolt.DB
 
+	// metaMu serialises "change the maps, then write the metadata" sequences so that a
+	// flush of an entry's snapshot can never land after that entry's deletion. Lock order:
+	// Writer.mu, then metaMu, then mu.
+	metaMu   sync.Mutex
 	mu       sync.RWMutex
 	byMD5    map[[16]byte]*entry
 	bySHA1   map[[20]byte]*entry
@@ -191,6 +195,7 @@ func Open(dir string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.evict(nil) // the quota may have been lowered
 	iv := opt.FlushInterval
 	if iv == 0 {
 		iv = 30 * time.Second
@@ -584,6 +589,8 @@ func (s *Store) flusher(iv time.Duration) {
 
 // flush writes the records of entries whose access time, announce time or paths changed.
 func (s *Store) flush() error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
 	s.mu.Lock()
 	if len(s.dirty) == 0 {
 		s.mu.Unlock()
@@ -729,6 +736,8 @@ func (s *Store) OpenFile(info *Info) (*Reader, error) {
 
 // drop removes e entirely (metadata and any data file), e.g. because its file changed.
 func (s *Store) drop(e *entry, why string) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
 	s.mu.Lock()
 	if e.gone {
 		s.mu.Unlock()

@@ -98,13 +98,13 @@ func (s *Store) Create(d digest.Set, pieces []byte) (*Writer, error) {
 			return nil, ErrBusy
 		}
 	}
+	w.tmpName = filepath.Join(s.tmpDir, strconv.FormatUint(s.tmpSeq.Add(1), 10)+".part")
 	for _, k := range w.keys[:w.nkeys] {
 		s.writers[k] = w
 	}
 	s.st.Writers++
 	s.mu.Unlock()
 
-	w.tmpName = filepath.Join(s.tmpDir, strconv.FormatUint(s.tmpSeq.Add(1), 10)+".part")
 	f, err := s.fs.Create(w.tmpName)
 	if err == nil {
 		w.f = f
@@ -466,6 +466,8 @@ func (w *Writer) Commit() (Info, error) {
 // (stored, or shared from another directory) so that there is one entry with every hash
 // and path, and open Readers keep pinning the entry they opened.
 func (s *Store) commitEntry(e *entry) (Info, *entry, error) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
 	s.mu.Lock()
 	old := s.bySHA256[e.key()]
 	snap := e
