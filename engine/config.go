@@ -54,6 +54,18 @@ type Config struct {
 	// RTOUnknown for a node with no sample.
 	RTOMin, RTOMax, RTOUnknown time.Duration
 
+	// NATProbation keeps nodes that entered the table only by answering our
+	// verification ping (sent right after their own request, so a NAT
+	// mapping lets it through) out of the nodes lists we hand to others
+	// until they answer a lookup request or the re-ping MIN_PING_INTERVAL
+	// later. It keeps NATed nodes from spreading through lookups.
+	NATProbation bool
+	// PipelineGets sends get_value to a node as soon as its find_value
+	// reply says it holds values, instead of after the whole find_value
+	// lookup; the get completes as in the original (StoreRedundancy nodes
+	// answered, or no candidates left).
+	PipelineGets bool
+
 	BootstrapNode bool   // BOOTSTRAP_NODE: joined even when nobody answers
 	Version       string // node ID suffix, e.g. "A015" (§2.3); IDs are reused only when it matches
 
@@ -99,6 +111,8 @@ func Default() Config {
 		KRPCTimeout:        9 * time.Second,
 		KRPCInitialDelay:   2 * time.Second,
 		Profile:            ProfileAdaptive,
+		NATProbation:       true,
+		PipelineGets:       true,
 		RTOMin:             150 * time.Millisecond,
 		RTOMax:             time.Second,
 		RTOUnknown:         500 * time.Millisecond,
@@ -112,6 +126,16 @@ func Default() Config {
 		MaxStoredBytes:     32 << 20,
 		Validate:           AptValidator,
 	}
+}
+
+// Classic returns the original's behaviour: Default with the 2/6/9 s
+// timeout profile, no NAT probation and the strictly two-phase get.
+func Classic() Config {
+	c := Default()
+	c.Profile = ProfileClassic
+	c.NATProbation = false
+	c.PipelineGets = false
+	return c
 }
 
 // fill replaces zero fields by their defaults so a partly filled Config works.

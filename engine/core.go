@@ -51,6 +51,9 @@ type Core struct {
 	store   *valueStore
 	rtt     rttTable
 	pinging map[wire.ID]struct{}
+	// probation holds nodes admitted by a verification ping only (see
+	// Config.NATProbation).
+	probation map[wire.ID]struct{}
 
 	lookups    map[uint32]*lookup
 	nextLookup uint32
@@ -79,12 +82,13 @@ type Core struct {
 func New(cfg Config, out Output) (*Core, error) {
 	cfg.fill()
 	c := &Core{
-		cfg:     cfg,
-		out:     out,
-		pinging: make(map[wire.ID]struct{}),
-		lookups: make(map[uint32]*lookup),
-		gets:    make(map[wire.ID]*getOp),
-		buf:     make([]byte, 0, 2048),
+		cfg:       cfg,
+		out:       out,
+		pinging:   make(map[wire.ID]struct{}),
+		probation: make(map[wire.ID]struct{}),
+		lookups:   make(map[uint32]*lookup),
+		gets:      make(map[wire.ID]*getOp),
+		buf:       make([]byte, 0, 2048),
 	}
 	c.txns.byTID = make(map[wire.ID]uint32)
 	var seed [32]byte
@@ -327,10 +331,28 @@ func (c *Core) storeLocal(now time.Time, key wire.ID, value []byte, from netip.A
 // out the requester and nodes failing right now (§8.2 #16), as wire nodes in
 // a scratch slice.
 func (c *Core) closestFor(target, requester wire.ID) []wire.Node {
-	c.knodes = c.table.ClosestExcluding(c.knodes[:0], target, c.cfg.K, requester)
+	want := c.cfg.K
+	if c.cfg.NATProbation && len(c.probation) > 0 {
+		want += c.cfg.K
+	}
+	c.knodes = c.table.ClosestExcluding(c.knodes[:0], target, want, requester)
 	c.wnodes = c.wnodes[:0]
-	for _, n := range c.knodes {
-		c.wnodes = append(c.wnodes, wire.Node{ID: n.ID, Addr: n.Addr})
+	// Verified nodes first; nodes on probation only fill what is left (a
+	// young network has no verified nodes yet).
+	for pass := 0; pass < 2; pass++ {
+		for _, n := range c.knodes {
+			if len(c.wnodes) == c.cfg.K {
+				return c.wnodes
+			}
+			if want > c.cfg.K {
+				if _, p := c.probation[n.ID]; p != (pass == 1) {
+					continue
+				}
+			} else if pass == 1 {
+				return c.wnodes
+			}
+			c.wnodes = append(c.wnodes, wire.Node{ID: n.ID, Addr: n.Addr})
+		}
 	}
 	return c.wnodes
 }
@@ -530,7 +552,12 @@ func (c *Core) handleReply(now time.Time, from netip.AddrPort, m *wire.Msg) {
 	case purposePing:
 		delete(c.pinging, expect)
 		if verify {
+			if c.cfg.NATProbation {
+				c.probation[expect] = struct{}{}
+			}
 			c.schedulePing(now, expect, from)
+		} else {
+			delete(c.probation, expect)
 		}
 	case purposeReplace:
 		delete(c.pinging, expect)
@@ -539,6 +566,8 @@ func (c *Core) handleReply(now time.Time, from netip.AddrPort, m *wire.Msg) {
 	case purposeJoin:
 		c.joinReply(now, m)
 	case purposeLookup:
+		// It answered a request it had no reason to expect: reachable.
+		delete(c.probation, expect)
 		if l := c.lookups[lk]; l != nil {
 			l.onReply(c, now, cand, m)
 		}

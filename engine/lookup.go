@@ -43,6 +43,10 @@ type cand struct {
 	hop      uint8 // 0 for us, 1 for our table's nodes, parent+1 for learned nodes
 }
 
+func (cd *cand) excluded() bool {
+	return cd.state == candFailed || (cd.state == candQueried && cd.slow)
+}
+
 // lookup is the state machine of one iterative operation (§2.11).
 type lookup struct {
 	id       uint32
@@ -57,6 +61,8 @@ type lookup struct {
 	done     bool
 	onDone   func(c *Core, now time.Time, l *lookup, err error)
 	get      *getOp
+	pipe     *lookup // find_value of a pipelined get: its get_value lookup
+	more     bool    // get_value of a pipelined get: candidates may still come
 }
 
 func (c *Core) newLookup(now time.Time, kind lookupKind, target wire.ID) *lookup {
@@ -128,10 +134,13 @@ func (l *lookup) schedule(c *Core, now time.Time) {
 	switch l.kind {
 	case lookupFindNode, lookupFindValue:
 		// The K closest nodes that have not failed.
+		// A request past its first RTO (adaptive profile) is treated as
+		// failed here: a silent node costs one RTO, and if it answers
+		// later its reply still counts.
 		top, answered, inflight, pending := 0, 0, 0, 0
 		for i := range l.cands {
 			cd := &l.cands[i]
-			if cd.state == candFailed {
+			if cd.excluded() {
 				continue
 			}
 			if top == k {
@@ -162,7 +171,7 @@ func (l *lookup) schedule(c *Core, now time.Time) {
 				break
 			}
 			cd := &l.cands[i]
-			if cd.state == candFailed {
+			if cd.excluded() {
 				continue
 			}
 			if top == k {
@@ -208,7 +217,7 @@ func (l *lookup) schedule(c *Core, now time.Time) {
 				expected += cd.num
 			}
 		}
-		if pending == 0 {
+		if pending == 0 && !l.more {
 			l.finish(c, now, nil)
 		}
 	case lookupStoreValue:
@@ -302,6 +311,16 @@ func (l *lookup) onReply(c *Core, now time.Time, id wire.ID, m *wire.Msg) {
 	case lookupFindValue:
 		if m.Has&wire.FieldNum != 0 && m.Num > 0 {
 			cd.num = int(min(m.Num, 1<<20))
+			if gl := l.pipe; gl != nil && !gl.done {
+				nc := *cd
+				nc.state = candNew
+				nc.slow = false
+				gl.cands = append(gl.cands, nc)
+				gl.schedule(c, now)
+				if l.done {
+					return
+				}
+			}
 		}
 		l.addNodes(c, m, hop)
 	case lookupGetValue:

@@ -60,9 +60,64 @@ func (c *Core) Get(now time.Time, key wire.ID, onValue func([]byte), onDone func
 	c.gets[key] = g
 	l := c.newLookup(now, lookupFindValue, key)
 	l.seed(c, now)
-	l.onDone = c.foundValueNodes
 	l.get = g
-	l.schedule(c, now)
+	if !c.cfg.PipelineGets {
+		l.onDone = c.foundValueNodes
+		l.schedule(c, now)
+		return
+	}
+	gl := c.newLookup(now, lookupGetValue, key)
+	gl.get = g
+	gl.more = true
+	l.pipe = gl
+	c.localValues(now, gl, l.cands[0].num)
+	gl.onDone = func(c *Core, now time.Time, gl *lookup, err error) {
+		g.msgs += gl.sent
+		if !l.done {
+			// Enough nodes answered: the find_value has served its purpose.
+			g.hops = l.maxHop()
+			g.msgs += l.sent
+			l.done = true
+			delete(c.lookups, l.id)
+		}
+		c.completeGet(now, g, err)
+	}
+	l.onDone = func(c *Core, now time.Time, l *lookup, err error) {
+		g.hops = l.maxHop()
+		g.msgs += l.sent
+		if err != nil {
+			gl.finish(c, now, err)
+			return
+		}
+		gl.more = false
+		gl.schedule(c, now)
+	}
+	gl.schedule(c, now)
+	if !gl.done {
+		l.schedule(c, now)
+	}
+}
+
+// localValues delivers our own values for a get as the local get_value
+// handler would answer (num semantics); we count as one answering node.
+func (c *Core) localValues(now time.Time, l *lookup, num int) {
+	if num == 0 {
+		return
+	}
+	n := 0
+	if r := c.cfg.RetrieveValues; r != 0 {
+		n = max(r, -r) - l.results
+		if n > num || n < 0 {
+			n = 0
+		}
+	}
+	for _, v := range c.pickValues(l.target, int64(n)) {
+		if l.get.deliver(c, now, v) {
+			l.results++
+		}
+	}
+	clear(c.vals)
+	l.answered++
 }
 
 func (c *Core) ready() error {
@@ -94,22 +149,7 @@ func (c *Core) foundValueNodes(_ *Core, now time.Time, fl *lookup, err error) {
 			continue
 		}
 		if cd.self {
-			// Our own values count as one answering node.
-			// As the local get_value handler would answer (num semantics).
-			n := 0
-			if r := c.cfg.RetrieveValues; r != 0 {
-				n = max(r, -r) - l.results
-				if n > cd.num || n < 0 {
-					n = 0
-				}
-			}
-			for _, v := range c.pickValues(g.key, int64(n)) {
-				if g.deliver(c, now, v) {
-					l.results++
-				}
-			}
-			clear(c.vals)
-			l.answered++
+			c.localValues(now, l, cd.num)
 			continue
 		}
 		cd.state = candNew

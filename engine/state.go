@@ -144,6 +144,11 @@ func (c *Core) checkpoint(now time.Time) {
 	c.SaveState()
 	c.st.ValuesExpired += uint64(c.store.expire(now.Add(-c.cfg.KeyExpire)))
 	c.refreshBuckets(now, c.cfg.BucketStaleness)
+	for id := range c.probation {
+		if _, ok := c.table.Get(id); !ok {
+			delete(c.probation, id)
+		}
+	}
 	// A node that lost every contact (long churn, network change) joins again.
 	if c.join.joined && c.table.Len() == 0 && !c.join.inProgress && len(c.join.bootstrap) > 0 {
 		c.joinAttempt(now)

@@ -57,7 +57,9 @@ func (t *txnTable) alloc() uint32 {
 		t.free = t.free[:n-1]
 		return i
 	}
-	t.slots = append(t.slots, txn{pkt: make([]byte, 0, 1536)})
+	// The datagram buffer grows on first use to the size of what is sent
+	// (most requests are under 200 bytes) and is reused with the slot.
+	t.slots = append(t.slots, txn{})
 	return uint32(len(t.slots) - 1)
 }
 

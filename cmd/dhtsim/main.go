@@ -42,8 +42,12 @@ func main() {
 		os.Exit(2)
 	}
 	for _, p := range profiles {
+		// "classic" is the original's behaviour as a whole (timeouts, no NAT
+		// probation, two-phase gets); "default" is this engine's.
 		ec := engine.Default()
-		ec.Profile = p
+		if p == engine.ProfileClassic {
+			ec = engine.Classic()
+		}
 		rep, err := sim.Run(sim.Config{
 			Nodes: *nodes, Unresponsive: *unresp, RTTMin: *rttMin, RTTMax: *rttMax, Loss: *loss,
 			Churn: *churn, Puts: *puts, Gets: *gets, Seed: *seed, Settle: *settle, Engine: ec,
