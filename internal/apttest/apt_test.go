@@ -567,3 +567,41 @@ func TestRebuildSeenByUpdate(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestHTTPSMirror runs apt against the TLS mirror, trusting its certificate
+// through Acquire::https::CaInfo: the setup for testing the daemon's HTTPS
+// upstreams.
+func TestHTTPSMirror(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m, err := testrepo.ServeMirrorTLS("127.0.0.1:0", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ca := filepath.Join(t.TempDir(), "mirror.pem")
+	if err := os.WriteFile(ca, m.CertPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := newRoot(t)
+	r.SetSources(repo.SourcesLine(m.URL() + "/debian"))
+	r.SetOption("Acquire::https::CaInfo", ca)
+	ctx := context.Background()
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	names := []string{"p2pt-tiny", "p2pt-inline"}
+	if err := r.Download(ctx, work, names...); err != nil {
+		t.Fatal(err)
+	}
+	if err := VerifyFiles(repo, work, names...); err != nil {
+		t.Error(err)
+	}
+
+	// Without the CA apt refuses the mirror.
+	r2 := newRoot(t)
+	r2.SetSources(repo.SourcesLine(m.URL() + "/debian"))
+	if err := r2.Update(ctx); err == nil {
+		t.Error("apt accepted an untrusted certificate")
+	}
+}

@@ -7,9 +7,11 @@
 // asks for), writes Packages, Packages.gz and Packages.xz, a Release file with
 // MD5Sum/SHA1/SHA256 sections, optional by-hash copies, and signs it (InRelease and
 // Release.gpg) with a throwaway key when gpg is installed. ServeMirror serves such a
-// tree over HTTP/1.1 with Range, conditional requests, HEAD and keep-alive, counts
-// requests and body bytes per path, and can misbehave on demand (ignore Range,
-// serve the wrong file, stall, fail with 500, cut the body short).
+// tree over HTTP/1.1 (ServeMirrorTLS: over HTTPS with a self-signed certificate)
+// with Range, conditional requests, HEAD and keep-alive, counts requests and
+// body bytes per path, notes which requests were pipelined, and can misbehave on
+// demand (ignore Range, serve the wrong file, stall, trickle, fail with 500, cut
+// the body short).
 //
 // It is test infrastructure, not a repository tool: it makes no attempt at
 // Contents files, translations, sources, multiple architectures or incremental

@@ -2,7 +2,15 @@ package testrepo
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -56,6 +64,8 @@ type Mirror struct {
 	srv  *http.Server
 	done chan struct{}
 
+	certPEM []byte // TLS mirrors only
+
 	mu     sync.Mutex
 	bytes  map[string]int64
 	reqs   map[string]int
@@ -66,7 +76,14 @@ type Mirror struct {
 
 // ServeMirror serves the directory root at addr (for example "127.0.0.1:0") until
 // Close. A request for /a/b is answered from root/a/b; directories are 404.
-func ServeMirror(addr, root string) (*Mirror, error) {
+func ServeMirror(addr, root string) (*Mirror, error) { return serveMirror(addr, root, false) }
+
+// ServeMirrorTLS is ServeMirror over HTTPS (HTTP/1.1 only) with a fresh
+// self-signed certificate for the listening IP and "localhost". Clients trust
+// it through CertPEM or CertPool (apt: -o Acquire::https::CaInfo=<pem file>).
+func ServeMirrorTLS(addr, root string) (*Mirror, error) { return serveMirror(addr, root, true) }
+
+func serveMirror(addr, root string, useTLS bool) (*Mirror, error) {
 	root, err := filepath.Abs(root)
 	if err != nil {
 		return nil, err
@@ -77,6 +94,16 @@ func ServeMirror(addr, root string) (*Mirror, error) {
 	}
 	m := &Mirror{root: root, ln: ln, done: make(chan struct{}),
 		bytes: map[string]int64{}, reqs: map[string]int{}, faults: map[string]*Fault{}}
+	var serveLn net.Listener = ln
+	if useTLS {
+		cert, pemBytes, err := selfSigned(ln.Addr().(*net.TCPAddr).IP)
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		m.certPEM = pemBytes
+		serveLn = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}})
+	}
 	m.srv = &http.Server{
 		Handler: m,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
@@ -91,19 +118,68 @@ func ServeMirror(addr, root string) (*Mirror, error) {
 				m.mu.Unlock()
 			}
 		},
+		// HTTP/2 stays off: apt speaks HTTP/1.1, and so does the daemon upstream.
+		TLSNextProto: map[string]func(*http.Server, *tls.Conn, http.Handler){},
 	}
 	go func() {
 		defer close(m.done)
-		m.srv.Serve(trackingListener{ln})
+		m.srv.Serve(trackingListener{serveLn})
 	}()
 	return m, nil
+}
+
+// selfSigned makes an ECDSA certificate for ip and "localhost" that is its own
+// CA, so it can be handed to clients as the trust anchor.
+func selfSigned(ip net.IP) (tls.Certificate, []byte, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(now.UnixNano()),
+		Subject:               pkix.Name{CommonName: "apt-p2p test mirror"},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:           []net.IP{ip},
+		DNSNames:              []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, err
+	}
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pemBytes, nil
+}
+
+// CertPEM is the TLS mirror's certificate in PEM (nil for plain HTTP).
+func (m *Mirror) CertPEM() []byte { return m.certPEM }
+
+// CertPool holds the TLS mirror's certificate, for an http.Transport's RootCAs
+// (nil for plain HTTP).
+func (m *Mirror) CertPool() *x509.CertPool {
+	if m.certPEM == nil {
+		return nil
+	}
+	p := x509.NewCertPool()
+	p.AppendCertsFromPEM(m.certPEM)
+	return p
 }
 
 // Addr is the listening address, "127.0.0.1:port".
 func (m *Mirror) Addr() string { return m.ln.Addr().String() }
 
-// URL is "http://" + Addr(), without a trailing slash.
-func (m *Mirror) URL() string { return "http://" + m.Addr() }
+// URL is "http://" (or "https://") + Addr(), without a trailing slash.
+func (m *Mirror) URL() string {
+	if m.certPEM != nil {
+		return "https://" + m.Addr()
+	}
+	return "http://" + m.Addr()
+}
 
 // Close stops the server and closes every connection.
 func (m *Mirror) Close() error {

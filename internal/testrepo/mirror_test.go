@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"math/rand/v2"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -286,5 +288,46 @@ func TestMirrorPipelining(t *testing.T) {
 	}
 	if m.Pipelined() != 1 || m.Connections() != 1 {
 		t.Errorf("Pipelined() = %d, Connections() = %d; want 1, 1", m.Pipelined(), m.Connections())
+	}
+}
+
+func TestMirrorTLS(t *testing.T) {
+	dir := t.TempDir()
+	data := []byte("hello over TLS\n")
+	if err := writeFile(filepath.Join(dir, "debian", "x.deb"), data); err != nil {
+		t.Fatal(err)
+	}
+	m, err := ServeMirrorTLS("127.0.0.1:0", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !strings.HasPrefix(m.URL(), "https://127.0.0.1:") || m.CertPEM() == nil {
+		t.Fatalf("URL %s, cert %d bytes", m.URL(), len(m.CertPEM()))
+	}
+	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: m.CertPool()}}
+	defer tr.CloseIdleConnections()
+	c := &http.Client{Transport: tr}
+	r := do(t, c, "GET", m.URL()+"/debian/x.deb", "Range", "bytes=6-8")
+	if r.status != 206 || string(r.body) != "ove" {
+		t.Errorf("TLS Range: %d %q", r.status, r.body)
+	}
+	if m.BytesServed("/debian/x.deb") != 3 {
+		t.Errorf("BytesServed = %d", m.BytesServed("/debian/x.deb"))
+	}
+	// Without the certificate the handshake fails: it really is TLS with our key.
+	bare := &http.Transport{}
+	defer bare.CloseIdleConnections()
+	if res, err := (&http.Client{Transport: bare}).Get(m.URL() + "/debian/x.deb"); err == nil {
+		res.Body.Close()
+		t.Error("an untrusting client connected")
+	}
+	plain, err := ServeMirror("127.0.0.1:0", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	if plain.CertPEM() != nil || plain.CertPool() != nil || !strings.HasPrefix(plain.URL(), "http://") {
+		t.Error("plain mirror has TLS state")
 	}
 }
