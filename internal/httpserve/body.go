@@ -99,7 +99,17 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 	// The direct path writes to the descriptor under fasthttp's connection writer, so it is only
 	// taken when w is that writer (a *bufio.Writer, flushed first).
 	if bw, ok := w.(*bufio.Writer); ok && s.raw != nil {
-		if err := bw.Flush(); err != nil {
+		// Headers still buffered go out with MSG_MORE, to share segments with the body (unless
+		// a rate limit may hold the body back).
+		lc, _ := s.conn.(*tcpLimitConn)
+		if lc != nil && bw.Buffered() > 0 && !s.thr.limited() {
+			lc.more = true
+		}
+		err := bw.Flush()
+		if lc != nil {
+			lc.more = false
+		}
+		if err != nil {
 			return 0, err
 		}
 		for n > 0 {

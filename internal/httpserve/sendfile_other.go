@@ -15,3 +15,11 @@ func (r *rawSend) write(fd uintptr) bool { return true }
 const directSendfile = false
 
 func unsupported(err error) bool { return true }
+
+type moreSend struct {
+	p   []byte
+	n   int
+	err error
+}
+
+func (m *moreSend) write(fd uintptr) bool { return true }

@@ -139,6 +139,29 @@ type tcpLimitConn struct {
 	l    *limitListener
 	key  netip.Addr
 	once sync.Once
+	// more makes the next Write use MSG_MORE (set by a file body around flushing its headers).
+	more    bool
+	ms      moreSend
+	msWrite func(uintptr) bool // ms.write bound once
+}
+
+// Write sends p, with MSG_MORE if a file body asked for it.
+func (c *tcpLimitConn) Write(p []byte) (int, error) {
+	if !c.more || c.raw == nil || len(p) == 0 || !directSendfile {
+		return c.TCPConn.Write(p)
+	}
+	c.more = false
+	c.ms = moreSend{p: p}
+	err := c.raw.Write(c.msWrite)
+	n := c.ms.n
+	if c.ms.err != nil {
+		err = c.ms.err
+	}
+	c.ms.p = nil
+	if err != nil {
+		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+	}
+	return n, nil
 }
 
 func (c *tcpLimitConn) Close() error {
@@ -181,6 +204,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		lc := &tcpLimitConn{TCPConn: tc, l: l, key: key}
+		lc.msWrite = lc.ms.write
 		if rc, err := tc.SyscallConn(); err == nil {
 			lc.raw = rc
 		}
