@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,8 +154,8 @@ loop:
 	defer dl.mu.Unlock()
 	res := Result{
 		BytesBySource: make(map[string]int64, len(dl.sources)),
-		Banned:        dl.banned,
-		PieceSources:  dl.supplier,
+		Banned:        slices.Clone(dl.banned),
+		PieceSources:  slices.Clone(dl.supplier),
 		Wasted:        dl.wasted.Load(),
 	}
 	for _, s := range dl.sources {
@@ -385,7 +386,7 @@ func (dl *download) complete(s *source, i int, data []byte, sum *[20]byte, err e
 	s.inflight--
 	p := &dl.pieces[i]
 	held := p.holders[0] == s || p.holders[1] == s
-	if err != nil || !held || s.dropped || p.state == done || p.streamer != nil && p.streamer != s {
+	if err != nil || !held || s.dropped || dl.finished || p.state == done || p.streamer != nil && p.streamer != s {
 		if held {
 			dl.releaseLocked(s, i)
 		}

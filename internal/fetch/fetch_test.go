@@ -41,6 +41,7 @@ func checkAccounting(t *testing.T, res Result, size int64) {
 }
 
 func TestOnePeer(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(3*PieceSize+12345, 1)
 	p := newServer(t, data, behavior{})
 	sink := newMemSink(int64(len(data)))
@@ -70,6 +71,7 @@ func TestOnePeer(t *testing.T) {
 }
 
 func TestFivePeers(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(24*PieceSize+777, 2)
 	var srcs []Source
 	var servers []*testServer
@@ -91,6 +93,7 @@ func TestFivePeers(t *testing.T) {
 }
 
 func TestCorruptPeerBanned(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(10*PieceSize, 3)
 	bad := newServer(t, data, behavior{corrupt: true})
 	good := newServer(t, data, behavior{rate: 8 << 20})
@@ -116,6 +119,7 @@ func TestCorruptPeerBanned(t *testing.T) {
 }
 
 func TestPeerDiesMidTransfer(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(12*PieceSize+5, 4)
 	dying := newServer(t, data, behavior{dieAfter: 3*PieceSize + 1000})
 	good := newServer(t, data, behavior{rate: 6 << 20})
@@ -129,6 +133,7 @@ func TestPeerDiesMidTransfer(t *testing.T) {
 }
 
 func TestAllPeersDieMirrorFinishes(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(8*PieceSize+99, 5)
 	dying := newServer(t, data, behavior{dieAfter: PieceSize + 10})
 	mirror := newServer(t, data, behavior{})
@@ -144,6 +149,7 @@ func TestAllPeersDieMirrorFinishes(t *testing.T) {
 }
 
 func TestMirrorIgnoresRangeAlone(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(6*PieceSize+3, 6)
 	mirror := newServer(t, data, behavior{ignoreRange: true})
 	m := mirror.source("/debian/pool/f.deb")
@@ -160,6 +166,7 @@ func TestMirrorIgnoresRangeAlone(t *testing.T) {
 // every Range request with 200 and the whole file. Nothing may be corrupted
 // and the mirror must not be banned: it is streamed instead.
 func TestMirrorIgnoresRangeAsPieceSource(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(10*PieceSize+3, 7)
 	dying := newServer(t, data, behavior{dieAfter: 2*PieceSize + 17, rate: 4 << 20})
 	mirror := newServer(t, data, behavior{ignoreRange: true})
@@ -182,6 +189,7 @@ func TestMirrorIgnoresRangeAsPieceSource(t *testing.T) {
 }
 
 func TestNoPeersStraightToMirror(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(16*PieceSize+1, 8)
 	mirror := newServer(t, data, behavior{})
 	m := mirror.source("/debian/pool/f.deb")
@@ -215,14 +223,15 @@ func TestNoPeersStraightToMirror(t *testing.T) {
 }
 
 func TestPeersArriveLate(t *testing.T) {
-	data, pieces := testFile(20*PieceSize, 9)
+	t.Parallel()
+	data, pieces := testFile(12*PieceSize, 9)
 	p1 := newServer(t, data, behavior{rate: 3 << 20})
 	p2 := newServer(t, data, behavior{rate: 3 << 20})
 	ch := make(chan Source)
 	go func() {
 		time.Sleep(100 * time.Millisecond)
 		ch <- p1.source(peerPath)
-		time.Sleep(400 * time.Millisecond)
+		time.Sleep(300 * time.Millisecond)
 		ch <- p2.source(peerPath)
 		close(ch)
 	}()
@@ -236,6 +245,7 @@ func TestPeersArriveLate(t *testing.T) {
 }
 
 func TestMirrorDelayRace(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(6*PieceSize, 10)
 	silent := newServer(t, data, behavior{silent: true})
 	mirror := newServer(t, data, behavior{})
@@ -267,6 +277,7 @@ func TestMirrorDelayRace(t *testing.T) {
 }
 
 func TestEndgame(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(8*PieceSize, 11)
 	slow := newServer(t, data, behavior{rate: 32 << 10}) // 16 s per piece
 	fast := newServer(t, data, behavior{})
@@ -296,6 +307,7 @@ func TestEndgame(t *testing.T) {
 }
 
 func TestWrongContentRangeBanned(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(6*PieceSize, 12)
 	bad := newServer(t, data, behavior{wrongRange: true})
 	good := newServer(t, data, behavior{rate: 8 << 20})
@@ -309,6 +321,7 @@ func TestWrongContentRangeBanned(t *testing.T) {
 }
 
 func TestPeerIgnoringRangeBanned(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(6*PieceSize, 13)
 	bad := newServer(t, data, behavior{ignoreRange: true})
 	good := newServer(t, data, behavior{rate: 8 << 20})
@@ -325,6 +338,7 @@ func TestPeerIgnoringRangeBanned(t *testing.T) {
 }
 
 func TestNotFoundAndDeadPeers(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(4*PieceSize+1, 14)
 	nf := newServer(t, data, behavior{notFound: true})
 	// A port nothing listens on: connection refused.
@@ -352,11 +366,12 @@ func TestNotFoundAndDeadPeers(t *testing.T) {
 }
 
 func TestSlowFirstByte(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(4*PieceSize, 15)
-	stall := newServer(t, data, behavior{firstByte: 5 * time.Second})
+	stall := newServer(t, data, behavior{firstByte: 20 * time.Second})
 	good := newServer(t, data, behavior{rate: 4 << 20})
 	cfg := testConfig()
-	cfg.PeerIdleTimeout = 300 * time.Millisecond
+	cfg.PeerIdleTimeout = time.Second
 	sink := newMemSink(int64(len(data)))
 	res := fetchOK(t, New(cfg), &Job{Size: int64(len(data)), Pieces: pieces, Peers: peerChan(stall.source(peerPath), good.source(peerPath)), Sink: sink})
 	sink.check(t, data)
@@ -366,6 +381,7 @@ func TestSlowFirstByte(t *testing.T) {
 }
 
 func TestSinglePieceFile(t *testing.T) {
+	t.Parallel()
 	data, _ := testFile(200_000, 16)
 	a := newServer(t, data, behavior{})
 	b := newServer(t, data, behavior{})
@@ -388,6 +404,7 @@ func TestSinglePieceFile(t *testing.T) {
 }
 
 func TestSinglePieceNextSourceOnFailure(t *testing.T) {
+	t.Parallel()
 	data, _ := testFile(300_000, 17)
 	bad := newServer(t, data, behavior{dieAfter: 1000})
 	good := newServer(t, data, behavior{})
@@ -401,6 +418,7 @@ func TestSinglePieceNextSourceOnFailure(t *testing.T) {
 }
 
 func TestUnknownPieceHashes(t *testing.T) {
+	t.Parallel()
 	data, _ := testFile(9*PieceSize+4, 18)
 	var srcs []Source
 	for range 3 {
@@ -416,6 +434,7 @@ func TestUnknownPieceHashes(t *testing.T) {
 }
 
 func TestAllSourcesFail(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(3*PieceSize, 19)
 	bad := newServer(t, data, behavior{corrupt: true})
 	nf := newServer(t, data, behavior{notFound: true})
@@ -432,6 +451,7 @@ func TestAllSourcesFail(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(3*PieceSize, 20)
 	silent := newServer(t, data, behavior{silent: true})
 	sink := newMemSink(int64(len(data)))
@@ -448,6 +468,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestResume(t *testing.T) {
+	t.Parallel()
 	data, pieces := testFile(5*PieceSize, 21)
 	p := newServer(t, data, behavior{})
 	sink := newMemSink(int64(len(data)))
@@ -466,6 +487,7 @@ func TestResume(t *testing.T) {
 }
 
 func TestHostHeader(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		s    Source
 		want string
@@ -486,6 +508,7 @@ func TestHostHeader(t *testing.T) {
 }
 
 func TestParseContentRange(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		in      string
 		a, b, n int64

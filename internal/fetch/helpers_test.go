@@ -21,6 +21,7 @@ type behavior struct {
 	rate        int64         // bytes per second over all connections (token bucket); 0 = unlimited
 	corrupt     bool          // flip one byte in every piece it sends
 	dieAfter    int64         // cut the connection once this many body bytes were sent in total; 0 = never
+	dieOnce     bool          // ... only the first time: serve normally afterwards
 	ignoreRange bool          // answer 200 with the whole file (peer-systems row 5)
 	wrongRange  bool          // 206 whose Content-Range is one piece off
 	notFound    bool          // 404
@@ -42,6 +43,7 @@ type testServer struct {
 	last     time.Time
 
 	sent  atomic.Int64
+	died  atomic.Bool
 	reqs  atomic.Int64
 	mu    sync.Mutex
 	hosts []string
@@ -60,7 +62,8 @@ func newServer(t testing.TB, data []byte, b behavior) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := &testServer{t: t, ln: ln, addr: ln.Addr().String(), data: data, b: b, quit: make(chan struct{}), last: time.Now()}
+	ts := &testServer{t: t, ln: ln, addr: ln.Addr().String(), data: data, b: b, quit: make(chan struct{}), last: time.Now(),
+		tokens: float64(max(b.rate/20, 32<<10))}
 	ts.srv = &http.Server{Handler: ts, ReadHeaderTimeout: 5 * time.Second}
 	go ts.srv.Serve(ln) //nolint:errcheck // ends with Close
 	t.Cleanup(ts.close)
@@ -171,7 +174,8 @@ func (ts *testServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 			chunk = scratch
 		}
-		if b.dieAfter > 0 && ts.sent.Load()+n > b.dieAfter {
+		if b.dieAfter > 0 && ts.sent.Load()+n > b.dieAfter && !(b.dieOnce && ts.died.Load()) {
+			ts.died.Store(true)
 			keep := max(b.dieAfter-ts.sent.Load(), 0)
 			w.Write(chunk[:keep]) //nolint:errcheck
 			ts.sent.Add(keep)

@@ -327,6 +327,9 @@ func (dl *download) streamPieceDone(s *source, st *streamState, k int) error {
 	st.k = -1
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
+	if dl.finished {
+		return errLost
+	}
 	p := &dl.pieces[k]
 	if p.state != done {
 		p.state = done

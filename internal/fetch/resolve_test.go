@@ -43,6 +43,7 @@ func noHTTP(t *testing.T) func(context.Context, netip.AddrPort, wire.ID) ([]byte
 }
 
 func TestResolveInlineMajority(t *testing.T) {
+	t.Parallel()
 	good := fakePieces(3, 30)
 	bad := bytes.Repeat([]byte{7}, len(good))
 	vals := []wire.PeerValue{
@@ -63,6 +64,7 @@ func TestResolveInlineMajority(t *testing.T) {
 // One address announcing a bogus piece string from many ports counts once;
 // two distinct addresses pointing at the real one through 'h' win.
 func TestResolveSybilByDistinctIP(t *testing.T) {
+	t.Parallel()
 	good := fakePieces(10, 31)
 	bad := bytes.Repeat([]byte{9}, len(good))
 	var vals []wire.PeerValue
@@ -92,6 +94,7 @@ func TestResolveSybilByDistinctIP(t *testing.T) {
 }
 
 func TestResolveNoneOrTie(t *testing.T) {
+	t.Parallel()
 	good := fakePieces(3, 32)
 	other := bytes.Repeat([]byte{1}, len(good))
 	none := []wire.PeerValue{
@@ -171,6 +174,7 @@ func testHTTPGet(srv *pieceStringServer, calls *atomic.Int32) func(context.Conte
 }
 
 func TestResolveLinkOverHTTP(t *testing.T) {
+	t.Parallel()
 	good := fakePieces(100, 33)
 	l := wire.ID(sha1.Sum(good))
 	srv := newPieceStringServer(t, good, 5) // the first five answers are wrong
@@ -194,6 +198,7 @@ func TestResolveLinkOverHTTP(t *testing.T) {
 // The same piece string announced as 'h' and 'l' is one version: when the
 // DHT lookup fails, the peers that offer it over HTTP are asked.
 func TestResolveHashFallsBackToLink(t *testing.T) {
+	t.Parallel()
 	good := fakePieces(40, 34)
 	id := wire.ID(sha1.Sum(good))
 	srv := newPieceStringServer(t, good, 0)
@@ -211,6 +216,7 @@ func TestResolveHashFallsBackToLink(t *testing.T) {
 }
 
 func TestResolveCancelled(t *testing.T) {
+	t.Parallel()
 	good := fakePieces(100, 35)
 	l := wire.ID(sha1.Sum(good))
 	vals := []wire.PeerValue{

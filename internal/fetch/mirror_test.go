@@ -1,0 +1,141 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The mirror alone streams: the Sink's contiguous end moves inside the first
+// piece, long before 512 KiB are in (apt gets bytes early).
+func TestMirrorStreamsBeforeWholePiece(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(3*PieceSize+100, 40)
+	mirror := newServer(t, data, behavior{rate: 2 << 20})
+	m := mirror.source("/debian/f.deb")
+	sink := newMemSink(int64(len(data)))
+	var midPiece atomic.Bool
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+				if c := sink.Contiguous(); c > 0 && c < PieceSize {
+					midPiece.Store(true)
+				}
+			}
+		}
+	}()
+	res := fetchOK(t, New(testConfig()), &Job{Size: int64(len(data)), Pieces: pieces, Mirror: &m, Sink: sink})
+	close(stop)
+	sink.check(t, data)
+	checkAccounting(t, res, int64(len(data)))
+	if !midPiece.Load() {
+		t.Fatal("the Sink never held part of the first piece: the mirror was not streamed")
+	}
+	if n := mirror.reqs.Load(); n != 1 {
+		t.Fatalf("%d mirror requests, want one streaming GET", n)
+	}
+}
+
+// The stream breaks inside a piece; it resumes with Range at the Sink's
+// contiguous end and the piece is still verified across the two requests.
+func TestMirrorStreamResumesMidPiece(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(4*PieceSize, 41)
+	mirror := newServer(t, data, behavior{dieAfter: PieceSize + 300_000, dieOnce: true})
+	m := mirror.source("/debian/f.deb")
+	sink := newMemSink(int64(len(data)))
+	res := fetchOK(t, New(testConfig()), &Job{Size: int64(len(data)), Pieces: pieces, Mirror: &m, Sink: sink})
+	sink.check(t, data)
+	checkAccounting(t, res, int64(len(data)))
+	mirror.mu.Lock()
+	defer mirror.mu.Unlock()
+	if len(mirror.rngs) != 2 || mirror.rngs[0] != "" || mirror.rngs[1] != "bytes=824288-" {
+		t.Fatalf("mirror requests' Range headers %q, want a plain GET then bytes=824288-", mirror.rngs)
+	}
+}
+
+// A mirror serving different bytes under the same name (a stale file): the
+// stream's piece check fails, and Fetch says the Sink holds bad bytes.
+func TestMirrorStaleFile(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(3*PieceSize, 42)
+	mirror := newServer(t, data, behavior{corrupt: true})
+	m := mirror.source("/debian/f.deb")
+	sink := newMemSink(int64(len(data)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := New(testConfig()).Fetch(ctx, &Job{Size: int64(len(data)), Pieces: pieces, Mirror: &m, Sink: sink})
+	if !errors.Is(err, ErrMirrorPiece) {
+		t.Fatalf("err = %v, want ErrMirrorPiece", err)
+	}
+}
+
+// A mirror whose file has a different size than the index says.
+func TestMirrorWrongSize(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(2*PieceSize, 43)
+	mirror := newServer(t, data[:len(data)-1], behavior{})
+	m := mirror.source("/debian/f.deb")
+	sink := newMemSink(int64(len(data)))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := New(testConfig()).Fetch(ctx, &Job{Size: int64(len(data)), Pieces: pieces, Mirror: &m, Sink: sink})
+	if !errors.Is(err, ErrNoSources) || !strings.Contains(err.Error(), "the index says") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// A peer turns up while the mirror streams: the stream gives way at the next
+// piece the peer holds and the mirror goes on as a piece source.
+func TestPeerJoinsStreamingMirror(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(16*PieceSize, 44)
+	mirror := newServer(t, data, behavior{rate: 3 << 20})
+	peer := newServer(t, data, behavior{rate: 6 << 20})
+	m := mirror.source("/debian/f.deb")
+	ch := make(chan Source)
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		ch <- peer.source(peerPath)
+		close(ch)
+	}()
+	sink := newMemSink(int64(len(data)))
+	res := fetchOK(t, New(testConfig()), &Job{Size: int64(len(data)), Pieces: pieces, Peers: ch, Mirror: &m,
+		MirrorDelay: 50 * time.Millisecond, Sink: sink})
+	sink.check(t, data)
+	checkAccounting(t, res, int64(len(data)))
+	if res.PeerBytes == 0 || res.MirrorBytes == 0 || sink.appends == 0 || sink.pieces == 0 {
+		t.Fatalf("peer %d, mirror %d bytes; %d appends, %d pieces: want both sources, streaming then pieces",
+			res.PeerBytes, res.MirrorBytes, sink.appends, sink.pieces)
+	}
+}
+
+// A peer that delivers, but slowly: after MirrorDelay the mirror joins.
+func TestSlowPeersBringInMirror(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(12*PieceSize, 45)
+	slow := newServer(t, data, behavior{rate: 64 << 10})
+	mirror := newServer(t, data, behavior{})
+	m := mirror.source("/debian/f.deb")
+	ch := make(chan Source, 1)
+	ch <- slow.source(peerPath)
+	defer close(ch)
+	sink := newMemSink(int64(len(data)))
+	t0 := time.Now()
+	res := fetchOK(t, New(testConfig()), &Job{Size: int64(len(data)), Pieces: pieces, Peers: ch, Mirror: &m,
+		MirrorDelay: 300 * time.Millisecond, Sink: sink})
+	sink.check(t, data)
+	if res.MirrorBytes == 0 || slow.sent.Load() == 0 || t0.Add(time.Second).After(time.Now()) {
+		t.Fatalf("mirror %d bytes, slow peer sent %d", res.MirrorBytes, slow.sent.Load())
+	}
+	if el := time.Since(t0); el > 8*time.Second {
+		t.Fatalf("took %v with a fast mirror available", el)
+	}
+}
