@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/engine"
@@ -27,7 +28,17 @@ func main() {
 	profile := flag.String("profile", "both", "timeout profile: default, classic or both")
 	seed := flag.Uint64("seed", 1, "random seed")
 	settle := flag.Duration("settle", 20*time.Minute, "simulated time between the last join and the first put")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dhtsim:", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 
 	var profiles []engine.TimeoutProfile
 	switch *profile {
@@ -54,7 +65,7 @@ func main() {
 		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "dhtsim:", err)
-			os.Exit(1)
+			return
 		}
 		fmt.Println(rep)
 	}
