@@ -86,6 +86,9 @@ type Options struct {
 	ByHash bool
 	// Unsigned skips signing even when gpg is available (apt then needs [trusted=yes]).
 	Unsigned bool
+	// FreshKey signs with a new key instead of the one every Build in this
+	// process shares (for tests of a key mismatch).
+	FreshKey bool
 	// Date is the Release Date; zero means a minute ago (apt rejects a Date in the future).
 	Date time.Time
 }
@@ -241,7 +244,7 @@ func Build(dir string, opts Options) (*Repo, error) {
 	}
 	if !opts.Unsigned {
 		if _, err := lookPath("gpg"); err == nil {
-			if err := r.sign(); err != nil {
+			if err := r.sign(opts.FreshKey); err != nil {
 				return nil, err
 			}
 		}

@@ -195,6 +195,22 @@ func TestBuildDefault(t *testing.T) {
 			t.Errorf("gpgv %v: %v\n%s", args, err, out)
 		}
 	}
+	// Builds share the process's key unless FreshKey.
+	again, err := Build(t.TempDir(), Options{Packages: specs[:1]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := Build(t.TempDir(), Options{Packages: specs[:1], FreshKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, _ := os.ReadFile(r.KeyringPath)
+	k2, _ := os.ReadFile(again.KeyringPath)
+	k3, _ := os.ReadFile(fresh.KeyringPath)
+	if len(k1) == 0 || !bytes.Equal(k1, k2) || bytes.Equal(k1, k3) {
+		t.Errorf("keyrings: shared equal %v, fresh differs %v", bytes.Equal(k1, k2), !bytes.Equal(k1, k3))
+	}
+
 	// And reject a tampered Release.
 	if err := os.WriteFile(relPath, append(rel, "X-Tampered: yes\n"...), 0o644); err != nil {
 		t.Fatal(err)
