@@ -40,17 +40,27 @@ var (
 // readStr reads a string at b[i:] ("<len>:<bytes>") and returns it capped, so
 // an append through it cannot overwrite the next field.
 func readStr(b []byte, i int) ([]byte, int, error) {
-	// Fast path for one-digit lengths (every KRPC key): "<d>:".
-	if i+1 < len(b) && b[i+1] == ':' {
-		if c := b[i]; c >= '0' && c <= '9' {
-			n := int(c - '0')
-			j := i + 2
-			if n > len(b)-j {
-				return nil, i, ErrTruncated
-			}
-			return b[j : j+n : j+n], j + n, nil
+	// Fast paths for one- and two-digit lengths: every KRPC key, ID and node.
+	if i+2 < len(b) {
+		c0, c1 := b[i]-'0', b[i+1]
+		var n, j int
+		switch {
+		case c0 <= 9 && c1 == ':':
+			n, j = int(c0), i+2
+		case c0-1 <= 8 && c1-'0' <= 9 && b[i+2] == ':':
+			n, j = int(c0)*10+int(c1-'0'), i+3
+		default:
+			return readStrSlow(b, i)
 		}
+		if n > len(b)-j {
+			return nil, i, ErrTruncated
+		}
+		return b[j : j+n : j+n], j + n, nil
 	}
+	return readStrSlow(b, i)
+}
+
+func readStrSlow(b []byte, i int) ([]byte, int, error) {
 	if i >= len(b) {
 		return nil, i, ErrTruncated
 	}
