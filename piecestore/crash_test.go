@@ -48,18 +48,30 @@ func TestCrashAtEveryStep(t *testing.T) {
 	a := randData(20, 2*PieceSize+100)
 	b := randData(21, 2*PieceSize+777)
 	c := randData(22, 3000)
+	old := randData(25, 5000)   // unreferenced: the eviction victim
+	orphan := randData(26, 700) // a data file whose metadata commit was lost earlier
+	od := digestOf(orphan, digest.SHA256)
 	for _, power := range []bool{false, true} {
 		t.Run(fmt.Sprintf("powerloss=%v", power), func(t *testing.T) {
 			for n := 1; ; n++ {
 				dir := filepath.Join(t.TempDir(), "store")
 				s := mustOpen(t, dir, Options{FS: newFaultFS(), noSync: true})
 				pre := mustPut(t, s, a, digest.SHA256)
+				oldInfo := mustPut(t, s, old, digest.SHA256)
 				s.Close()
+				// Leftovers of an earlier crash for Open to reconcile.
+				os.WriteFile(filepath.Join(dir, "tmp", "7.part"), b[:1000], 0o644)
+				os.WriteFile(filepath.Join(dir, "data", dataName(&od)), orphan, 0o644)
 
 				ffs := newFaultFS()
 				ffs.crashAt = n
 				var committed [][]byte
-				if s, err := Open(dir, Options{FS: ffs, FlushInterval: -1, noSync: true}); err == nil {
+				opt := Options{FS: ffs, FlushInterval: -1, noSync: true,
+					// Room for a, b, c, the orphan and not much more: committing b evicts old.
+					MaxBytes:   int64(len(a) + len(b) + len(c) + len(orphan) + 100),
+					Referenced: func(d *digest.Set) bool { return d.SHA256 != oldInfo.Digest.SHA256 },
+				}
+				if s, err := Open(dir, opt); err == nil {
 					committed = storeScenario(s, pre, b, c)
 					s.abandon()
 				}
@@ -70,7 +82,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 
 				s = mustOpen(t, dir, Options{FS: newFaultFS(), noSync: true})
 				checkAllVerified(t, s)
-				for _, want := range append(committed, a) {
+				for _, want := range append(committed, a, orphan) {
 					d := digestOf(want, digest.SHA256)
 					info, ok := s.Lookup(&d)
 					if !ok {
@@ -81,7 +93,7 @@ func TestCrashAtEveryStep(t *testing.T) {
 						t.Fatalf("crash at step %d: content differs (%v)", n, err)
 					}
 				}
-				if st := s.Stats(); st.Files > 3 || st.Files < 1+len(committed) {
+				if st := s.Stats(); st.Files > 5 || st.Files < 2+len(committed) {
 					t.Fatalf("crash at step %d: %d files", n, st.Files)
 				}
 				s.Close()
@@ -89,6 +101,9 @@ func TestCrashAtEveryStep(t *testing.T) {
 				if !crashed {
 					if len(committed) != 2 {
 						t.Fatalf("the run without a crash stored %d files", len(committed))
+					}
+					if _, ok := s.Lookup(&oldInfo.Digest); ok {
+						t.Fatal("the run without a crash did not evict")
 					}
 					t.Logf("crashed at each of %d steps: %q", n-1, ffs.stepNames)
 					if n < 15 {

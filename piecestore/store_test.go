@@ -467,3 +467,104 @@ func lookupOK(s *Store, h []byte) bool {
 	_, ok := s.LookupHash(h)
 	return ok
 }
+
+// Several sources write pieces at once while a streamer follows Available with Wait and
+// reads the temporary file, as the HTTP front streams a download to apt; the file stays
+// readable through File() after Commit.
+func TestConcurrentPiecesAndStreamer(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Options{})
+	defer s.Close()
+	np := 24
+	if raceEnabled {
+		np = 8
+	}
+	data := randData(80, np*PieceSize-123)
+	w, err := s.Create(digestOf(data, digest.SHA256, digest.SHA1), piecesOf(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamed := make(chan []byte)
+	go func() {
+		var got []byte
+		buf := make([]byte, 100_000)
+		f := w.File()
+		for off := int64(0); off < int64(len(data)); {
+			avail, err := w.Wait(context.Background(), off)
+			if err != nil {
+				t.Error(err)
+				break
+			}
+			for off < avail {
+				n, _ := f.ReadAt(buf[:min(int64(len(buf)), avail-off)], off)
+				got = append(got, buf[:n]...)
+				off += int64(n)
+			}
+		}
+		streamed <- got
+	}()
+	done := make(chan error, 3)
+	for src := range 3 {
+		go func() {
+			// Each source takes every third piece, from the end backwards.
+			for i := np - 1 - src; i >= 0; i -= 3 {
+				p := data[i*PieceSize : min((i+1)*PieceSize, len(data))]
+				if err := w.WritePiece(i, p, nil); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := w.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := <-streamed; !bytes.Equal(got, data) {
+		t.Fatalf("streamed %d bytes, not the content", len(got))
+	}
+	buf := make([]byte, 10)
+	if _, err := w.File().ReadAt(buf, 5); err != nil || !bytes.Equal(buf, data[5:15]) {
+		t.Fatalf("File() after Commit: %v", err)
+	}
+	if !bytes.Equal(info.Pieces, piecesOf(data)) {
+		t.Fatal("piece hashes")
+	}
+}
+
+// Access times and announce times reach the database through the background flusher.
+func TestFlusher(t *testing.T) {
+	dir := t.TempDir()
+	clock := time.Unix(1_800_000_000, 0)
+	s, err := Open(dir, Options{FlushInterval: 5 * time.Millisecond, Now: func() time.Time { return clock }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := mustPut(t, s, []byte("flush me"), digest.SHA256)
+	s.MarkAnnounced(&info, clock.Add(time.Minute))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.RLock()
+		pending := len(s.dirty)
+		s.mu.RUnlock()
+		if pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("flusher did not run")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s.abandon() // no final flush: what is on disk came from the flusher
+	s = mustOpen(t, dir, Options{})
+	defer s.Close()
+	got, ok := s.Lookup(&info.Digest)
+	if !ok || !got.LastAnnounced.Equal(clock.Add(time.Minute)) {
+		t.Fatalf("after restart: %v %v", ok, got.LastAnnounced)
+	}
+}
