@@ -141,6 +141,10 @@ func pieceLen(i int, size int64) int64 {
 func (s *source) setupRequest(req *fasthttp.Request) {
 	req.Header.SetMethod(fasthttp.MethodGet)
 	req.SetRequestURI(s.src.Path)
+	if s.src.TLS {
+		req.URI().SetScheme("https") // HostClient refuses a scheme that differs from IsTLS
+	}
+	req.URI().SetHost(s.host) // fasthttp writes the Host header from the URI
 	req.Header.SetHost(s.host)
 	req.Header.SetUserAgent(s.ua)
 }

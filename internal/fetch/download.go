@@ -41,7 +41,8 @@ type download struct {
 	left     int // pieces not done
 	sources  []*source
 	byKey    map[string]*source
-	mirror   *source // the mirror source once started
+	mirror   *source  // the mirror source once started
+	standby  []Source // peers beyond MaxPeers, used as others drop out
 	finished bool
 	err      error
 	banned   []string
@@ -180,9 +181,12 @@ func (dl *download) evaluate(peersOpen, delayPassed, slow bool) {
 	if dl.finished {
 		return
 	}
-	live := 0
-	for _, s := range dl.sources {
-		if !s.mirror && !s.dropped {
+	live := dl.livePeersLocked()
+	for live < dl.d.cfg.MaxPeers && len(dl.standby) > 0 {
+		src := dl.standby[0]
+		dl.standby = dl.standby[1:]
+		if dl.byKey[src.Addr] == nil && !dl.d.Banned(src.Addr) {
+			dl.addSourceLocked(dl.d.newSource(src, false), false)
 			live++
 		}
 	}
@@ -222,7 +226,26 @@ func (dl *download) addPeer(src Source) {
 	if dl.finished || dl.byKey[src.Addr] != nil {
 		return
 	}
+	if dl.livePeersLocked() >= dl.d.cfg.MaxPeers {
+		if len(dl.standby) < maxStandby && !slices.ContainsFunc(dl.standby, func(x Source) bool { return x.Addr == src.Addr }) {
+			dl.standby = append(dl.standby, src)
+		}
+		return
+	}
 	dl.addSourceLocked(dl.d.newSource(src, false), false)
+}
+
+// maxStandby bounds the stand-in peers one download remembers.
+const maxStandby = 256
+
+func (dl *download) livePeersLocked() int {
+	live := 0
+	for _, s := range dl.sources {
+		if !s.mirror && !s.dropped {
+			live++
+		}
+	}
+	return live
 }
 
 // addSourceLocked registers s and starts its workers: one stream for a mirror

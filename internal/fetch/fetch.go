@@ -76,6 +76,10 @@ type Config struct {
 	MirrorIdleTimeout time.Duration
 	// Depth is the number of requests in flight per source (default 4).
 	Depth int
+	// MaxPeers caps the peers used at once by one download (default 16); more
+	// wait as stand-ins for peers that fail, so a flood of DHT values cannot
+	// open thousands of connections.
+	MaxPeers int
 	// BanDuration is how long a source that sent bad data is shunned (default 10 min).
 	BanDuration time.Duration
 	// MaxErrors is how many transient errors in a row drop a source from one
@@ -111,6 +115,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Depth <= 0 {
 		c.Depth = 4
+	}
+	if c.MaxPeers <= 0 {
+		c.MaxPeers = 16
 	}
 	if c.BanDuration <= 0 {
 		c.BanDuration = 10 * time.Minute

@@ -2,8 +2,11 @@ package fetch
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -528,4 +531,58 @@ func TestParseContentRange(t *testing.T) {
 			t.Errorf("parseContentRange(%q) = %d %d %d %v", c.in, a, b, n, ok)
 		}
 	}
+}
+
+// No more than MaxPeers peers at once; the others stand in for failures.
+func TestMaxPeersStandby(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(8*PieceSize, 47)
+	nf1 := newServer(t, data, behavior{notFound: true})
+	nf2 := newServer(t, data, behavior{notFound: true})
+	var good []*testServer
+	srcs := []Source{nf1.source(peerPath), nf2.source(peerPath)}
+	for range 4 {
+		g := newServer(t, data, behavior{rate: 8 << 20})
+		good = append(good, g)
+		srcs = append(srcs, g.source(peerPath))
+	}
+	cfg := testConfig()
+	cfg.MaxPeers = 2
+	sink := newMemSink(int64(len(data)))
+	res := fetchOK(t, New(cfg), &Job{Size: int64(len(data)), Pieces: pieces, Peers: peerChan(srcs...), Sink: sink})
+	sink.check(t, data)
+	checkAccounting(t, res, int64(len(data)))
+	asked := 0
+	for _, g := range good {
+		if g.reqs.Load() > 0 {
+			asked++
+		}
+	}
+	if asked != 2 || nf1.reqs.Load() == 0 || nf2.reqs.Load() == 0 {
+		t.Fatalf("%d stand-in peers asked (want 2 replacing the two 404s)", asked)
+	}
+}
+
+func TestTLSMirror(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(3*PieceSize+7, 46)
+	h := newServer(t, data, behavior{}) // its handler, served again over TLS below
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(h)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.StartTLS()
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	cfg := testConfig()
+	cfg.TLSConfig = &tls.Config{RootCAs: pool}
+	m := Source{Addr: ln.Addr().String(), Path: "/debian/f.deb", TLS: true}
+	sink := newMemSink(int64(len(data)))
+	res := fetchOK(t, New(cfg), &Job{Size: int64(len(data)), Pieces: pieces, Mirror: &m, Sink: sink})
+	sink.check(t, data)
+	checkAccounting(t, res, int64(len(data)))
 }

@@ -224,6 +224,9 @@ type memSink struct {
 	appends int
 	pieces  int
 	firstAt time.Time // first byte written
+	// trustSums skips checking the SHA-1 handed with each piece (benchmarks:
+	// a piecestore.Writer does not hash it again either).
+	trustSums bool
 }
 
 func newMemSink(size int64) *memSink {
@@ -262,7 +265,7 @@ func (m *memSink) WritePiece(i int, data []byte, sum *[20]byte) error {
 	if m.have[i] {
 		return fmt.Errorf("memsink: piece %d written twice", i)
 	}
-	if sum == nil || sha1.Sum(data) != *sum {
+	if sum == nil || !m.trustSums && sha1.Sum(data) != *sum {
 		return fmt.Errorf("memsink: piece %d: wrong or missing SHA-1", i)
 	}
 	if m.firstAt.IsZero() {
