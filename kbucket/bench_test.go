@@ -22,6 +22,17 @@ func benchTable(b *testing.B) (*Table, []wire.ID) {
 	return tb, targets
 }
 
+// cpuMeter reports CPU nanoseconds per operation ("cpu-ns/op").
+type cpuMeter struct{ start int64 }
+
+func startCPU() cpuMeter { return cpuMeter{processCPU()} }
+
+func (m cpuMeter) report(b *testing.B) {
+	if b.N > 0 {
+		b.ReportMetric(float64(processCPU()-m.start)/float64(b.N), "cpu-ns/op")
+	}
+}
+
 // BenchmarkClosest compares Closest with the original's findNodes ported
 // as written (gather range neighbours, sort.Slice) on the same table and
 // targets; "nodes" is the table size.
@@ -31,20 +42,24 @@ func BenchmarkClosest(b *testing.B) {
 		dst := make([]Node, 0, 8)
 		b.ReportAllocs()
 		i := 0
+		m := startCPU()
 		for b.Loop() {
 			dst = tb.Closest(dst[:0], targets[i&1023], 8)
 			i++
 		}
+		m.report(b)
 		b.ReportMetric(float64(tb.Len()), "nodes")
 	})
 	b.Run("impl=original", func(b *testing.B) {
 		tb, targets := benchTable(b)
 		b.ReportAllocs()
 		i := 0
+		m := startCPU()
 		for b.Loop() {
 			origClosest(tb, targets[i&1023], 8)
 			i++
 		}
+		m.report(b)
 		b.ReportMetric(float64(tb.Len()), "nodes")
 	})
 }
@@ -57,10 +72,12 @@ func BenchmarkInsert(b *testing.B) {
 		now := at(5000)
 		b.ReportAllocs()
 		i := 0
+		m := startCPU()
 		for b.Loop() {
 			tb.Insert(node(targets[i&1023], i), true, now)
 			i++
 		}
+		m.report(b)
 	})
 	b.Run("op=refresh", func(b *testing.B) {
 		tb, _ := benchTable(b)
@@ -68,10 +85,12 @@ func BenchmarkInsert(b *testing.B) {
 		now := at(5000)
 		b.ReportAllocs()
 		i := 0
+		m := startCPU()
 		for b.Loop() {
 			tb.Insert(all[i%len(all)], true, now)
 			i++
 		}
+		m.report(b)
 	})
 }
 
@@ -79,8 +98,10 @@ func BenchmarkAddrAllowed(b *testing.B) {
 	addrs := []Node{node(wire.ID{}, 1), {Addr: publicAddr(2)}}
 	b.ReportAllocs()
 	i := 0
+	m := startCPU()
 	for b.Loop() {
 		AddrAllowed(addrs[i&1].Addr.Addr(), false)
 		i++
 	}
+	m.report(b)
 }
