@@ -390,6 +390,28 @@ func TestUnsignedAndWrongKey(t *testing.T) {
 	}
 }
 
+// TestNoInRelease: a mirror without InRelease makes apt fetch Release and
+// Release.gpg, and the detached signature verifies.
+func TestNoInRelease(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m := serve(t, base)
+	inRelease := "/debian/" + repo.DistPath("InRelease")
+	m.SetFault(inRelease, testrepo.Fault{NotFound: true})
+	r := newRoot(t)
+	r.SetSources(repo.SourcesLine(m.URL() + "/debian"))
+	if err := r.Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"InRelease", "Release", "Release.gpg"} {
+		if n := m.Requests("/debian/" + repo.DistPath(f)); n != 1 {
+			t.Errorf("%s requested %d times", f, n)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(r.ListsDir(), "127.0.0.1:"+port(m)+"_debian_dists_stable_Release.gpg")); err != nil {
+		t.Error(err)
+	}
+}
+
 // TestResumeAfterCut shows what a proxy must handle: apt keeps a cut download in
 // partial/ and resumes it with Range and If-Range.
 func TestResumeAfterCut(t *testing.T) {
@@ -420,7 +442,16 @@ func TestResumeAfterCut(t *testing.T) {
 	}
 	log := m.Log()
 	if len(log) != 1 || log[0].Range != fmt.Sprintf("bytes=%d-", cut) || log[0].Status != http.StatusPartialContent || log[0].Bytes != p.Size-cut {
-		t.Errorf("resume: %+v", log)
+		t.Fatalf("resume: %+v", log)
+	}
+	// If-Range carries the Last-Modified of the cut response, so a changed file
+	// would come back whole.
+	st, err := os.Stat(p.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := log[0].Header.Get("If-Range"), st.ModTime().UTC().Format(http.TimeFormat); got != want {
+		t.Errorf("If-Range %q, want %q", got, want)
 	}
 	if h := fileSHA256(t, filepath.Join(r.ArchivesDir(), path.Base(p.Filename))); h != p.SHA256 {
 		t.Error("resumed file differs")

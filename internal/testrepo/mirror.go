@@ -38,6 +38,8 @@ type Fault struct {
 	// CloseAfter, when > 0, sends this many body bytes and then closes the
 	// connection without finishing the response.
 	CloseAfter int64
+	// NotFound answers 404 as if the file did not exist.
+	NotFound bool
 	// Rate, when > 0, throttles the body to this many bytes per second: a slow
 	// mirror, for tests of racing it against peers.
 	Rate int64
@@ -408,6 +410,10 @@ func (m *Mirror) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	if f.Fail500 > 0 {
 		http.Error(w, "injected failure", http.StatusInternalServerError)
+		return
+	}
+	if f.NotFound {
+		http.NotFound(w, r)
 		return
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {

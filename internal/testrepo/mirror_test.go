@@ -192,6 +192,11 @@ func TestMirrorFaults(t *testing.T) {
 		t.Errorf("Substitute: %d, %d bytes", r.status, len(r.body))
 	}
 
+	m.SetFault(p, Fault{NotFound: true})
+	if r := do(t, c, "GET", u); r.status != 404 {
+		t.Errorf("NotFound: %d", r.status)
+	}
+
 	m.SetFault(p, Fault{Fail500: 2})
 	for i, want := range []int{500, 500, 200} {
 		if r := do(t, c, "GET", u); r.status != want {
