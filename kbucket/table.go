@@ -166,8 +166,11 @@ func (t *Table) Get(id wire.ID) (Node, bool) {
 // node, which the caller may ping and evict (Remove or Failed) before
 // inserting the new node again.
 //
-// A full bucket holding our own ID is split only when the new node will
-// then be added, so a refused node never leaves empty buckets behind.
+// Our own ID, the zero ID (NULL_ID, "not known yet"), refused addresses
+// (AddrPortAllowed) and uncontacted re-sightings of a known node are
+// Ignored. A full bucket holding our own ID is split only when the new node
+// will then be added, so a node that is not added never changes the layout
+// (the original split first, and could split for a node it then refused).
 func (t *Table) Insert(n Node, contacted bool, now time.Time) (InsertResult, Node) {
 	if n.ID == t.self || n.ID.IsZero() || !AddrPortAllowed(n.Addr, t.local) {
 		return Ignored, Node{}
@@ -448,7 +451,8 @@ func (t *Table) Buckets(dst []BucketInfo) []BucketInfo {
 
 // StaleBuckets appends, for every bucket not accessed (Touch) for more than
 // staleness, a random ID in its range, in ascending range order: the targets
-// of the refresh lookups. rnd fills a 20-byte buffer with random bytes; the ID
+// of the refresh lookups. A bucket never touched is stale, so a new table
+// refreshes everything once, like the original's forced refresh at start. rnd fills a 20-byte buffer with random bytes; the ID
 // is min + rnd mod (max − min) as in the original.
 func (t *Table) StaleBuckets(dst []wire.ID, now time.Time, staleness time.Duration, rnd func([]byte)) []wire.ID {
 	var order [MaxBuckets]uint8
