@@ -87,19 +87,21 @@ cmp <(curl -sf http://127.0.0.1:$NGX_PORT/f000) <(curl -sf "http://127.0.0.1:$SB
 cputicks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
 serverpids() { if [ "$1" = nginx ]; then echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; else echo "$SB_PID"; fi; }
 runwrk() { # name port script
-  local pids c0 c1 rps tr p99 errs reqs
+  local pids c0 c1 rps tr p99 errs reqs segs
   pids=$(serverpids "$1")
   c0=$(cputicks $pids)
+  nstat -n >/dev/null 2>&1 || true
   wrk -t2 -c64 -d${SECS}s --latency -s "$3" "http://127.0.0.1:$2" > "$TMP/wrk.out"
   c1=$(cputicks $pids)
+  segs=$(nstat 2>/dev/null | awk '/TcpOutSegs/ {print $2}'); segs=${segs:-0}
   rps=$(awk '/^Requests\/sec/ {print $2}' "$TMP/wrk.out")
   tr=$(awk '/^Transfer\/sec/ {print $2}' "$TMP/wrk.out")
   p99=$(awk '$1=="99%" {print $2}' "$TMP/wrk.out")
   reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
   errs=$(grep -c 'Non-2xx\|Socket errors' "$TMP/wrk.out" || true)
-  echo "$1 $rps $tr $p99 $errs $(( (c1 - c0) * 10000000 / reqs ))" | tee -a "$TMP/results"
+  echo "$1 $rps $tr $p99 $errs $(( (c1 - c0) * 10000000 / reqs )) $(( segs * 100 / reqs ))" | tee -a "$TMP/results"
 }
-echo "== 50 KB files: wrk -t2 -c64 -d${SECS}s --latency, random file per request (name rps transfer p99 error-lines server-CPU-ns/request)"
+echo "== 50 KB files: wrk -t2 -c64 -d${SECS}s --latency, random file per request (name rps transfer p99 error-lines server-CPU-ns/request TCP-segments/request*100, both directions, whole host)"
 for r in $(seq "$RUNS"); do
   runwrk nginx $NGX_PORT "$TMP/apt.lua"
   runwrk apt-p2p-apt $SB_PORT "$TMP/apt.lua"
@@ -130,9 +132,9 @@ def num(s):
 def med(name, col):
     return statistics.median(num(r[col]) for r in rows if r[0] == name)
 print("\n== medians")
-print("50 KB files      req/s       transfer      p99       server CPU/request")
+print("50 KB files      req/s       transfer      p99       server CPU/request  TCP segments/request")
 for n in ["nginx", "apt-p2p-apt", "apt-p2p-peer"]:
-    print(f"{n:14s} {med(n,1):10.0f} {med(n,2)/1e6:9.1f} MB/s {med(n,3)*1e3:8.2f} ms {med(n,5)/1e3:8.1f} us")
+    print(f"{n:14s} {med(n,1):10.0f} {med(n,2)/1e6:9.1f} MB/s {med(n,3)*1e3:8.2f} ms {med(n,5)/1e3:8.1f} us {med(n,6)/100:8.2f}")
 for n in ["apt-p2p-apt", "apt-p2p-peer"]:
     print(f"ratio {n}/nginx: req/s {med(n,1)/med('nginx',1):.2f}, p99 {med(n,3)/med('nginx',3):.2f}, CPU/request {med(n,5)/med('nginx',5):.2f}")
 print("100 MB file      MB/s")

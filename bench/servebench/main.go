@@ -39,6 +39,7 @@ type dirContent struct {
 	byHash map[string]entry
 }
 
+
 func (d *dirContent) OpenByHash(h []byte) (*os.File, int64, time.Time, func(), bool) {
 	e, ok := d.byHash[string(h)]
 	if !ok {
