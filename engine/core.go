@@ -28,6 +28,9 @@ type RemoteError struct {
 
 func (e *RemoteError) Error() string { return "engine: remote error " + itoa(e.Code) + ": " + e.Msg }
 
+// maxVerifying bounds the verification pings in flight.
+const maxVerifying = 64
+
 // Output receives the datagrams the core sends. Send must copy pkt or send it
 // before returning: the core reuses the buffer.
 type Output interface {
@@ -54,6 +57,7 @@ type Core struct {
 	// probation holds nodes admitted by a verification ping only (see
 	// Config.NATProbation).
 	probation map[wire.ID]struct{}
+	verifying int // verification pings in flight
 
 	lookups    map[uint32]*lookup
 	nextLookup uint32
@@ -220,6 +224,12 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, pkt []byte) {
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 	c.st.PacketsIn++
 	c.st.BytesIn += uint64(len(pkt))
+	if !from.Addr().Is4() {
+		// The protocol is IPv4-only (26-byte compact nodes): an IPv6 contact
+		// could not be handed on, so it must not enter the table.
+		c.st.Dropped[DropNotIPv4]++
+		return
+	}
 	if len(pkt) > packetLimit(from.Addr()) {
 		c.st.Dropped[DropOversize]++
 		return
@@ -384,7 +394,14 @@ func (c *Core) noteNode(now time.Time, id wire.ID, addr netip.AddrPort, contacte
 		if _, busy := c.pinging[id]; busy {
 			return
 		}
+		if c.verifying >= maxVerifying {
+			// A flood of requests from new (perhaps spoofed) sources must
+			// not turn into a flood of pings: they can ask again later.
+			c.st.VerifySkipped++
+			return
+		}
 		c.pinging[id] = struct{}{}
+		c.verifying++
 		c.ping(now, id, addr, purposePing, true)
 	case kbucket.BucketFull:
 		if now.Sub(old.LastSeen) <= c.cfg.MinPingInterval {
@@ -552,6 +569,7 @@ func (c *Core) handleReply(now time.Time, from netip.AddrPort, m *wire.Msg) {
 	case purposePing:
 		delete(c.pinging, expect)
 		if verify {
+			c.verifying--
 			if c.cfg.NATProbation {
 				c.probation[expect] = struct{}{}
 			}
@@ -585,6 +603,9 @@ func (c *Core) failTxn(now time.Time, slot uint32, err error) {
 	rs.FailedDelay += now.Sub(t.first)
 	p, lk, cand := t.purpose, t.lookup, t.cand
 	repl, replCont, expect, to := t.repl, t.replCont, t.expect, t.to
+	if t.verify {
+		c.verifying--
+	}
 	c.txns.release(slot)
 	if err == ErrIDChanged {
 		// The node at this address is not the one we knew: nothing more to count.

@@ -188,3 +188,37 @@ func TestNoProcessingAfterClose(t *testing.T) {
 		t.Fatalf("get after close: %v", got)
 	}
 }
+
+// Requests from many new sources (a spoofed flood) do not turn into as many
+// pings: verifications in flight are bounded. IPv6 sources are dropped.
+func TestVerificationBounded(t *testing.T) {
+	c, out := newTestCore(t, func(cfg *Config) { cfg.BootstrapNode = true })
+	now := time.Unix(1000, 0)
+	c.Start(now, nil)
+	c.Tick(now.Add(2 * time.Second))
+	out.take()
+	var m wire.Msg
+	for i := 0; i < 5000; i++ {
+		var id, tid wire.ID
+		id[0], id[1], id[2] = byte(i), byte(i>>8), 0x5a
+		from := netip.AddrPortFrom(netip.AddrFrom4([4]byte{8, byte(i >> 8), byte(i), 1}), 6881)
+		c.HandlePacket(now.Add(2*time.Second), from, wire.AppendPing(nil, tid, id))
+	}
+	pings := 0
+	for _, p := range out.take() {
+		if m.Parse(p.pkt) == nil && m.Y == 'q' {
+			pings++
+		}
+	}
+	if pings > maxVerifying {
+		t.Fatalf("%d verification pings for 5000 new sources, bound %d", pings, maxVerifying)
+	}
+	if c.Stats(now).VerifySkipped == 0 {
+		t.Fatal("nothing skipped")
+	}
+	var id, tid wire.ID
+	c.HandlePacket(now, netip.MustParseAddrPort("[2001:db8::1]:6881"), wire.AppendPing(nil, tid, id))
+	if c.Stats(now).Dropped[DropNotIPv4] != 1 || len(out.take()) != 0 {
+		t.Fatal("IPv6 datagram not dropped")
+	}
+}

@@ -68,7 +68,7 @@ func (c *Core) joinAttempt(now time.Time) {
 		// the table only when they answer.
 		j.savedPinged = true
 		for _, n := range c.saved {
-			if n.ID == c.id || !kbucket.AddrAllowed(n.Addr.Addr(), c.cfg.LocalOK) {
+			if n.ID == c.id || !n.Addr.Addr().Is4() || !kbucket.AddrAllowed(n.Addr.Addr(), c.cfg.LocalOK) {
 				continue
 			}
 			c.ping(now, n.ID, n.Addr, purposePingSaved, false)
@@ -77,6 +77,10 @@ func (c *Core) joinAttempt(now time.Time) {
 		c.saved = nil
 	}
 	for _, a := range j.bootstrap {
+		if !a.Addr().Unmap().Is4() {
+			continue
+		}
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		t := c.newTxn(a, wire.ID{}, wire.MethodJoin, purposeJoin)
 		t.pkt = wire.AppendJoin(t.pkt[:0], t.tid, c.id)
 		c.startTxn(now, t)

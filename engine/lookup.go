@@ -341,7 +341,7 @@ func (l *lookup) onReply(c *Core, now time.Time, id wire.ID, m *wire.Msg) {
 func (l *lookup) addNodes(c *Core, m *wire.Msg, hop uint8) {
 	for i := 0; i < m.Nodes.Len(); i++ {
 		n := m.Nodes.At(i)
-		if n.ID == c.id || n.ID.IsZero() || !kbucket.AddrAllowed(n.Addr.Addr(), c.cfg.LocalOK) {
+		if n.ID == c.id || n.ID.IsZero() || !kbucket.AddrPortAllowed(n.Addr, c.cfg.LocalOK) {
 			continue
 		}
 		l.add(n.ID, n.Addr, hop)

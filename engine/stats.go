@@ -16,10 +16,11 @@ const (
 	DropBadType                       // y is not q, r or e
 	DropUnknownTID                    // a reply to no outstanding request (late duplicate, or forged)
 	DropWrongSource                   // a reply whose TID is ours but from another address
+	DropNotIPv4                       // from an IPv6 address: the compact formats carry IPv4 only
 	NumDropReasons
 )
 
-var dropNames = [NumDropReasons]string{"oversize", "malformed", "bad-type", "unknown-tid", "wrong-source"}
+var dropNames = [NumDropReasons]string{"oversize", "malformed", "bad-type", "unknown-tid", "wrong-source", "not-ipv4"}
 
 func (r DropReason) String() string { return dropNames[r] }
 
@@ -108,6 +109,7 @@ type Stats struct {
 	GetLatency                                       Histogram
 	Transactions                                     int // outstanding requests
 	JoinFailures, SaveErrors, Refreshes              uint64
+	VerifySkipped                                    uint64 // new contacts not pinged: too many verifications in flight
 }
 
 // Stats returns a snapshot of the counters.
