@@ -108,6 +108,7 @@ func checkFetchedOnce(t *testing.T, repo *testrepo.Repo, m *testrepo.Mirror, pre
 }
 
 func TestDirectFromMirror(t *testing.T) {
+	t.Parallel()
 	repo, base := sharedRepo(t)
 	m := serve(t, base)
 	r := newRoot(t)
@@ -267,6 +268,7 @@ func checkAllVia(t *testing.T, m *testrepo.Mirror, p *standIn) {
 }
 
 func TestProxyMode(t *testing.T) {
+	t.Parallel()
 	repo, base := sharedRepo(t)
 	m := serve(t, base)
 	p, addr := startStandIn(t)
@@ -287,8 +289,10 @@ func TestProxyMode(t *testing.T) {
 	checkFetchedOnce(t, repo, m, "/debian")
 	checkAllVia(t, m, p)
 
-	// A dead proxy makes apt fail: it neither ignores the setting nor goes direct.
-	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	// A dead proxy makes apt fail: it neither ignores the setting nor goes
+	// direct. (127.0.0.9: no other test here listens there, so the freed port
+	// stays dead.)
+	dead, err := net.Listen("tcp", "127.0.0.9:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,6 +318,7 @@ func TestProxyMode(t *testing.T) {
 // TestPrefixMode checks apt with the URL-prefix sources line the daemon's
 // users write, http://<daemon>/<mirror host:port>/debian.
 func TestPrefixMode(t *testing.T) {
+	t.Parallel()
 	repo, base := sharedRepo(t)
 	m := serve(t, base)
 	p, addr := startStandIn(t)
@@ -340,6 +345,7 @@ func TestPrefixMode(t *testing.T) {
 }
 
 func TestUnsignedAndWrongKey(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	specs := []testrepo.PackageSpec{{Name: "u-one", Size: 50 << 10}, {Name: "u-two", Version: "1:2.0-3", Size: 700 << 10}}
 	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{Packages: specs, Unsigned: true, Suite: "unstable", Codename: "sid"})
@@ -393,6 +399,7 @@ func TestUnsignedAndWrongKey(t *testing.T) {
 // TestNoInRelease: a mirror without InRelease makes apt fetch Release and
 // Release.gpg, and the detached signature verifies.
 func TestNoInRelease(t *testing.T) {
+	t.Parallel()
 	repo, base := sharedRepo(t)
 	m := serve(t, base)
 	inRelease := "/debian/" + repo.DistPath("InRelease")
@@ -415,6 +422,7 @@ func TestNoInRelease(t *testing.T) {
 // TestResumeAfterCut shows what a proxy must handle: apt keeps a cut download in
 // partial/ and resumes it with Range and If-Range.
 func TestResumeAfterCut(t *testing.T) {
+	t.Parallel()
 	repo, base := sharedRepo(t)
 	m := serve(t, base)
 	r := newRoot(t)
@@ -459,6 +467,7 @@ func TestResumeAfterCut(t *testing.T) {
 }
 
 func TestRunTimeoutKillsApt(t *testing.T) {
+	t.Parallel()
 	repo, base := sharedRepo(t)
 	m := serve(t, base)
 	m.SetFault("", testrepo.Fault{Delay: time.Minute})
@@ -518,6 +527,7 @@ func groupMembers(t *testing.T, pgid int) []string {
 // effective configuration names only the root's directories and none of the
 // hooks or extra index targets the host's apt.conf.d may carry.
 func TestIsolation(t *testing.T) {
+	t.Parallel()
 	r := newRoot(t)
 	out, _, err := r.RunTool(context.Background(), "apt-config", "dump")
 	if err != nil {
@@ -560,6 +570,7 @@ func TestIsolation(t *testing.T) {
 // same second, usually) and checks apt's next update sees it: Build keeps index
 // mtimes increasing, so If-Modified-Since cannot hide a change.
 func TestRebuildSeenByUpdate(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	dir := filepath.Join(base, "debian")
 	v1 := []testrepo.PackageSpec{{Name: "fresh-a", Size: 40 << 10}}
@@ -605,6 +616,7 @@ func TestRebuildSeenByUpdate(t *testing.T) {
 // through Acquire::https::CaInfo: the setup for testing the daemon's HTTPS
 // upstreams.
 func TestHTTPSMirror(t *testing.T) {
+	t.Parallel()
 	repo, base := sharedRepo(t)
 	m, err := testrepo.ServeMirrorTLS("127.0.0.1:0", base)
 	if err != nil {
