@@ -191,6 +191,7 @@ func (m *Mirror) Close() error {
 }
 
 // BytesServed is the number of body bytes sent for the URL path p ("/debian/pool/…").
+// Counters and the log are updated as each response ends, not while it streams.
 func (m *Mirror) BytesServed(p string) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
