@@ -19,11 +19,16 @@
 // it knows nothing of indexes, mirrors or the DHT. Files come from the caller (the node adapts the
 // piecestore to the Content and Growing interfaces); this package never opens paths by name.
 //
-// # sendfile and file offsets
+// # sendfile
 //
-// Go's sendfile path (net.TCPConn.ReadFrom with an *io.LimitedReader over an *os.File) reads from the
-// file's current offset. ServeFile therefore seeks the *os.File it is given and must be its only
-// offset user while the response is being written (one open file per response; ReadAt users are fine).
-// StreamBody reopens the growing file through /proc/self/fd so that many readers of one download each
-// get a private offset.
+// File bodies are sent after the handler returns, by fasthttp on the connection's goroutine, through
+// SetBodyStream with a body whose WriteTo flushes the headers and then calls sendfile(2) itself, at
+// an explicit offset, on the connection's descriptor (connections accepted through LimitListener carry
+// it). That path allocates nothing and never moves the file's offset. Headers go out with MSG_MORE so
+// they share TCP segments with the body. On connections without a descriptor (TLS, wrapped conns) the
+// body falls back to handing *io.LimitedReader{*os.File} to the connection's ReadFrom, which is Go's
+// own sendfile path but reads from the file's current offset: so a file given to ServeFile must not be
+// read through its offset by anyone else while its response is written (one open file per response;
+// ReadAt users are fine). StreamBody reopens the growing file through /proc/self/fd, so the writer may
+// close its descriptor at any time without the body sending from a reused descriptor number.
 package httpserve

@@ -230,3 +230,45 @@ func testServeFileSendfile(t *testing.T, hideRaw bool) {
 }
 
 var _ = http.StatusOK
+
+// TestServeFileShortFileCutsConnection: a file shorter than the size the caller announced (truncated
+// on disk) must not produce a "complete" response: the connection is cut before Content-Length.
+func TestServeFileShortFileCutsConnection(t *testing.T) {
+	for _, hideRaw := range []bool{false, true} {
+		t.Run(map[bool]string{false: "direct", true: "ReadFrom"}[hideRaw], func(t *testing.T) {
+			p, data := writeTemp(t, 200<<10, 17)
+			handler := func(ctx *fasthttp.RequestCtx) {
+				f, err := os.Open(p)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				ServeFile(ctx, &FileResponse{File: f, Size: int64(len(data)) + 1000, Release: func() { f.Close() }})
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var l net.Listener = LimitListener(ln, ServerConfig{})
+			if hideRaw {
+				l = &recordingListener{Listener: ln, hideRaw: true}
+			}
+			srv := NewServer(handler, ServerConfig{})
+			go srv.Serve(l) //nolint:errcheck
+			defer srv.Shutdown()
+			c, br := rawGet(t, ln.Addr().String(), "")
+			resp, err := readHeader(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			if err == nil || len(body) != len(data) || !bytes.Equal(body, data) {
+				t.Fatalf("got %d bytes, err %v; want the %d real bytes and a cut", len(body), err, len(data))
+			}
+			c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := br.ReadByte(); err != io.EOF {
+				t.Fatalf("connection not closed: %v", err)
+			}
+		})
+	}
+}
