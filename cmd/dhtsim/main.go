@@ -28,6 +28,8 @@ func main() {
 	profile := flag.String("profile", "both", "timeout profile: default, classic or both")
 	seed := flag.Uint64("seed", 1, "random seed")
 	settle := flag.Duration("settle", 20*time.Minute, "simulated time between the last join and the first put")
+	noProbation := flag.Bool("no-probation", false, "default profile without NAT probation (to measure its effect)")
+	noPipeline := flag.Bool("no-pipeline", false, "default profile with the strictly two-phase get (to measure its effect)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
 	if *cpuprofile != "" {
@@ -58,6 +60,9 @@ func main() {
 		ec := engine.Default()
 		if p == engine.ProfileClassic {
 			ec = engine.Classic()
+		} else {
+			ec.NATProbation = !*noProbation
+			ec.PipelineGets = !*noPipeline
 		}
 		rep, err := sim.Run(sim.Config{
 			Nodes: *nodes, Unresponsive: *unresp, RTTMin: *rttMin, RTTMax: *rttMax, Loss: *loss,
