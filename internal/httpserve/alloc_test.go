@@ -81,3 +81,15 @@ func TestPeerLoopbackAllocs(t *testing.T) {
 		}
 	}
 }
+
+func TestQuoteAllocs(t *testing.T) {
+	h := mustHex("ca20b80c00e707f87e5d292b9de55f42ff1ac421")
+	q := QuotePlus(nil, h)
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() {
+		buf = QuotePlus(buf[:0], h)
+		buf, _ = UnquotePlus(buf[:0], q)
+	}); n != 0 {
+		t.Fatalf("%.1f allocations with a large enough dst", n)
+	}
+}

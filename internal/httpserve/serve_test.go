@@ -272,3 +272,29 @@ func TestServeFileShortFileCutsConnection(t *testing.T) {
 		})
 	}
 }
+
+// TestServeFileClientAbort: a client that goes away mid-body (EPIPE/ECONNRESET under sendfile)
+// costs nothing but that connection: the file is released and the server keeps serving.
+func TestServeFileClientAbort(t *testing.T) {
+	p, data := writeTemp(t, 8<<20, 18)
+	fs := &fileServer{path: p}
+	addr := startServer(t, fs.handle, ServerConfig{})
+	for i := 0; i < 3; i++ {
+		c, br := rawGet(t, addr, "")
+		resp, err := readHeader(br)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(resp.Body, make([]byte, 64<<10)); err != nil {
+			t.Fatal(err)
+		}
+		c.(*net.TCPConn).SetLinger(0) // reset, so the server's next sendfile fails at once
+		c.Close()
+	}
+	fs.waitReleased(t)
+	resp, body := get(t, "GET", "http://"+addr+"/x", nil)
+	if resp.StatusCode != 200 || !bytes.Equal(body, data) {
+		t.Fatalf("after aborts: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	fs.waitReleased(t)
+}
