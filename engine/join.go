@@ -49,6 +49,10 @@ func (c *Core) OnJoined(fn func(error)) {
 // Joined reports whether the node has joined a network.
 func (c *Core) Joined() bool { return c.join.joined }
 
+// Rejoin starts a join attempt now unless one is running (for example after
+// SetBootstrap gave new addresses).
+func (c *Core) Rejoin(now time.Time) { c.joinAttempt(now) }
+
 // SetBootstrap replaces the bootstrap addresses used by later join attempts.
 func (c *Core) SetBootstrap(addrs []netip.AddrPort) {
 	c.join.bootstrap = append(c.join.bootstrap[:0], addrs...)

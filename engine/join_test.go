@@ -129,3 +129,21 @@ func (o *recordOutput) take() []sentPacket {
 	o.pkts = nil
 	return p
 }
+
+// Bootstrap entries may be host names; they are resolved off the event loop.
+func TestBootstrapByName(t *testing.T) {
+	cfg := testConfig()
+	cfg.BootstrapNode = true
+	a := startNode(t, cfg)
+	mustJoin(t, a)
+	b, err := Start(Options{Config: testConfig(), Listen: "127.0.0.1:0",
+		Bootstrap: []string{"localhost:" + itoa(int(a.Addr().Port()))}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	mustJoin(t, b)
+	if tableLen(b) != 1 {
+		t.Fatalf("b knows %d nodes", tableLen(b))
+	}
+}

@@ -76,21 +76,59 @@ func Start(o Options) (*Node, error) {
 	n.id = core.ID()
 	n.addr = n.tr.LocalAddr()
 	core.SetInterfaceAddrs(interfaceAddrs())
-	boot := resolveBootstrap(n.log, o.Bootstrap)
+	boot, names := splitBootstrap(o.Bootstrap)
 	core.Start(time.Now(), boot)
 	go n.loop()
+	if len(names) > 0 {
+		go n.resolveLoop(boot, names)
+	}
 	return n, nil
 }
 
-// resolveBootstrap turns host:port strings into addresses (IPv4: the compact
+// splitBootstrap separates literal addresses from host names.
+func splitBootstrap(hosts []string) (addrs []netip.AddrPort, names []string) {
+	for _, h := range hosts {
+		if ap, err := netip.ParseAddrPort(h); err == nil {
+			addrs = append(addrs, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
+		} else {
+			names = append(names, h)
+		}
+	}
+	return addrs, names
+}
+
+// resolveLoop resolves the bootstrap host names off the event loop, hands
+// the addresses to the core and starts a join, and tries again every
+// minute until the node has joined (names may not resolve at boot, and the
+// original resolved them at every join attempt).
+func (n *Node) resolveLoop(literal []netip.AddrPort, names []string) {
+	for {
+		addrs := append(append([]netip.AddrPort(nil), literal...), resolveBootstrap(n.log, names)...)
+		if !n.do(func(now time.Time) {
+			n.core.SetBootstrap(addrs)
+			if !n.core.Joined() {
+				n.core.Rejoin(now)
+			}
+		}) {
+			return
+		}
+		select {
+		case <-n.done:
+			return
+		case <-time.After(time.Minute):
+		}
+		var ok bool
+		if n.Do(func(c *Core, _ time.Time) { ok = c.Joined() }) != nil || ok {
+			return
+		}
+	}
+}
+
+// resolveBootstrap turns host:port names into addresses (IPv4: the compact
 // formats carry nothing else). Unresolvable entries are logged and skipped.
 func resolveBootstrap(log *slog.Logger, hosts []string) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, h := range hosts {
-		if ap, err := netip.ParseAddrPort(h); err == nil {
-			out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
-			continue
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		ua, err := (&net.Resolver{}).LookupNetIP(ctx, "ip4", hostOf(h))
 		cancel()
