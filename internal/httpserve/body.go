@@ -18,7 +18,7 @@ const (
 	// connection, an open file and an upload slot forever. It replaces the server's WriteTimeout for
 	// file bodies, which would otherwise cut every long download over a modest link.
 	writeStallTimeout = 2 * time.Minute
-	// sendStep is the largest span handed to one ReadFrom (sendfile) call when no rate limit applies.
+	// sendStep is the largest span sent per step (one deadline renewal) when no rate limit applies.
 	// It only matters for big files (a 512 KiB piece is one step); the kernel moves at most a socket
 	// buffer per sendfile(2) call anyway, so the extra calls cost nothing measurable.
 	sendStep = 4 << 20
@@ -89,9 +89,10 @@ func flushFor(w io.Writer) error {
 	return nil
 }
 
-// sendSpan sends [off, off+n) of f to w. f's offset is moved (sendfile reads from it), so f must be
-// private to this response. w should be an io.ReaderFrom over a *net.TCPConn for zero copy; any
-// other writer gets a pread copy.
+// sendSpan sends [off, off+n) of f to w: directly with sendfile(2) at an explicit offset when w is
+// the connection's writer and the descriptor is known; otherwise through w's ReadFrom (Go's sendfile,
+// which reads from and moves f's offset, so f must be private to this response); otherwise, for a
+// writer without ReadFrom, with pread copies.
 func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64, err error) {
 	if n <= 0 {
 		return 0, nil

@@ -16,7 +16,8 @@ import (
 // Content is what the peer handler serves: the node adapts the piecestore to it.
 type Content interface {
 	// OpenByHash finds a complete, verified file by one of its full hashes (16, 20, 32 or 64 bytes).
-	// f is read through its offset by sendfile: it must be private to this call (one open per call).
+	// f is sent with sendfile at explicit offsets; only on connections without a descriptor (see the
+	// package doc) is its own offset used, so give each call its own open file, as ServeFile requires.
 	// release is called when the response is done with f (it may close f); it may be nil.
 	// h is only valid during the call.
 	OpenByHash(h []byte) (f *os.File, size int64, modTime time.Time, release func(), ok bool)
