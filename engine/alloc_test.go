@@ -56,3 +56,25 @@ func TestHandleQueryAllocs(t *testing.T) {
 		}
 	}
 }
+
+// The whole runner path on a real socket (read → decode → handle → encode
+// → write) does not allocate either: AllocsPerRun counts every goroutine's
+// allocations, the node's event loop included.
+func TestRunnerRoundTripAllocs(t *testing.T) {
+	cfg := testConfig()
+	cfg.BootstrapNode = true
+	n := startNode(t, cfg)
+	mustJoin(t, n)
+	for _, m := range []wire.Method{wire.MethodPing, wire.MethodFindNode, wire.MethodFindValue} {
+		q := newQueryLoad(t, n.Addr(), m)
+		q.run(100, 1) // the client is verified and enters the table
+		allocs := testing.AllocsPerRun(200, func() {
+			if q.run(1, 1) != 1 {
+				t.Fatal("no reply")
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %.0f allocs per round trip", m, allocs)
+		}
+	}
+}

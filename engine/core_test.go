@@ -2,6 +2,8 @@ package engine
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -220,5 +222,34 @@ func TestVerificationBounded(t *testing.T) {
 	c.HandlePacket(now, netip.MustParseAddrPort("[2001:db8::1]:6881"), wire.AppendPing(nil, tid, id))
 	if c.Stats(now).Dropped[DropNotIPv4] != 1 || len(out.take()) != 0 {
 		t.Fatal("IPv6 datagram not dropped")
+	}
+}
+
+// FileState round-trips and replaces the file atomically; a corrupt file is
+// an error, a missing one is not.
+func TestFileState(t *testing.T) {
+	dir := t.TempDir()
+	fs := FileState{Dir: dir}
+	if st, err := fs.Load(); st != nil || err != nil {
+		t.Fatalf("empty dir: %v %v", st, err)
+	}
+	want := &State{ID: sha1Key("me"), Nodes: []wire.Node{
+		{ID: sha1Key("a"), Addr: netip.MustParseAddrPort("1.2.3.4:9977")},
+		{ID: sha1Key("b"), Addr: netip.MustParseAddrPort("5.6.7.8:1")},
+	}}
+	if err := fs.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := fs.Load()
+	if err != nil || got.ID != want.ID || len(got.Nodes) != 2 || got.Nodes[1] != want.Nodes[1] {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("%d files in the state dir, want 1 (no temporary left)", len(entries))
+	}
+	os.WriteFile(filepath.Join(dir, stateFile), []byte("{not json"), 0o644)
+	if _, err := fs.Load(); err == nil {
+		t.Fatal("corrupt state accepted")
 	}
 }
