@@ -98,13 +98,24 @@ func decompressor(name string, r io.Reader, xzCmd string) (io.Reader, func(abort
 		return nil, nil, fmt.Errorf("%w: %s has no %v header", ErrCompression, name, byExt(name))
 	}
 	nop := func(bool) error { return nil }
+	// In-process decoders run ahead of the parser in their own goroutine.
+	ahead := func(zr io.Reader, release func() error) (io.Reader, func(bool) error, error) {
+		a := newAheadReader(zr)
+		return a, func(bool) error {
+			a.Close()
+			if release != nil {
+				return release()
+			}
+			return nil
+		}, nil
+	}
 	switch c {
 	case compGzip:
 		zr, err := gzip.NewReader(br)
 		if err != nil {
 			return nil, nil, fmt.Errorf("aptindex: %s: %w", name, err)
 		}
-		return zr, func(bool) error { return zr.Close() }, nil
+		return ahead(zr, zr.Close)
 	case compXZ:
 		if xzCmd != "" {
 			return xzCommand(xzCmd, br)
@@ -113,17 +124,17 @@ func decompressor(name string, r io.Reader, xzCmd string) (io.Reader, func(abort
 		if err != nil {
 			return nil, nil, fmt.Errorf("aptindex: %s: %w", name, err)
 		}
-		return zr, nop, nil
+		return ahead(zr, nil)
 	case compBzip2:
-		return bzip2.NewReader(br), nop, nil
+		return ahead(bzip2.NewReader(br), nil)
 	case compZstd:
 		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20))
 		if err != nil {
 			return nil, nil, fmt.Errorf("aptindex: %s: %w", name, err)
 		}
-		return zr, func(bool) error { zr.Close(); return nil }, nil
+		return ahead(zr, func() error { zr.Close(); return nil })
 	case compLZ4:
-		return lz4.NewReader(br), nop, nil
+		return ahead(lz4.NewReader(br), nil)
 	}
 	return br, nop, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/md5"
 	"crypto/sha256"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -73,4 +74,25 @@ func generatePackages(n int) []byte {
 		fmt.Fprintf(&b, "Filename: %s\nSize: %d\nMD5sum: %x\nSHA256: %x\n\n", fn, 1000+r.IntN(5_000_000), md5.Sum([]byte(fn)), sha256.Sum256([]byte(fn)))
 	}
 	return b.Bytes()
+}
+
+var writeGenerated = flag.String("write-generated", "", "write a generated bookworm-sized Packages to this file (bench.sh)")
+
+// TestWriteGenerated writes the generated index for bench.sh when asked and
+// otherwise checks that the generator gives the size it promises.
+func TestWriteGenerated(t *testing.T) {
+	n := 63440
+	if *writeGenerated == "" {
+		n = 500
+	}
+	pk := generatePackages(n)
+	if got := bytes.Count(pk, []byte("\nFilename: ")); got != n {
+		t.Fatalf("%d stanzas, want %d", got, n)
+	}
+	if per := len(pk) / n; per < 600 || per > 1000 {
+		t.Fatalf("%d bytes per stanza, real ones average 790", per)
+	}
+	if *writeGenerated != "" {
+		must(t, os.WriteFile(*writeGenerated, pk, 0o644))
+	}
 }

@@ -33,6 +33,10 @@ type repoKey struct{ site, baseDir string }
 type repo struct {
 	releases []*release
 	lists    []*list
+	// applied is the Add sequence number last applied to each slot, so a
+	// slow Add never overwrites a newer one that finished first (even one
+	// that emptied the slot).
+	applied map[string]uint64
 }
 
 // New returns an empty Index. It decodes xz with the xz(1) program when one is
@@ -162,31 +166,29 @@ func (ix *Index) Add(site, baseDir, path string, r io.Reader) error {
 	key := repoKey{site, baseDir}
 	rp := ix.repos[key]
 	if rp == nil {
-		rp = &repo{}
+		rp = &repo{applied: map[string]uint64{}}
 		ix.repos[key] = rp
 	}
+	if rp.applied[slot] > seq {
+		return nil // a later Add of the same index finished first
+	}
+	rp.applied[slot] = seq
+	// An index that lists nothing (a per-architecture Release, an empty
+	// component's Packages) still replaces what its slot held.
 	if rel != nil {
-		for i, old := range rp.releases {
-			if old.slot == slot {
-				if old.seq > seq {
-					return nil // a later Add of the same index finished first
-				}
-				rp.releases = slices.Delete(rp.releases, i, i+1)
-				break
-			}
+		if i := slices.IndexFunc(rp.releases, func(o *release) bool { return o.slot == slot }); i >= 0 {
+			rp.releases = slices.Delete(rp.releases, i, i+1)
 		}
-		rp.releases = slices.Insert(rp.releases, 0, rel)
+		if len(rel.sets) > 0 {
+			rp.releases = slices.Insert(rp.releases, 0, rel)
+		}
 	} else {
-		for i, old := range rp.lists {
-			if old.slot == slot {
-				if old.seq > seq {
-					return nil
-				}
-				rp.lists = slices.Delete(rp.lists, i, i+1)
-				break
-			}
+		if i := slices.IndexFunc(rp.lists, func(o *list) bool { return o.slot == slot }); i >= 0 {
+			rp.lists = slices.Delete(rp.lists, i, i+1)
 		}
-		rp.lists = slices.Insert(rp.lists, 0, l)
+		if len(l.ents) > 0 {
+			rp.lists = slices.Insert(rp.lists, 0, l)
+		}
 	}
 	return nil
 }
@@ -251,12 +253,17 @@ func (ix *Index) Remove(site, baseDir, path string) {
 	if rp == nil {
 		return
 	}
-	match := func(s, src string) bool { return src == path || (k != kindNone && s == slot && path == slot) }
+	// An Add that started before this Remove must not bring the entries back.
+	ix.seq++
+	match := func(s, src string) bool {
+		if src == path || (k != kindNone && s == slot && path == slot) {
+			rp.applied[s] = ix.seq
+			return true
+		}
+		return false
+	}
 	rp.releases = slices.DeleteFunc(rp.releases, func(r *release) bool { return match(r.slot, r.src) })
 	rp.lists = slices.DeleteFunc(rp.lists, func(l *list) bool { return match(l.slot, l.src) })
-	if len(rp.releases) == 0 && len(rp.lists) == 0 {
-		delete(ix.repos, repoKey{site, baseDir})
-	}
 }
 
 // Lookup returns the size and hashes the indexes of the repository give for
@@ -353,8 +360,8 @@ func (ix *Index) BaseDirs(site string) []string {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	var out []string
-	for k := range ix.repos {
-		if k.site == site {
+	for k, rp := range ix.repos {
+		if k.site == site && len(rp.releases)+len(rp.lists) > 0 {
 			out = append(out, k.baseDir)
 		}
 	}
@@ -376,7 +383,9 @@ func (ix *Index) Stats() Stats {
 	defer ix.mu.RUnlock()
 	var s Stats
 	for _, rp := range ix.repos {
-		s.Repos++
+		if len(rp.releases)+len(rp.lists) > 0 {
+			s.Repos++
+		}
 		for _, rel := range rp.releases {
 			s.Releases++
 			s.Entries += len(rel.sets)
