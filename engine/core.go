@@ -69,6 +69,7 @@ type Core struct {
 	closed    bool
 	reachable bool
 	saved     []wire.Node // nodes from the saved table, pinged at start
+	loadErr   error
 
 	st Stats
 
@@ -108,10 +109,9 @@ func New(cfg Config, out Output) (*Core, error) {
 	}
 	var st *State
 	if cfg.State != nil {
-		var err error
-		if st, err = cfg.State.Load(); err != nil {
-			return nil, err
-		}
+		// A corrupt or unreadable state file costs the saved table, not the
+		// node: start fresh and let the caller report it (LoadError).
+		st, c.loadErr = cfg.State.Load()
 	}
 	if st != nil && string(st.ID[wire.IDLen-len(cfg.Version):]) == cfg.Version {
 		c.id = st.ID
@@ -139,6 +139,10 @@ func (c *Core) randID() wire.ID {
 	c.rng.Read(id[:])
 	return id
 }
+
+// LoadError is the error met loading the saved state in New, if any (the
+// core then started with a new ID and an empty table).
+func (c *Core) LoadError() error { return c.loadErr }
 
 // ID is this node's ID.
 func (c *Core) ID() wire.ID { return c.id }

@@ -73,6 +73,9 @@ func Start(o Options) (*Node, error) {
 		return nil, err
 	}
 	n.core = core
+	if err := core.LoadError(); err != nil {
+		n.log.Warn("dht: saved state not usable, starting with a new ID and an empty table", "err", err)
+	}
 	n.id = core.ID()
 	n.addr = n.tr.LocalAddr()
 	core.SetInterfaceAddrs(interfaceAddrs())
