@@ -210,7 +210,7 @@ func checkRate(t *testing.T, what string, bytes int64, d time.Duration, limit in
 	t.Helper()
 	rate := float64(bytes-maxPaceStep) / d.Seconds()
 	t.Logf("%s: %d bytes in %v = %.2f MB/s (limit %.2f MB/s)", what, bytes, d, rate/1e6, float64(limit)/1e6)
-	if rate > 1.1*float64(limit) || rate < 0.25*float64(limit) {
+	if rate > 1.1*float64(limit) || rate < 0.2*float64(limit) {
 		t.Errorf("%s: %.0f B/s, limit %d B/s", what, rate, limit)
 	}
 }
@@ -282,13 +282,14 @@ func TestThrottlePerPeerRate(t *testing.T) {
 }
 
 func TestThrottleMaxUploads(t *testing.T) {
-	const size = 512 << 10
+	// Larger than the loopback socket buffers: an upload whose client does not read stays in
+	// progress (blocked in sendfile, slot held) until the client reads, whatever the machine's load.
+	const size = 16 << 20
 	c := newMemContent()
 	p, data := writeTemp(t, size, 43)
 	c.files[string(fileHash)] = p
 	c.pieces[string(torrentHash)] = torrentPS
-	// A per-peer rate keeps the two uploads in progress for ~0.5 s.
-	h := NewPeerHandler(c, NewThrottle(Limits{MaxUploads: 2, PerPeerBytesPerSec: 1 << 20}), nil)
+	h := NewPeerHandler(c, NewThrottle(Limits{MaxUploads: 2}), nil)
 	addr := startServer(t, h.ServeFastHTTP, ServerConfig{})
 	target := "/~/" + string(QuotePlus(nil, fileHash))
 
