@@ -139,3 +139,31 @@ func TestSlowPeersBringInMirror(t *testing.T) {
 		t.Fatalf("took %v with a fast mirror available", el)
 	}
 }
+
+// A single-piece file whose only peer is silent: the mirror takes over after
+// MirrorDelay with one plain GET.
+func TestSinglePieceSilentPeerMirror(t *testing.T) {
+	t.Parallel()
+	data, _ := testFile(100_000, 48)
+	silent := newServer(t, data, behavior{silent: true})
+	mirror := newServer(t, data, behavior{})
+	m := mirror.source("/debian/small.deb")
+	ch := make(chan Source, 1)
+	ch <- silent.source(peerPath)
+	defer close(ch)
+	cfg := testConfig()
+	cfg.PeerIdleTimeout = 10 * time.Second
+	sink := newMemSink(int64(len(data)))
+	t0 := time.Now()
+	res := fetchOK(t, New(cfg), &Job{Size: int64(len(data)), Peers: ch, Mirror: &m, MirrorDelay: 200 * time.Millisecond, Sink: sink})
+	sink.check(t, data)
+	checkAccounting(t, res, int64(len(data)))
+	if el := time.Since(t0); el < 200*time.Millisecond || el > 5*time.Second {
+		t.Fatalf("took %v, want just over MirrorDelay", el)
+	}
+	mirror.mu.Lock()
+	defer mirror.mu.Unlock()
+	if len(mirror.rngs) != 1 || mirror.rngs[0] != "" {
+		t.Fatalf("mirror requests %q, want one plain GET", mirror.rngs)
+	}
+}
