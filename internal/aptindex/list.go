@@ -3,6 +3,7 @@ package aptindex
 import (
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apt-p2p/apt-p2p/internal/digest"
 	"github.com/cespare/xxhash/v2"
@@ -41,6 +42,9 @@ type list struct {
 
 	refOnce  sync.Once
 	refSlots []uint32 // by hash prefix, for Referenced; built on first use
+	// refBytes is the size of refSlots, readable by Stats while another
+	// reader builds the table under the shared lock.
+	refBytes atomic.Int64
 }
 
 func (l *list) name(e *entry) []byte { return l.data[e.off : e.off+uint32(e.nlen)] }
@@ -184,6 +188,7 @@ func (l *list) buildRef() {
 		}
 	}
 	l.refSlots = make([]uint32, tableSize(n))
+	l.refBytes.Store(int64(len(l.refSlots)) * 4)
 	mask := uint64(len(l.refSlots) - 1)
 	for i := range l.ents {
 		for t := range 4 {
@@ -223,5 +228,5 @@ func (l *list) references(d *digest.Set) bool {
 }
 
 func (l *list) bytes() int64 {
-	return int64(cap(l.data)) + int64(cap(l.ents))*16 + int64(cap(l.slots)+cap(l.refSlots))*4 + 128
+	return int64(cap(l.data)) + int64(cap(l.ents))*16 + int64(cap(l.slots))*4 + l.refBytes.Load() + 128
 }
