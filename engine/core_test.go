@@ -253,3 +253,29 @@ func TestFileState(t *testing.T) {
 		t.Fatal("corrupt state accepted")
 	}
 }
+
+// Our own values are part of a get even when closer nodes are in the table
+// (regression: the pipelined get looked at the first candidate, not at us).
+func TestGetIncludesLocalValues(t *testing.T) {
+	for _, pipeline := range []bool{true, false} {
+		c, _ := newTestCore(t, func(cfg *Config) { cfg.BootstrapNode = true; cfg.PipelineGets = pipeline })
+		now := time.Unix(1000, 0)
+		c.Start(now, nil)
+		c.Tick(now.Add(2 * time.Second))
+		key := sha1Key("mine")
+		near := key
+		near[19] ^= 1 // closer to the key than we are
+		c.table.Insert(kbucketNode(near, netip.MustParseAddrPort("8.8.8.8:1")), true, now)
+		c.store.put(key, []byte("local"), netip.Addr{}, now)
+		var got []string
+		done := false
+		c.Get(now, key, func(v []byte) { got = append(got, string(v)) }, func(Result) { done = true })
+		for i := 0; i < 50 && !done; i++ {
+			now = now.Add(100 * time.Millisecond)
+			c.Tick(now)
+		}
+		if !done || len(got) != 1 || got[0] != "local" {
+			t.Fatalf("pipeline=%v: done %v, values %q", pipeline, done, got)
+		}
+	}
+}

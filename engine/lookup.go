@@ -81,7 +81,7 @@ func (l *lookup) seed(c *Core, now time.Time) {
 	if l.kind == lookupFindValue {
 		self.num = c.store.count(l.target)
 	}
-	l.cands = append(l.cands, self)
+	l.cands = append(l.cands, self) // the first: the list is sorted from here on
 	l.answered++
 	c.knodes = c.table.Closest(c.knodes[:0], l.target, c.cfg.K)
 	for _, n := range c.knodes {

@@ -70,7 +70,7 @@ func (c *Core) Get(now time.Time, key wire.ID, onValue func([]byte), onDone func
 	gl.get = g
 	gl.more = true
 	l.pipe = gl
-	c.localValues(now, gl, l.cands[0].num)
+	c.localValues(now, gl, c.store.count(key))
 	gl.onDone = func(c *Core, now time.Time, gl *lookup, err error) {
 		g.msgs += gl.sent
 		if !l.done {
@@ -111,12 +111,14 @@ func (c *Core) localValues(now time.Time, l *lookup, num int) {
 			n = 0
 		}
 	}
-	for _, v := range c.pickValues(l.target, int64(n)) {
+	// A copy: deliver runs callers' callbacks, which may use the core.
+	vals := append([][]byte(nil), c.pickValues(l.target, int64(n))...)
+	clear(c.vals)
+	for _, v := range vals {
 		if l.get.deliver(c, now, v) {
 			l.results++
 		}
 	}
-	clear(c.vals)
 	l.answered++
 }
 
