@@ -46,6 +46,7 @@ type download struct {
 	finished bool
 	err      error
 	banned   []string
+	suspects []string // sent pieces failing their hash: banned if the download succeeds
 	supplier []string
 
 	isDone   []atomic.Bool // per piece, readable without mu (endgame losers poll it)
@@ -153,6 +154,12 @@ loop:
 
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
+	if dl.err == nil { // the piece hashes proved right: the suspects lied
+		for _, k := range dl.suspects {
+			dl.d.Ban(k, time.Now().Add(dl.d.cfg.BanDuration))
+			dl.banned = append(dl.banned, k)
+		}
+	}
 	res := Result{
 		BytesBySource: make(map[string]int64, len(dl.sources)),
 		Banned:        slices.Clone(dl.banned),
@@ -473,7 +480,14 @@ func (dl *download) sourceErrorLocked(s *source, err error) {
 	case errors.Is(err, errBadPiece), errors.Is(err, errIgnoredRange), errors.Is(err, errContentRange),
 		errors.Is(err, errBodyLength), errors.Is(err, ErrMirrorPiece):
 		log.Debug("fetch: dropping source for bad data", "source", s.key, "err", err)
-		if !s.mirror {
+		switch {
+		case s.mirror:
+		case errors.Is(err, errBadPiece):
+			// Only as bad as the expected piece hashes are right: if every
+			// source fails them, they are what is wrong (poisoned piece info),
+			// and honest peers must not be banned for it. Decided at the end.
+			dl.suspects = append(dl.suspects, s.key)
+		default: // broke the protocol whatever the hashes
 			dl.d.Ban(s.key, time.Now().Add(dl.d.cfg.BanDuration))
 			dl.banned = append(dl.banned, s.key)
 		}

@@ -49,7 +49,10 @@ type Result struct {
 	// (verified where piece hashes are known). Key: Source.Addr.
 	BytesBySource          map[string]int64
 	MirrorBytes, PeerBytes int64
-	// Banned lists the sources banned during this Fetch (bad data, ignored Range, ...).
+	// Banned lists the peers banned during this Fetch: at once for breaking
+	// the protocol (200 to a Range request, wrong Content-Range, wrong body
+	// length), and for pieces failing their hash only if the download then
+	// succeeds (else the expected hashes themselves may be what is wrong).
 	Banned []string
 	// PieceSources[i] is the Source.Addr that supplied piece i (len = number of
 	// pieces). After a whole-file mismatch the caller bans these: without piece
@@ -138,9 +141,13 @@ func (c *Config) setDefaults() {
 
 // Errors returned by Fetch (wrapped with details).
 var (
-	ErrNoSources   = errors.New("fetch: all sources failed or none were found")
-	ErrBadJob      = errors.New("fetch: invalid job")
-	ErrSink        = errors.New("fetch: sink write failed")
+	ErrNoSources = errors.New("fetch: all sources failed or none were found")
+	ErrBadJob    = errors.New("fetch: invalid job")
+	ErrSink      = errors.New("fetch: sink write failed")
+	// ErrMirrorPiece: bytes streamed from the mirror into the Sink failed
+	// their piece hash, so the Sink holds bad bytes: Abort it. Either the
+	// mirror serves a stale file or Job.Pieces is wrong; retry without piece
+	// hashes and let the whole-file hash decide.
 	ErrMirrorPiece = errors.New("fetch: streamed mirror data failed its piece hash")
 )
 

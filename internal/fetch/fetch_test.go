@@ -586,3 +586,23 @@ func TestTLSMirror(t *testing.T) {
 	sink.check(t, data)
 	checkAccounting(t, res, int64(len(data)))
 }
+
+// Poisoned piece info: every honest peer "fails" the expected hashes. The
+// download fails, and nobody is banned for it.
+func TestWrongPieceHashesBanNobody(t *testing.T) {
+	t.Parallel()
+	data, _ := testFile(4*PieceSize, 49)
+	_, wrong := testFile(4*PieceSize, 50)
+	a := newServer(t, data, behavior{})
+	b := newServer(t, data, behavior{})
+	d := New(testConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := d.Fetch(ctx, &Job{Size: int64(len(data)), Pieces: wrong, Peers: peerChan(a.source(peerPath), b.source(peerPath)), Sink: newMemSink(int64(len(data)))})
+	if !errors.Is(err, ErrNoSources) || !strings.Contains(err.Error(), "hash mismatch") {
+		t.Fatalf("err = %v", err)
+	}
+	if d.Banned(a.addr) || d.Banned(b.addr) || len(res.Banned) != 0 {
+		t.Fatalf("honest peers banned over wrong piece hashes: %v", res.Banned)
+	}
+}
