@@ -63,15 +63,33 @@ func (s *StreamBody) SetContext(ctx context.Context) {
 func (s *StreamBody) privateFile() *os.File {
 	if !s.reopened {
 		s.reopened = true
-		if src := s.g.File(); src != nil {
-			var name [32]byte
-			p := strconv.AppendUint(append(name[:0], "/proc/self/fd/"...), uint64(src.Fd()), 10)
-			if f, err := os.Open(string(p)); err == nil {
-				s.f = f
-			}
-		}
+		s.f = reopen(s.g.File())
 	}
 	return s.f
+}
+
+// reopen opens src's file again through /proc/self/fd. The writer may close src at any moment and
+// its descriptor number may then be reused by an unrelated open, so the new file is accepted only if
+// it is the same file (device and inode) that src was before the reopen.
+func reopen(src *os.File) *os.File {
+	if src == nil {
+		return nil
+	}
+	st1, err := src.Stat()
+	if err != nil {
+		return nil
+	}
+	var name [32]byte
+	p := strconv.AppendUint(append(name[:0], "/proc/self/fd/"...), uint64(src.Fd()), 10)
+	f, err := os.Open(string(p))
+	if err != nil {
+		return nil
+	}
+	if st2, err := f.Stat(); err != nil || !os.SameFile(st1, st2) {
+		f.Close()
+		return nil
+	}
+	return f
 }
 
 // WriteTo sends the span, waiting for the download as needed.

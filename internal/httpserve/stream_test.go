@@ -305,3 +305,30 @@ func waitCount(t *testing.T, v *atomic.Int64, want int64) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestReopenChecksIdentity: the private reopen follows the descriptor, and refuses a closed file.
+func TestReopenChecksIdentity(t *testing.T) {
+	p, data := writeTemp(t, 1000, 19)
+	src, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(p) // like an aborted download's temporary file
+	f := reopen(src)
+	if f == nil {
+		t.Fatal("reopen of an open, unlinked file failed")
+	}
+	got, _ := io.ReadAll(f)
+	f.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("reopened file has other content")
+	}
+	src.Close()
+	if f := reopen(src); f != nil {
+		f.Close()
+		t.Fatal("reopen of a closed file succeeded")
+	}
+	if reopen(nil) != nil {
+		t.Fatal("reopen(nil)")
+	}
+}
