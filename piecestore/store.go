@@ -485,14 +485,16 @@ func (s *Store) metaUpdate(put []*entry, del [][]byte) error {
 // lookupLocked finds the entry for content d (strongest hash first), or nil.
 func (s *Store) lookupLocked(d *digest.Set) *entry {
 	var e *entry
-	switch {
-	case d.Has(digest.SHA512) && s.bySHA512[d.SHA512] != nil:
+	if d.Has(digest.SHA512) {
 		e = s.bySHA512[d.SHA512]
-	case d.Has(digest.SHA256) && s.bySHA256[d.SHA256] != nil:
+	}
+	if e == nil && d.Has(digest.SHA256) {
 		e = s.bySHA256[d.SHA256]
-	case d.Has(digest.SHA1) && s.bySHA1[d.SHA1] != nil:
+	}
+	if e == nil && d.Has(digest.SHA1) {
 		e = s.bySHA1[d.SHA1]
-	case d.Has(digest.MD5):
+	}
+	if e == nil && d.Has(digest.MD5) {
 		e = s.byMD5[d.MD5]
 	}
 	if e == nil || !e.info.Digest.Matches(d) {

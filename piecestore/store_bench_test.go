@@ -125,6 +125,26 @@ func BenchmarkLookup(b *testing.B) {
 			i += 7919
 		}
 	})
+	// The floor: the same random accesses into a bare map of the same entries, reading one
+	// field (no lock, no Info copy, no digest check).
+	b.Run("baseline-bare-map", func(b *testing.B) {
+		m := make(map[[32]byte]*entry, len(ds))
+		for k, v := range s.bySHA256 {
+			m[k] = v
+		}
+		b.ReportAllocs()
+		i := 0
+		var sz int64
+		for b.Loop() {
+			if e := m[ds[i%len(ds)].SHA256]; e != nil {
+				sz += e.info.Digest.Size
+			}
+			i += 7919
+		}
+		if sz == 0 {
+			b.Fatal("miss")
+		}
+	})
 	b.Run("LookupHash-sha256", func(b *testing.B) {
 		b.ReportAllocs()
 		i := 0
