@@ -298,3 +298,13 @@ func TestServeFileClientAbort(t *testing.T) {
 	}
 	fs.waitReleased(t)
 }
+
+func TestServeFileWithoutFile(t *testing.T) {
+	released := 0
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/x")
+	ServeFile(&ctx, &FileResponse{Size: 10, Release: func() { released++ }})
+	if ctx.Response.StatusCode() != 500 || released != 1 {
+		t.Fatalf("status %d, released %d", ctx.Response.StatusCode(), released)
+	}
+}
