@@ -166,7 +166,7 @@ func (dl *download) getPiece(s *source, i int, buf []byte, sum *[20]byte, t0 tim
 	if !single {
 		req.Header.SetByteRange(int(off), int(off+n-1))
 	}
-	if err = s.hc.Do(req, resp); err != nil {
+	if err = s.hc.DoDeadline(req, resp, t0.Add(dl.d.cfg.PieceTimeout)); err != nil {
 		return nil, hdrAt, fmt.Errorf("fetch: %s: %w", s.key, err)
 	}
 	hdrAt = time.Now()

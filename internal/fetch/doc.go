@@ -19,9 +19,12 @@
 //     the first verified copy wins and the other request is cut.
 //   - A source that sends a piece failing its SHA-1, answers 200 to a Range
 //     request, sends a wrong Content-Range or a short or long body is dropped
-//     and (peers only) banned for Config.BanDuration; its pieces go back to the
-//     queue. Connection errors and timeouts count against a source, which is
-//     dropped after Config.MaxErrors in a row.
+//     and its pieces go back to the queue. Peers are also banned for
+//     Config.BanDuration: at once for breaking the protocol, and for a bad
+//     piece once the download succeeds (if nobody can match the expected
+//     hashes, the hashes are what is wrong). 404 drops a source without a ban;
+//     connection errors and timeouts count against it, and it is dropped after
+//     Config.MaxErrors in a row. At most Config.MaxPeers peers are used at once.
 //   - The mirror, when it is the only source, streams: one GET from the first
 //     missing byte, appended to the Sink with WriteAt as bytes arrive. A mirror
 //     that ignores Range is streamed too (leading bytes it resends are

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 type pstate uint8
@@ -422,7 +424,8 @@ func (dl *download) complete(s *source, i int, data []byte, sum *[20]byte, err e
 		}
 		if err == nil {
 			dl.wasted.Add(int64(len(data)))
-		} else if !errors.Is(err, errLost) && !dl.finished {
+		} else if !errors.Is(err, errLost) && !errors.Is(err, fasthttp.ErrNoFreeConns) && !dl.finished {
+			// (no free connection: other downloads use this source; not its fault)
 			dl.sourceErrorLocked(s, err)
 		}
 		dl.cond.Broadcast()

@@ -77,6 +77,11 @@ type Config struct {
 	PeerIdleTimeout time.Duration
 	// MirrorIdleTimeout is the same for mirrors (default 30 s).
 	MirrorIdleTimeout time.Duration
+	// PieceTimeout bounds one piece request from start to last byte (default
+	// 60 s, i.e. slower than ~9 KB/s is a failure): a source trickling bytes
+	// just fast enough to dodge the idle timeout still loses its pieces. The
+	// mirror's streaming GET has no such bound.
+	PieceTimeout time.Duration
 	// Depth is the number of requests in flight per source (default 4).
 	Depth int
 	// MaxPeers caps the peers used at once by one download (default 16); more
@@ -115,6 +120,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MirrorIdleTimeout <= 0 {
 		c.MirrorIdleTimeout = 30 * time.Second
+	}
+	if c.PieceTimeout <= 0 {
+		c.PieceTimeout = 60 * time.Second
 	}
 	if c.Depth <= 0 {
 		c.Depth = 4

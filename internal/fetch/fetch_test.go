@@ -606,3 +606,24 @@ func TestWrongPieceHashesBanNobody(t *testing.T) {
 		t.Fatalf("honest peers banned over wrong piece hashes: %v", res.Banned)
 	}
 }
+
+// A peer trickling bytes fast enough to dodge the idle timeout still fails
+// its pieces at PieceTimeout (here it is the only source, so the download
+// fails quickly instead of taking 13 s per piece).
+func TestTricklingPeer(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(6*PieceSize, 51)
+	trickle := newServer(t, data, behavior{rate: 40 << 10})
+	cfg := testConfig()
+	cfg.PieceTimeout = 400 * time.Millisecond
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	t0 := time.Now()
+	_, err := New(cfg).Fetch(ctx, &Job{Size: int64(len(data)), Pieces: pieces, Peers: peerChan(trickle.source(peerPath)), Sink: newMemSink(int64(len(data)))})
+	if !errors.Is(err, ErrNoSources) || !strings.Contains(err.Error(), "timeout") {
+		t.Fatalf("err = %v, want ErrNoSources after timeouts", err)
+	}
+	if el := time.Since(t0); el > 5*time.Second {
+		t.Fatalf("took %v", el)
+	}
+}
