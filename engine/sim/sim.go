@@ -172,7 +172,8 @@ type simNode struct {
 // Sim is one simulated network.
 type Sim struct {
 	cfg     Config
-	rng     *rand.Rand
+	rng     *rand.Rand // the network: latencies, NAT, loss
+	ops     *rand.Rand // the scenario: keys, putters, churn, getters (the same for every profile)
 	epoch   time.Time
 	now     int64
 	seq     uint64
@@ -354,7 +355,8 @@ func Run(cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("sim: need at least 2 nodes")
 	}
 	start := time.Now()
-	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), epoch: time.Unix(1_700_000_000, 0)}
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		ops: rand.New(rand.NewPCG(cfg.Seed^0x5851f42d4c957f2d, cfg.Seed)), epoch: time.Unix(1_700_000_000, 0)}
 	rep := &Report{Profile: cfg.Engine.Profile.String(), Nodes: cfg.Nodes}
 	boot := []netip.AddrPort{nodeAddr(0)}
 	for i := 0; i < cfg.Nodes; i++ {
@@ -410,10 +412,10 @@ func Run(cfg Config) (*Report, error) {
 	stored := 0
 	for p := range keys {
 		for j := range keys[p] {
-			keys[p][j] = byte(s.rng.Uint32())
+			keys[p][j] = byte(s.ops.Uint32())
 		}
 		vals[p] = fmt.Appendf(nil, "value-%d", p)
-		putters[p] = int32(s.rng.IntN(len(s.nodes)))
+		putters[p] = int32(s.ops.IntN(len(s.nodes)))
 		p := p
 		pending++
 		s.at(t+int64(p)*int64(cfg.OpSpacing), func() {
@@ -435,7 +437,7 @@ func Run(cfg Config) (*Report, error) {
 	}
 	// Churn: some nodes leave (never the bootstrap node or a putter's target... any node).
 	for i := 1; i < len(s.nodes); i++ {
-		if cfg.Churn > 0 && s.rng.Float64() < cfg.Churn {
+		if cfg.Churn > 0 && s.ops.Float64() < cfg.Churn {
 			s.nodes[i].down = true
 			s.nodes[i].core.Close()
 			rep.Left++
@@ -444,10 +446,10 @@ func Run(cfg Config) (*Report, error) {
 	// Gets of random put keys from random other live nodes.
 	t = s.now + int64(time.Second)
 	for g := 0; g < cfg.Gets && cfg.Puts > 0; g++ {
-		p := s.rng.IntN(cfg.Puts)
+		p := s.ops.IntN(cfg.Puts)
 		var i int32
 		for {
-			i = int32(s.rng.IntN(len(s.nodes)))
+			i = int32(s.ops.IntN(len(s.nodes)))
 			if i != putters[p] && !s.nodes[i].down {
 				break
 			}
