@@ -137,7 +137,8 @@ func decodeRecord(b []byte) (*entry, error) {
 	for i := 0; i < np && !r.bad; i++ {
 		e.info.Paths = append(e.info.Paths, r.str16())
 	}
-	if r.bad || len(r.b) != 0 || !d.Has(digest.SHA256) || d.Size < 0 || len(e.info.Pieces)%20 != 0 {
+	npb := len(e.info.Pieces)
+	if r.bad || len(r.b) != 0 || have > 0x0f || !d.Has(digest.SHA256) || d.Size < 0 || npb%20 != 0 || npb == 20 {
 		return nil, errBadRecord
 	}
 	e.setPieces(e.info.Pieces)

@@ -18,6 +18,7 @@ import (
 const (
 	wWriting   = iota // bytes still missing
 	wVerified         // every byte written and the whole-file hash matched
+	wCommitting       // Commit is doing its I/O (without holding the Writer's lock)
 	wCommitted        // in the store
 	wFailed           // aborted, mismatched or an I/O error: err says which
 )
@@ -202,7 +203,7 @@ func (w *Writer) checkLocked(p []byte, off int64) error {
 	switch w.state {
 	case wFailed:
 		return w.err
-	case wVerified, wCommitted:
+	case wVerified, wCommitting, wCommitted:
 		return ErrFinished
 	}
 	if off < 0 || off+int64(len(p)) > w.size {
@@ -370,7 +371,7 @@ func (w *Writer) Available() int64 {
 }
 
 func (w *Writer) availableLocked() int64 {
-	if w.state == wVerified || w.state == wCommitted {
+	if w.state >= wVerified && w.state <= wCommitted {
 		return w.size
 	}
 	return max(0, min(w.contig, w.size-1))
@@ -391,7 +392,7 @@ func (w *Writer) Wait(ctx context.Context, off int64) (avail int64, err error) {
 		switch {
 		case state == wFailed:
 			return avail, werr
-		case avail > off || state == wVerified || state == wCommitted:
+		case avail > off || state >= wVerified:
 			return avail, nil
 		}
 		select {
@@ -421,15 +422,39 @@ func (w *Writer) Err() error {
 // over its quota, it evicts.
 func (w *Writer) Commit() (Info, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	switch w.state {
 	case wFailed:
+		w.mu.Unlock()
 		return Info{}, w.err
-	case wCommitted:
+	case wCommitting, wCommitted:
+		w.mu.Unlock()
 		return Info{}, ErrFinished
 	case wWriting:
+		w.mu.Unlock()
 		return Info{}, fmt.Errorf("%w: %d of %d bytes", ErrIncomplete, w.contig, w.size)
 	}
+	// The fsyncs can take long: Available, Wait and the status page must not block on them,
+	// and nothing else may touch the file meanwhile (writes get ErrFinished, Abort waits it out).
+	w.state = wCommitting
+	w.mu.Unlock()
+	info, kept, err := w.commitIO()
+	w.mu.Lock()
+	if err != nil {
+		w.state = wVerified // so failLocked acts
+		w.failLocked(err)
+		w.mu.Unlock()
+		return Info{}, err
+	}
+	w.state = wCommitted
+	w.s.releaseWriter(w)
+	w.notifyLocked()
+	w.mu.Unlock()
+	w.s.evict(kept)
+	return info, nil
+}
+
+// commitIO makes the verified temporary file durable under its final name and records it.
+func (w *Writer) commitIO() (Info, *entry, error) {
 	s := w.s
 	e := &entry{name: dataName(&w.result)}
 	e.info.Digest = w.result
@@ -444,22 +469,11 @@ func (w *Writer) Commit() (Info, error) {
 		}
 	}
 	if err != nil {
-		err = fmt.Errorf("piecestore: storing %s: %w", e.name, err)
 		// If the rename happened, data/ now holds verified content (possibly the same file
 		// an entry already names): it is left for GC or the next Open to re-adopt.
-		w.failLocked(err)
-		return Info{}, err
+		return Info{}, nil, fmt.Errorf("piecestore: storing %s: %w", e.name, err)
 	}
-	info, kept, err := s.commitEntry(e)
-	if err != nil {
-		w.failLocked(err)
-		return Info{}, err
-	}
-	w.state = wCommitted
-	s.releaseWriter(w)
-	w.notifyLocked()
-	s.evict(kept)
-	return info, nil
+	return s.commitEntry(e)
 }
 
 // commitEntry records a new data file e, merging it into an entry for the same content
@@ -497,11 +511,13 @@ func (s *Store) commitEntry(e *entry) (Info, *entry, error) {
 }
 
 // Abort discards everything and wakes waiters with ErrAborted. It does nothing after a
-// successful Commit.
+// successful Commit, and while a Commit is running it does not interrupt it.
 func (w *Writer) Abort() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.failLocked(ErrAborted)
+	if w.state != wCommitting {
+		w.failLocked(ErrAborted)
+	}
 }
 
 // Put stores a whole stream (index files, small mirror files) through the same crash-safe
