@@ -16,11 +16,11 @@ import (
 
 // Writer states.
 const (
-	wWriting   = iota // bytes still missing
-	wVerified         // every byte written and the whole-file hash matched
-	wCommitting       // Commit is doing its I/O (without holding the Writer's lock)
-	wCommitted        // in the store
-	wFailed           // aborted, mismatched or an I/O error: err says which
+	wWriting    = iota // bytes still missing
+	wVerified          // every byte written and the whole-file hash matched
+	wCommitting        // Commit is doing its I/O (without holding the Writer's lock)
+	wCommitted         // in the store
+	wFailed            // aborted, mismatched or an I/O error: err says which
 )
 
 // Writer receives the content of one file. It is safe for concurrent use: several sources
