@@ -12,12 +12,12 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/digest"
 )
 
-// BenchmarkCommit stores a file (PIECESTORE_COMMIT_MB, default 16; RESULTS.md uses 100)
+// BenchmarkCommit stores a file (PIECESTORE_COMMIT_MB, default 8; RESULTS.md uses 100)
 // through the store — sequential 256 KiB writes, or whole pieces in reverse order (the
 // read-back path) — and commits it (fsync, rename, directory fsync, metadata commit); the
 // baseline writes the same bytes to a file, fsyncs and renames it without hashing.
 func BenchmarkCommit(b *testing.B) {
-	size := envInt("PIECESTORE_COMMIT_MB", 16) << 20
+	size := envInt("PIECESTORE_COMMIT_MB", 8) << 20
 	data := randData(70, size)
 	d := digestOf(data, digest.SHA256)
 	dir := b.TempDir()
@@ -157,11 +157,11 @@ func BenchmarkLookup(b *testing.B) {
 	})
 }
 
-// BenchmarkOpenMetadata is start-up time for PIECESTORE_OPEN_N records (default 10 000;
+// BenchmarkOpenMetadata is start-up time for PIECESTORE_OPEN_N records (default 2 000;
 // RESULTS.md uses 100 000): Open on a bbolt database of shared (external) entries, against
 // reading the same records from one sidecar file per entry — the design not taken.
 func BenchmarkOpenMetadata(b *testing.B) {
-	n := envInt("PIECESTORE_OPEN_N", 10_000)
+	n := envInt("PIECESTORE_OPEN_N", 2000)
 	dir := b.TempDir()
 	s := mustOpen(b, filepath.Join(dir, "store"), Options{})
 	ds := fillEntries(s, n)
