@@ -6,10 +6,12 @@
 #   - one cached 100 MB file: curl, median of 5 downloads each.
 #   - allocations per request of the whole apt-p2p server process under wrk.
 # Needs wrk, nginx (nginx-light is enough) and curl: apt-get install wrk nginx-light curl.
-# Usage: bash bench/serve.sh [RUNS] [SECONDS]
+# Usage: bash bench/serve.sh [RUNS] [SECONDS] [CONNECTION COUNTS]
+#   (64 connections saturate the 2 CPUs: throughput; 8 connections: latency below saturation)
 set -euo pipefail
 RUNS=${1:-3}
 SECS=${2:-10}
+CONNS=${3:-64 8}
 cd "$(dirname "$0")/.."
 for t in wrk nginx curl; do command -v $t >/dev/null || { echo "serve.sh: $t missing (apt-get install wrk nginx-light curl)"; exit 1; }; done
 
@@ -86,12 +88,12 @@ cmp <(curl -sf http://127.0.0.1:$NGX_PORT/f000) <(curl -sf "http://127.0.0.1:$SB
 # throughput is noisy; CPU time per request is the steadier measure of the server's own cost.
 cputicks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' /proc/$p/stat))); done; echo $t; }
 serverpids() { if [ "$1" = nginx ]; then echo "$NGINX_PID $(pgrep -P "$NGINX_PID" | tr '\n' ' ')"; else echo "$SB_PID"; fi; }
-runwrk() { # name port script
+runwrk() { # name port script connections
   local pids c0 c1 rps tr p99 errs reqs segs
   pids=$(serverpids "$1")
   c0=$(cputicks $pids)
   nstat -n >/dev/null 2>&1 || true
-  wrk -t2 -c64 -d${SECS}s --latency -s "$3" "http://127.0.0.1:$2" > "$TMP/wrk.out"
+  wrk -t2 -c"$4" -d${SECS}s --latency -s "$3" "http://127.0.0.1:$2" > "$TMP/wrk.out"
   c1=$(cputicks $pids)
   segs=$(nstat 2>/dev/null | awk '/TcpOutSegs/ {print $2}'); segs=${segs:-0}
   rps=$(awk '/^Requests\/sec/ {print $2}' "$TMP/wrk.out")
@@ -99,13 +101,15 @@ runwrk() { # name port script
   p99=$(awk '$1=="99%" {print $2}' "$TMP/wrk.out")
   reqs=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
   errs=$(grep -c 'Non-2xx\|Socket errors' "$TMP/wrk.out" || true)
-  echo "$1 $rps $tr $p99 $errs $(( (c1 - c0) * 10000000 / reqs )) $(( segs * 100 / reqs ))" | tee -a "$TMP/results"
+  echo "$1/c$4 $rps $tr $p99 $errs $(( (c1 - c0) * 10000000 / reqs )) $(( segs * 100 / reqs ))" | tee -a "$TMP/results"
 }
-echo "== 50 KB files: wrk -t2 -c64 -d${SECS}s --latency, random file per request (name rps transfer p99 error-lines server-CPU-ns/request TCP-segments/request*100, both directions, whole host)"
+echo "== 50 KB files: wrk -t2 -c{$CONNS} -d${SECS}s --latency, random file per request (name rps transfer p99 error-lines server-CPU-ns/request TCP-segments/request*100, both directions, whole host)"
 for r in $(seq "$RUNS"); do
-  runwrk nginx $NGX_PORT "$TMP/apt.lua"
-  runwrk apt-p2p-apt $SB_PORT "$TMP/apt.lua"
-  runwrk apt-p2p-peer $SB_PORT "$TMP/peer.lua"
+  for c in $CONNS; do
+    runwrk nginx $NGX_PORT "$TMP/apt.lua" "$c"
+    runwrk apt-p2p-apt $SB_PORT "$TMP/apt.lua" "$c"
+    runwrk apt-p2p-peer $SB_PORT "$TMP/peer.lua" "$c"
+  done
 done
 
 echo "== 100 MB file: curl -o /dev/null, bytes/s, 5 runs each (interleaved)"
@@ -123,6 +127,7 @@ echo "== apt-p2p server process: $(grep allocs "$TMP/sb.log")"
 python3 - "$TMP/results" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1])]
+conns = sorted({r[0].split("/c")[1] for r in rows if "/c" in r[0]}, key=int, reverse=True)
 def num(s):
     m = {"KB": 1e3, "MB": 1e6, "GB": 1e9, "ms": 1e-3, "us": 1e-6, "s": 1}
     for k, v in m.items():
@@ -132,11 +137,14 @@ def num(s):
 def med(name, col):
     return statistics.median(num(r[col]) for r in rows if r[0] == name)
 print("\n== medians")
-print("50 KB files      req/s       transfer      p99       server CPU/request  TCP segments/request")
-for n in ["nginx", "apt-p2p-apt", "apt-p2p-peer"]:
-    print(f"{n:14s} {med(n,1):10.0f} {med(n,2)/1e6:9.1f} MB/s {med(n,3)*1e3:8.2f} ms {med(n,5)/1e3:8.1f} us {med(n,6)/100:8.2f}")
-for n in ["apt-p2p-apt", "apt-p2p-peer"]:
-    print(f"ratio {n}/nginx: req/s {med(n,1)/med('nginx',1):.2f}, p99 {med(n,3)/med('nginx',3):.2f}, CPU/request {med(n,5)/med('nginx',5):.2f}")
+for c in conns:
+    print(f"50 KB files, {c} connections   req/s    transfer       p99   server CPU/request  TCP segments/request")
+    for n in ["nginx", "apt-p2p-apt", "apt-p2p-peer"]:
+        k = f"{n}/c{c}"
+        print(f"{k:22s} {med(k,1):10.0f} {med(k,2)/1e6:9.1f} MB/s {med(k,3)*1e3:8.2f} ms {med(k,5)/1e3:8.1f} us {med(k,6)/100:8.2f}")
+    for n in ["apt-p2p-apt", "apt-p2p-peer"]:
+        k, g = f"{n}/c{c}", f"nginx/c{c}"
+        print(f"ratio {k}/nginx: req/s {med(k,1)/med(g,1):.2f}, p99 {med(k,3)/med(g,3):.2f}, CPU/request {med(k,5)/med(g,5):.2f}")
 print("100 MB file      MB/s")
 for n in ["nginx", "apt-p2p-apt", "apt-p2p-peer"]:
     print(f"{n:14s} {med('big-'+n,1)/1e6:8.0f}")
