@@ -142,3 +142,52 @@ func TestConcurrentReadersDuringEviction(t *testing.T) {
 	}
 	checkAllVerified(t, s)
 }
+
+// GC running again and again while files are committed and evicted never removes a
+// committed file nor a live writer's temporary file.
+func TestGCDuringCommits(t *testing.T) {
+	n := 40
+	if raceEnabled {
+		n = 15
+	}
+	s := mustOpen(t, t.TempDir(), Options{FS: newFaultFS(), noSync: true, MaxBytes: 10 * 3000})
+	defer s.Close()
+	stop := make(chan struct{})
+	gcErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				gcErr <- nil
+				return
+			default:
+			}
+			if _, err := s.GC(); err != nil {
+				gcErr <- err
+				return
+			}
+		}
+	}()
+	var kept []Info
+	for i := range n {
+		info, err := s.Put(digestOf(randData(uint64(200+i), 3000), digest.SHA256), bytes.NewReader(randData(uint64(200+i), 3000)))
+		if err != nil {
+			t.Fatalf("file %d: %v", i, err)
+		}
+		kept = append(kept, info)
+	}
+	close(stop)
+	if err := <-gcErr; err != nil {
+		t.Fatal(err)
+	}
+	// The last files committed are within quota and must all be there.
+	for _, info := range kept[n-5:] {
+		if _, ok := s.Lookup(&info.Digest); !ok {
+			t.Fatal("GC lost a committed file")
+		}
+	}
+	if st := s.Stats(); st.Files == 0 || st.Files > 10 {
+		t.Fatalf("stats %+v", st)
+	}
+	checkAllVerified(t, s)
+}

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/apt-p2p/apt-p2p/internal/digest"
 )
 
 // DueForAnnounce returns up to max complete files last announced before `before`, oldest
@@ -75,25 +77,30 @@ func (s *Store) GC() (removed int, err error) {
 	if err := s.flush(); err != nil {
 		return 0, err
 	}
-	// Temporary files of live writers must survive.
+	tmps, err := s.fs.ReadDir(s.tmpDir)
+	if err != nil {
+		return 0, fmt.Errorf("piecestore: %w", err)
+	}
+	// Temporary files of live writers must survive. A writer registers before it creates
+	// its file, so every listed file of a live writer is in this later snapshot.
 	s.mu.RLock()
 	live := make(map[string]bool)
 	for _, w := range s.writers {
 		live[w.tmpName] = true
 	}
 	s.mu.RUnlock()
-	tmps, err := s.fs.ReadDir(s.tmpDir)
-	if err != nil {
-		return 0, fmt.Errorf("piecestore: %w", err)
-	}
 	for _, de := range tmps {
 		p := filepath.Join(s.tmpDir, de.Name())
 		if !live[p] && s.fs.Remove(p) == nil {
 			removed++
 		}
 	}
+	// Listing data/ and comparing it with the entries must not interleave with a commit
+	// (rename, then entry) or an eviction (entry, then removal): they hold metaMu too.
+	s.metaMu.Lock()
 	ents, err := s.fs.ReadDir(s.dataDir)
 	if err != nil {
+		s.metaMu.Unlock()
 		return removed, fmt.Errorf("piecestore: %w", err)
 	}
 	onDisk := make(map[string]int64, len(ents))
@@ -116,13 +123,15 @@ func (s *Store) GC() (removed int, err error) {
 	}
 	s.mu.RUnlock()
 	for _, e := range missing {
-		s.drop(e, "data file missing or wrong size")
+		s.dropLocked(e, "data file missing or wrong size")
 		removed++
 	}
+	s.metaMu.Unlock()
+	// Files without an entry: rehashed without holding metaMu (it may take long).
 	for name, size := range onDisk {
 		e, aerr := s.adopt(name, size)
 		if aerr != nil {
-			if s.fs.Remove(filepath.Join(s.dataDir, name)) == nil {
+			if s.removeOrphan(name) {
 				removed++
 			}
 			continue
@@ -132,6 +141,22 @@ func (s *Store) GC() (removed int, err error) {
 		}
 	}
 	return removed, nil
+}
+
+// removeOrphan removes data/name unless an entry names it by now (a commit of the same
+// content may have replaced the unverifiable file meanwhile).
+func (s *Store) removeOrphan(name string) bool {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	s.mu.RLock()
+	var d digest.Set
+	named := false
+	if hx, ok := strings.CutPrefix(name, "sha256-"); ok && d.PutHex(digest.SHA256, hx) == nil {
+		e := s.bySHA256[d.SHA256]
+		named = e != nil && e.name == name
+	}
+	s.mu.RUnlock()
+	return !named && s.fs.Remove(filepath.Join(s.dataDir, name)) == nil
 }
 
 // RemoveUntracked drops shared (external) entries whose path is not under one of dirs or

@@ -754,6 +754,11 @@ func (s *Store) OpenFile(info *Info) (*Reader, error) {
 func (s *Store) drop(e *entry, why string) {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
+	s.dropLocked(e, why)
+}
+
+// dropLocked is drop with metaMu held.
+func (s *Store) dropLocked(e *entry, why string) {
 	s.mu.Lock()
 	if e.gone {
 		s.mu.Unlock()

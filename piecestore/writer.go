@@ -462,26 +462,29 @@ func (w *Writer) commitIO() (Info, *entry, error) {
 	e.info.LastAccess = s.now()
 	e.setPieces(w.pieces)
 	final := filepath.Join(s.dataDir, e.name)
-	var err error
-	if err = w.f.Sync(); err == nil {
-		if err = s.fs.Rename(w.tmpName, final); err == nil {
-			err = s.fs.SyncDir(s.dataDir)
-		}
+	if err := w.f.Sync(); err != nil {
+		return Info{}, nil, fmt.Errorf("piecestore: storing %s: %w", e.name, err)
+	}
+	// From the rename to the metadata commit, data/<name> must not be removed by an
+	// eviction or a drop of an earlier copy of the same content: they hold metaMu too.
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	err := s.fs.Rename(w.tmpName, final)
+	if err == nil {
+		err = s.fs.SyncDir(s.dataDir)
 	}
 	if err != nil {
 		// If the rename happened, data/ now holds verified content (possibly the same file
 		// an entry already names): it is left for GC or the next Open to re-adopt.
 		return Info{}, nil, fmt.Errorf("piecestore: storing %s: %w", e.name, err)
 	}
-	return s.commitEntry(e)
+	return s.commitEntryLocked(e)
 }
 
-// commitEntry records a new data file e, merging it into an entry for the same content
+// commitEntryLocked (metaMu held) records a new data file e, merging it into an entry for the same content
 // (stored, or shared from another directory) so that there is one entry with every hash
 // and path, and open Readers keep pinning the entry they opened.
-func (s *Store) commitEntry(e *entry) (Info, *entry, error) {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
+func (s *Store) commitEntryLocked(e *entry) (Info, *entry, error) {
 	s.mu.Lock()
 	old := s.bySHA256[e.key()]
 	snap := e
