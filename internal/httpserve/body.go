@@ -13,11 +13,12 @@ import (
 )
 
 const (
-	// writeStallTimeout bounds one send step: a client that takes longer than this to accept
+	// defaultWriteStallTimeout bounds one send step: a client that takes longer than this to accept
 	// sendStep bytes (under ~35 KB/s) is cut off, so a reader that stopped reading cannot pin a
 	// connection, an open file and an upload slot forever. It replaces the server's WriteTimeout for
 	// file bodies, which would otherwise cut every long download over a modest link.
-	writeStallTimeout = 2 * time.Minute
+	// ServerConfig.WriteStallTimeout overrides it for connections from LimitListener.
+	defaultWriteStallTimeout = 2 * time.Minute
 	// sendStep is the largest span sent per step (one deadline renewal) when no rate limit applies.
 	// It only matters for big files (a 512 KiB piece is one step); the kernel moves at most a socket
 	// buffer per sendfile(2) call anyway, so the extra calls cost nothing measurable.
@@ -33,14 +34,15 @@ var ErrShortFile = errors.New("httpserve: file shorter than its announced size")
 // sender sends spans of a file to a connection with sendfile, pacing them through a Throttle and
 // keeping the write deadline moving while progress is made.
 type sender struct {
-	conn net.Conn        // for write deadlines; nil outside a server
-	raw  syscall.RawConn // conn's descriptor for direct sendfile; nil: go through ReadFrom
-	thr  *Throttle
-	peer *peerBucket
-	slot bool          // holds a Throttle upload slot
-	sent *atomic.Int64 // bytes sent, for statistics; may be nil
-	lr   io.LimitedReader
-	rs   rawSend
+	conn  net.Conn // for write deadlines; nil outside a server
+	stall time.Duration
+	raw   syscall.RawConn // conn's descriptor for direct sendfile; nil: go through ReadFrom
+	thr   *Throttle
+	peer  *peerBucket
+	slot  bool          // holds a Throttle upload slot
+	sent  *atomic.Int64 // bytes sent, for statistics; may be nil
+	lr    io.LimitedReader
+	rs    rawSend
 	// rsWrite is rs.write bound once: a method value made per call would allocate.
 	rsWrite func(uintptr) bool
 }
@@ -49,6 +51,10 @@ type sender struct {
 // descriptor; connections from LimitListener carry a cached RawConn, others cost one allocation.
 func (s *sender) setConn(c net.Conn) {
 	s.conn = c
+	s.stall = defaultWriteStallTimeout
+	if lc, ok := c.(*tcpLimitConn); ok {
+		s.stall = lc.l.stall
+	}
 	if !directSendfile {
 		return
 	}
@@ -120,7 +126,7 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 				s.thr.wait(s.peer, step)
 			}
 			if s.conn != nil {
-				s.conn.SetWriteDeadline(time.Now().Add(writeStallTimeout)) //nolint:errcheck // a failed write reports it
+				s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck // a failed write reports it
 			}
 			m, err, handled := s.sendDirect(f, off, step)
 			if !handled {
@@ -157,7 +163,7 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 			s.thr.wait(s.peer, step)
 		}
 		if s.conn != nil {
-			s.conn.SetWriteDeadline(time.Now().Add(writeStallTimeout)) //nolint:errcheck // a failed write reports it
+			s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck // a failed write reports it
 		}
 		s.lr.R, s.lr.N = f, step
 		m, err := rf.ReadFrom(&s.lr)
@@ -200,7 +206,7 @@ func (s *sender) copySpan(w io.Writer, f *os.File, off, n int64) (written int64,
 			s.thr.wait(s.peer, int64(m))
 		}
 		if s.conn != nil {
-			s.conn.SetWriteDeadline(time.Now().Add(writeStallTimeout)) //nolint:errcheck
+			s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck
 		}
 		k, werr := w.Write(chunk)
 		written += int64(k)

@@ -25,9 +25,12 @@ type ServerConfig struct {
 	// the original's betweenRequestsTimeOut.
 	IdleTimeout time.Duration
 	// WriteTimeout bounds writing a response's headers and in-memory body. File bodies replace it with
-	// a stall deadline renewed per 4 MiB step (2 min), so long downloads over slow links survive while
-	// a client that stops reading does not. Default 30 s.
+	// WriteStallTimeout, so long downloads over slow links survive. Default 30 s.
 	WriteTimeout time.Duration
+	// WriteStallTimeout bounds each 4 MiB step (or rate-limited step) of a file body: a client that
+	// stops reading is cut after it, releasing the file and the upload slot. Default 2 min (clients
+	// slower than ~35 KB/s are cut). Applies to connections accepted through LimitListener.
+	WriteStallTimeout time.Duration
 	// MaxHeaderBytes bounds the request line plus headers (the read buffer); a larger request gets 431.
 	// Default 8 KiB: apt's and peers' requests are a few hundred bytes.
 	MaxHeaderBytes int
@@ -78,6 +81,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.MaxConnsPerIP <= 0 {
 		c.MaxConnsPerIP = defaultMaxConnsPerIP
 	}
+	if c.WriteStallTimeout <= 0 {
+		c.WriteStallTimeout = defaultWriteStallTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -121,14 +127,15 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 // *net.TCPConn's ReadFrom, so sendfile still works through them.
 func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
 	cfg = cfg.withDefaults()
-	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, n: make(map[netip.Addr]int)}
+	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int)}
 }
 
 type limitListener struct {
 	net.Listener
-	max int
-	mu  sync.Mutex
-	n   map[netip.Addr]int
+	max   int
+	stall time.Duration
+	mu    sync.Mutex
+	n     map[netip.Addr]int
 }
 
 // tcpLimitConn embeds *net.TCPConn so ReadFrom (sendfile) and the deadline methods are promoted.

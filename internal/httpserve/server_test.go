@@ -93,3 +93,36 @@ func TestServerLimits(t *testing.T) {
 		t.Fatalf("idle connection closed after %v", d)
 	}
 }
+
+// TestWriteStallCutsReader: a peer that stops reading mid-body is cut after WriteStallTimeout,
+// which gives back its upload slot and the open file (it cannot pin them forever).
+func TestWriteStallCutsReader(t *testing.T) {
+	const size = 16 << 20 // more than loopback socket buffers hold
+	c := newMemContent()
+	p, _ := writeTemp(t, size, 51)
+	c.files[string(fileHash)] = p
+	h := NewPeerHandler(c, NewThrottle(Limits{MaxUploads: 1}), nil)
+	addr := startServer(t, h.ServeFastHTTP, ServerConfig{WriteStallTimeout: 300 * time.Millisecond})
+	conn := dialFrom(t, "127.0.0.13", addr)
+	defer conn.Close()
+	io.WriteString(conn, req("GET", "/~/"+string(QuotePlus(nil, fileHash)), ""))
+	resp, err := readHeader(bufio.NewReader(conn))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("%v %v", resp, err)
+	}
+	start := time.Now()
+	for h.t.Active() != 0 {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("stalled upload still holds its slot")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Fatalf("cut after %v, before the stall timeout", d)
+	}
+	c.waitReleased(t)
+	body, err := io.ReadAll(resp.Body)
+	if err == nil || len(body) >= size {
+		t.Fatalf("stalled reader got %d of %d bytes, err %v", len(body), size, err)
+	}
+}
