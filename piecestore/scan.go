@@ -9,8 +9,8 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/digest"
 )
 
-// scanProgressEvery is how often ScanDirs logs its progress.
-const scanProgressEvery = 5 * time.Second
+// scanProgressEvery is how often ScanDirs logs its progress (a variable for tests).
+var scanProgressEvery = 5 * time.Second
 
 // ScanDirs walks dirs (OTHER_DIRS, e.g. /var/cache/apt/archives) and shares the regular
 // files in them without copying them: new files and changed ones (size or mtime differs)
@@ -25,11 +25,12 @@ func (s *Store) ScanDirs(ctx context.Context, dirs []string, found func(Info)) e
 	}
 	start := time.Now()
 	lastLog := start
+	every := scanProgressEvery
 	var files, hashed int
 	var bytes int64
 	progress := func(n int64) {
 		bytes += n
-		if now := time.Now(); now.Sub(lastLog) >= scanProgressEvery {
+		if now := time.Now(); now.Sub(lastLog) >= every {
 			lastLog = now
 			secs := now.Sub(start).Seconds()
 			s.log.Info("piecestore: scanning shared directories", "files", files, "hashed", hashed,

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,12 +159,18 @@ func TestScanProgressAndCancel(t *testing.T) {
 	for i := range 3 {
 		writeFile(t, filepath.Join(root, "o", string(rune('a'+i))), randData(uint64(i), PieceSize+1))
 	}
+	old := scanProgressEvery
+	scanProgressEvery = 0 // a progress line after every read
 	found := scan(t, s, filepath.Join(root, "o"))
+	scanProgressEvery = old
 	if len(found) != 3 || found[0].Pieces == nil {
 		t.Fatalf("found %d", len(found))
 	}
-	if !bytes.Contains(logBuf.Bytes(), []byte("scanned shared directories")) || !bytes.Contains(logBuf.Bytes(), []byte("hashed=3")) {
-		t.Fatalf("log: %s", logBuf.String())
+	log := logBuf.String()
+	if !strings.Contains(log, "scanned shared directories") || !strings.Contains(log, "hashed=3") ||
+		!strings.Contains(log, "msg=\"piecestore: scanning shared directories\" files=3 hashed=2 bytes=") ||
+		!strings.Contains(log, "MB/s=") {
+		t.Fatalf("log: %s", log)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
