@@ -58,6 +58,19 @@
 // through a mapping of a file truncated behind our back would kill the process with SIGBUS;
 // sizes are checked at open instead). An open Reader pins its file against eviction.
 //
+// # For callers
+//
+//   - Every Writer must end in Commit or Abort: until then its content is busy (ErrBusy) and
+//     its temporary file stays.
+//   - Writer.File stays readable after Commit (it is then the stored file), so a response
+//     streaming a download need not coordinate with the downloader.
+//   - Lookup and the other lookups return an Info whose slices are shared: read-only.
+//   - OpenFile can fail with ErrChanged (a file truncated behind the store's back, or a shared
+//     file changed since it was hashed): the entry is dropped, fetch the content again.
+//   - Options.Referenced is called with the store locked: it must not call the Store.
+//   - Eviction, drops, GC and the commit's rename-to-metadata step are serialised, so none of
+//     them can remove a file another is committing.
+//
 // # What it is not
 //
 // It does not download, parse apt indexes or talk to the DHT: callers tell it the expected
