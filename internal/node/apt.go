@@ -51,10 +51,51 @@ func (n *Node) ServeApt(ctx *fasthttp.RequestCtx, u mirrorurl.URL) Source {
 	}
 	base, path := aptindex.SplitPath(site, u.Path, n.index.BaseDirs)
 	d, ok := n.index.Lookup(site, base, path)
+	if !ok && n.waitIndexes(site) {
+		// A Packages file of this site was still being registered: apt asks
+		// for packages the moment it has received the index, which is
+		// before the index is parsed. Look again now that it is.
+		base, path = aptindex.SplitPath(site, u.Path, n.index.BaseDirs)
+		d, ok = n.index.Lookup(site, base, path)
+	}
 	if ok && d.Size >= 0 && d.Have != 0 {
 		return n.serveHashed(ctx, u, site, base, path, d)
 	}
 	return n.serveUnhashed(ctx, u, site, base, path)
+}
+
+// indexWait bounds how long a request waits for index files being registered.
+const indexWait = 10 * time.Second
+
+// waitIndexes waits until no download of a hashed index file (Packages.xz,
+// ...) of site is running, so a request that arrives between apt receiving the
+// index and the daemon parsing it is not served as an unknown file (through
+// the mirror cache, unverified and never shared). It reports whether it waited.
+func (n *Node) waitIndexes(site string) bool {
+	waited := false
+	deadline := time.After(indexWait)
+	for {
+		var pending *download
+		n.mu.Lock()
+		for _, dl := range n.active {
+			if dl.index && dl.site == site {
+				pending = dl
+				break
+			}
+		}
+		n.mu.Unlock()
+		if pending == nil {
+			return waited
+		}
+		waited = true
+		select {
+		case <-pending.done:
+		case <-deadline:
+			return true
+		case <-n.ctx.Done():
+			return true
+		}
+	}
 }
 
 // serveUnhashed relays a file the index has no hash for, through the mirror cache.
@@ -195,6 +236,9 @@ var errStoredMeanwhile = errors.New("node: stored meanwhile")
 type download struct {
 	key    wire.ID
 	path   string
+	site   string
+	index  bool          // a hashed index file: parsed before done closes
+	done   chan struct{} // closed when the download, its commit and any index parsing are over
 	w      *piecestore.Writer
 	cancel context.CancelFunc
 	nwait  atomic.Int32 // apt responses streaming from it
@@ -228,7 +272,8 @@ func (n *Node) download(u mirrorurl.URL, site, base, path string, d digest.Set) 
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, 2*time.Hour)
-	dl := &download{key: key, path: site + base + path, w: w, cancel: cancel}
+	dl := &download{key: key, path: site + base + path, site: site, index: n.index.IsIndex(site, base, path),
+		done: make(chan struct{}), w: w, cancel: cancel}
 	n.active[key] = dl
 	n.wg.Go(func() {
 		defer cancel()
@@ -236,6 +281,7 @@ func (n *Node) download(u mirrorurl.URL, site, base, path string, d digest.Set) 
 		n.mu.Lock()
 		delete(n.active, key)
 		n.mu.Unlock()
+		close(dl.done)
 	})
 	return dl, nil
 }
@@ -354,24 +400,25 @@ func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, bas
 	res, err := n.dl.Fetch(ctx, job)
 	n.account(dl, res)
 	if err != nil {
+		// The store checks the whole-file hash as the last byte arrives, so a
+		// mismatch usually surfaces here, as the sink refusing the write. The
+		// downloader does not wrap the sink's error (%v), so ask the writer.
+		mismatch := errors.Is(err, piecestore.ErrMismatch) || errors.Is(dl.w.Err(), piecestore.ErrMismatch)
 		dl.w.Abort()
+		if mismatch {
+			n.verificationFailed(key, u, job, res, err)
+			return
+		}
 		n.log.Warn("download failed", "url", u.String(), "err", err, "took", time.Since(t0).Round(time.Millisecond))
 		return
 	}
 	info, err := dl.w.Commit()
 	if err != nil {
-		// The whole-file hash did not match: apt's connection was cut before the
-		// end. Ban whoever supplied pieces and send apt's retry to the mirror.
-		for _, addr := range res.PieceSources {
-			if addr != "" && addr != job.Mirror.Addr {
-				n.dl.Ban(addr, time.Now().Add(10*time.Minute))
-			}
+		if errors.Is(err, piecestore.ErrMismatch) {
+			n.verificationFailed(key, u, job, res, err)
+			return
 		}
-		n.mu.Lock()
-		n.mirrorOnly[key] = time.Now()
-		n.mu.Unlock()
-		n.Stats.Mismatches.Inc()
-		n.log.Warn("downloaded file failed verification; sources banned, next request goes to the mirror", "url", u.String(), "err", err)
+		n.log.Warn("download could not be stored", "url", u.String(), "err", err)
 		return
 	}
 	n.log.Info("download verified", "path", site+base+path, "size", d.Size, "mirror", res.MirrorBytes, "peers", res.PeerBytes,
@@ -383,6 +430,35 @@ func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, bas
 	// Wait for apt to have received it before announcing, so uploads do not
 	// compete with the first reader; then tell the DHT we have it.
 	n.announce(ctx, info)
+}
+
+// verificationFailed handles a download whose whole-file hash did not match:
+// apt's connection was cut before the end (the store holds the last bytes back
+// until the hash matched). Whoever supplied pieces is banned and apt's retry
+// goes to the mirror.
+func (n *Node) verificationFailed(key wire.ID, u mirrorurl.URL, job *fetch.Job, res fetch.Result, err error) {
+	banned := 0
+	ban := func(addr string) {
+		if addr != "" && addr != job.Mirror.Addr && !n.dl.Banned(addr) {
+			n.dl.Ban(addr, time.Now().Add(10*time.Minute))
+			banned++
+		}
+	}
+	for _, addr := range res.PieceSources {
+		ban(addr)
+	}
+	if len(res.PieceSources) == 0 {
+		// Without a piece map every peer that delivered bytes is suspect.
+		for addr := range res.BytesBySource {
+			ban(addr)
+		}
+	}
+	n.mu.Lock()
+	n.mirrorOnly[key] = time.Now()
+	n.mu.Unlock()
+	n.Stats.Mismatches.Inc()
+	n.log.Warn("downloaded file failed verification; sources banned, next request goes to the mirror",
+		"url", u.String(), "banned", banned, "mirror", res.MirrorBytes, "peers", res.PeerBytes, "err", err)
 }
 
 // registerIndex parses a hashed index file (Packages.xz, Sources.gz, ...) and
@@ -518,3 +594,7 @@ func (n *Node) httpPieces(ctx context.Context, peer netip.AddrPort, h wire.ID) (
 	}
 	return append([]byte(nil), resp.Body()...), nil
 }
+
+// Banned reports whether the downloader currently shuns the source at addr
+// ("host:port") for having sent bad data.
+func (n *Node) Banned(addr string) bool { return n.dl.Banned(addr) }

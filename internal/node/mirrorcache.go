@@ -126,7 +126,11 @@ func (c *mirrorCache) get(ctx context.Context, u mirrorurl.URL) (cachedFile, err
 		c.mu.Unlock()
 		select {
 		case <-f.done:
-			return f.res, f.err
+			// Only the request that fetched counts the mirror's bytes and
+			// parses the new index; the others are served the daemon's copy.
+			res := f.res
+			res.fetched = false
+			return res, f.err
 		case <-ctx.Done():
 			return cachedFile{}, ctx.Err()
 		}

@@ -1,0 +1,93 @@
+package node_test
+
+import (
+	"bytes"
+	"net/http"
+	"sync"
+	"testing"
+)
+
+// concurrentGets runs n GETs of u at once and returns the bodies.
+func concurrentGets(t *testing.T, u string, n int) [][]byte {
+	t.Helper()
+	bodies := make([][]byte, n)
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			resp, err := client.Get(u)
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			defer resp.Body.Close()
+			var b bytes.Buffer
+			if _, err := b.ReadFrom(resp.Body); err != nil {
+				t.Errorf("request %d: body: %v", i, err)
+			}
+			codes[i], bodies[i] = resp.StatusCode, b.Bytes()
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("request %d: HTTP %d", i, c)
+		}
+	}
+	return bodies
+}
+
+// TestFlashCrowd: 50 apt requests at once for one uncached .deb cause exactly
+// one upstream fetch and get 50 identical, correct bodies; the same for an
+// index file without a hash (InRelease, apt-get update from cron on a fleet).
+func TestFlashCrowd(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m := serveMirror(t, base)
+	d := startDaemon(t, "A", "127.0.0.2", "", "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
+	const n = 50
+
+	rel := repo.DistPath("Release")
+	if repo.Signed {
+		rel = repo.DistPath("InRelease")
+	}
+	want, err := readRepoFile(repo, rel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range concurrentGets(t, d.url(m, rel), n) {
+		if !bytes.Equal(b, want) {
+			t.Fatalf("%s: body %d differs (%d bytes, want %d)", rel, i, len(b), len(want))
+		}
+	}
+	if got := m.Requests("/debian/" + rel); got != 1 {
+		t.Errorf("%s: %d upstream requests for %d concurrent apt requests, want 1", rel, got, n)
+	}
+
+	aptUpdate(t, d, m, repo)
+	p := repo.Package("multi")
+	want, err = p.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Reset()
+	for i, b := range concurrentGets(t, d.url(m, p.Filename), n) {
+		if !bytes.Equal(b, want) {
+			t.Fatalf("%s: body %d differs (%d bytes, want %d)", p.Name, i, len(b), len(want))
+		}
+	}
+	if got := m.Requests("/debian/" + p.Filename); got != 1 {
+		t.Errorf("%s: %d upstream requests for %d concurrent apt requests, want 1 (log %+v)", p.Name, got, n, m.Log())
+	}
+	// apt asks for packages as soon as its update has finished, maybe before
+	// the daemon has parsed the Packages file: the request must still be
+	// served as the hashed file it is (verified, stored, shareable).
+	if !stored(t, d, p) || !indexed(d, m, p) {
+		t.Errorf("%s: not in the content-addressed store after the download", p.Name)
+	}
+	if got := m.BytesServed("/debian/" + p.Filename); got != p.Size {
+		t.Errorf("%s: mirror sent %d bytes, want %d", p.Name, got, p.Size)
+	}
+}
