@@ -3,6 +3,7 @@ package httpserve
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"io"
 	"math/rand/v2"
@@ -47,11 +48,12 @@ func serveOn(t testing.TB, ln net.Listener, h fasthttp.RequestHandler, cfg Serve
 // writeTemp writes n pseudo-random bytes (seeded) to a file in t's temp dir.
 func writeTemp(t testing.TB, n int, seed uint64) (string, []byte) {
 	t.Helper()
-	data := make([]byte, n)
+	data := make([]byte, n+8)
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	for i := range data {
-		data[i] = byte(r.Uint32())
+	for i := 0; i < n; i += 8 {
+		binary.LittleEndian.PutUint64(data[i:], r.Uint64())
 	}
+	data = data[:n]
 	p := filepath.Join(t.TempDir(), "f"+strconv.FormatUint(seed, 10))
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
