@@ -11,11 +11,13 @@ var (
 	errLongStanza = errors.New("aptindex: stanza longer than 16 MiB")
 )
 
-// stanzaReader splits a deb822 stream (RFC 822-like fields, continuation lines
-// starting with a space or tab, paragraphs separated by blank or whitespace-only
-// lines) into paragraphs without copying them: each paragraph aliases an
-// internal buffer until the next call.
-type stanzaReader struct {
+// chunkReader cuts a deb822 stream (RFC 822-like fields, continuation lines
+// starting with a space or tab, paragraphs separated by empty or
+// whitespace-only lines) into chunks of whole paragraphs without copying
+// them: a chunk ends at an empty line, so no paragraph spans two chunks, and
+// aliases an internal buffer until the next call. Finding one cut per buffer
+// instead of scanning every line twice is what keeps parsing near memory speed.
+type chunkReader struct {
 	r     io.Reader
 	buf   []byte
 	start int // unconsumed data is buf[start:end]
@@ -23,75 +25,60 @@ type stanzaReader struct {
 	eof   bool
 }
 
-func newStanzaReader(r io.Reader) *stanzaReader {
-	return &stanzaReader{r: r, buf: make([]byte, 256<<10)}
+func newChunkReader(r io.Reader) *chunkReader {
+	return &chunkReader{r: r, buf: make([]byte, 256<<10)}
 }
 
 // fill reads more data, moving the unconsumed part to the front and growing the
-// buffer if it is full.
-func (s *stanzaReader) fill() error {
-	if s.start > 0 {
-		n := copy(s.buf, s.buf[s.start:s.end])
-		s.start, s.end = 0, n
+// buffer if it is full (a paragraph longer than the buffer).
+func (c *chunkReader) fill() error {
+	if c.start > 0 {
+		n := copy(c.buf, c.buf[c.start:c.end])
+		c.start, c.end = 0, n
 	}
-	if s.end == len(s.buf) {
-		if len(s.buf) >= maxStanza {
+	if c.end == len(c.buf) {
+		if len(c.buf) >= maxStanza {
 			return errLongStanza
 		}
-		nb := make([]byte, 2*len(s.buf))
-		copy(nb, s.buf[:s.end])
-		s.buf = nb
+		nb := make([]byte, 2*len(c.buf))
+		copy(nb, c.buf[:c.end])
+		c.buf = nb
 	}
-	n, err := s.r.Read(s.buf[s.end:])
-	s.end += n
-	if err == io.EOF {
-		s.eof = true
-		return nil
+	for c.end < len(c.buf) {
+		n, err := c.r.Read(c.buf[c.end:])
+		c.end += n
+		if err == io.EOF {
+			c.eof = true
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
 	}
-	return err
+	return nil
 }
 
-// next returns the next paragraph, or nil at the end of the stream.
-func (s *stanzaReader) next() ([]byte, error) {
-	// pos scans lines relative to s.start; it is an offset so that a fill
-	// that moves the data does not invalidate it.
-	pos := 0
-	inPara := false
+// next returns the next chunk of whole paragraphs, or nil at the end.
+func (c *chunkReader) next() ([]byte, error) {
 	for {
-		data := s.buf[s.start:s.end]
-		nl := bytes.IndexByte(data[pos:], '\n')
-		if nl < 0 {
-			if !s.eof {
-				if err := s.fill(); err != nil {
-					return nil, err
-				}
-				continue
-			}
-			// Last line without a newline.
-			line := data[pos:]
-			if !isBlank(line) {
-				inPara, pos = true, len(data)
-			}
-			s.start = s.end
-			if !inPara {
+		data := c.buf[c.start:c.end]
+		if c.eof {
+			c.start = c.end
+			if len(data) == 0 {
 				return nil, nil
 			}
-			return trimTrailingBlank(data[:pos]), nil
+			return data, nil
 		}
-		line := data[pos : pos+nl]
-		if isBlank(line) {
-			if inPara {
-				para := data[:pos]
-				s.start += pos + nl + 1
-				return para, nil
-			}
-			// Skip separators before a paragraph.
-			s.start += pos + nl + 1
-			pos = 0
-			continue
+		if i := bytes.LastIndex(data, []byte("\n\n")); i >= 0 {
+			c.start += i + 2
+			return data[:i+1], nil
 		}
-		inPara = true
-		pos += nl + 1
+		if err := c.fill(); err != nil {
+			return nil, err
+		}
 	}
 }
 
@@ -102,13 +89,6 @@ func isBlank(line []byte) bool {
 		}
 	}
 	return true
-}
-
-func trimTrailingBlank(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // nextLine splits the first line off p (without its newline or a trailing \r).
@@ -264,22 +244,40 @@ func parseSize(b []byte) int64 {
 // every paragraph. Paragraphs without Filename (a Translation file read by
 // mistake, say) contribute nothing.
 func parsePackages(r io.Reader, b *builder) error {
-	sr := newStanzaReader(r)
+	cr := newChunkReader(r)
 	var hashes [4][64]byte
+	var filename []byte
+	size := int64(-1)
+	var have uint8
+	flush := func() {
+		if filename != nil {
+			b.add(nil, bytes.TrimPrefix(filename, []byte("./")), size, have, &hashes)
+		}
+		filename, size, have = nil, -1, 0
+	}
 	for {
-		para, err := sr.next()
+		chunk, err := cr.next()
 		if err != nil {
 			return err
 		}
-		if para == nil {
+		if chunk == nil {
 			return b.err
 		}
-		var filename []byte
-		size := int64(-1)
-		var have uint8
-		for rest := para; len(rest) > 0; {
+		for rest := chunk; len(rest) > 0; {
 			var line []byte
 			line, rest = nextLine(rest)
+			if len(line) == 0 || isBlank(line) {
+				flush()
+				continue
+			}
+			// Only Filename, Size, MD5sum and SHA* matter: skip the
+			// other fields and continuation lines without looking for
+			// a colon.
+			switch line[0] | 0x20 {
+			case 'f', 's', 'm':
+			default:
+				continue
+			}
 			name, value, ok := field(line)
 			if !ok {
 				continue
@@ -295,11 +293,9 @@ func parsePackages(r io.Reader, b *builder) error {
 				}
 			}
 		}
-		if filename != nil {
-			b.add(nil, bytes.TrimPrefix(filename, []byte("./")), size, have, &hashes)
-			if b.err != nil {
-				return b.err
-			}
+		flush() // a chunk ends with a paragraph
+		if b.err != nil {
+			return b.err
 		}
 	}
 }
@@ -316,23 +312,33 @@ type srcFile struct {
 // parseSources reads a Sources stream: Directory and the files of the Files
 // (MD5), Checksums-Sha1, Checksums-Sha256 and Checksums-Sha512 lists.
 func parseSources(r io.Reader, b *builder) error {
-	sr := newStanzaReader(r)
+	cr := newChunkReader(r)
 	var files []srcFile // reused across paragraphs
+	var dir []byte
+	cur := -1 // checksum list being read, or -1
+	flush := func() {
+		for i := range files {
+			f := &files[i]
+			b.add(dir, f.name, f.size, f.have, &f.hashes)
+		}
+		files, dir, cur = files[:0], nil, -1
+	}
 	for {
-		para, err := sr.next()
+		chunk, err := cr.next()
 		if err != nil {
 			return err
 		}
-		if para == nil {
+		if chunk == nil {
 			return b.err
 		}
-		files = files[:0]
-		var dir []byte
-		cur := -1 // checksum list being read, or -1
-		for rest := para; len(rest) > 0; {
+		for rest := chunk; len(rest) > 0; {
 			var line []byte
 			line, rest = nextLine(rest)
-			if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			if len(line) == 0 || isBlank(line) {
+				flush()
+				continue
+			}
+			if line[0] == ' ' || line[0] == '\t' {
 				if cur >= 0 {
 					files = addSrcLine(files, line, cur)
 				}
@@ -351,10 +357,7 @@ func parseSources(r io.Reader, b *builder) error {
 				dir = bytes.TrimPrefix(value, []byte("./"))
 			}
 		}
-		for i := range files {
-			f := &files[i]
-			b.add(dir, f.name, f.size, f.have, &f.hashes)
-		}
+		flush()
 		if b.err != nil {
 			return b.err
 		}
