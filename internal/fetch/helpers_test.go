@@ -45,6 +45,7 @@ type testServer struct {
 	last     time.Time
 
 	sent  atomic.Int64
+	conns atomic.Int64 // TCP connections accepted
 	died  atomic.Bool
 	reqs  atomic.Int64
 	mu    sync.Mutex
@@ -66,7 +67,11 @@ func newServer(t testing.TB, data []byte, b behavior) *testServer {
 	}
 	ts := &testServer{t: t, ln: ln, addr: ln.Addr().String(), data: data, b: b, quit: make(chan struct{}), last: time.Now(),
 		tokens: float64(max(b.rate/20, 32<<10))}
-	ts.srv = &http.Server{Handler: ts, ReadHeaderTimeout: 5 * time.Second}
+	ts.srv = &http.Server{Handler: ts, ReadHeaderTimeout: 5 * time.Second, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			ts.conns.Add(1)
+		}
+	}}
 	go ts.srv.Serve(ln) //nolint:errcheck // ends with Close
 	t.Cleanup(ts.close)
 	return ts

@@ -293,6 +293,14 @@ func (dl *download) streamOnce(s *source, st *streamState, pos int64, buf []byte
 	if cur < size {
 		return fmt.Errorf("%w: mirror body ended at %d of %d", errBodyLength, cur, size)
 	}
+	// Read to EOF so the keep-alive connection goes back to the pool (apt
+	// fetches many files from one mirror), and so a longer body is caught.
+	var extra [1]byte
+	if m, rerr := body.Read(extra[:]); m > 0 {
+		return fmt.Errorf("%w: mirror sent more than %d bytes", errBodyLength, size)
+	} else if rerr != nil && rerr != io.EOF {
+		return fmt.Errorf("fetch: mirror %s at the end: %w", s.key, rerr)
+	}
 	return nil
 }
 

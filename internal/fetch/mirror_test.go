@@ -167,3 +167,21 @@ func TestSinglePieceSilentPeerMirror(t *testing.T) {
 		t.Fatalf("mirror requests %q, want one plain GET", mirror.rngs)
 	}
 }
+
+// Files fetched one after another from the same mirror reuse one keep-alive
+// connection: the stream reads each body to its end.
+func TestMirrorKeepAlive(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(2*PieceSize+5, 52)
+	mirror := newServer(t, data, behavior{})
+	m := mirror.source("/debian/f.deb")
+	d := New(testConfig())
+	for range 3 {
+		sink := newMemSink(int64(len(data)))
+		fetchOK(t, d, &Job{Size: int64(len(data)), Pieces: pieces, Mirror: &m, Sink: sink})
+		sink.check(t, data)
+	}
+	if n := mirror.conns.Load(); n != 1 {
+		t.Fatalf("%d connections for 3 sequential files, want 1", n)
+	}
+}
