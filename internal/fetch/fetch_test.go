@@ -83,9 +83,9 @@ func TestFivePeers(t *testing.T) {
 		servers = append(servers, s)
 		srcs = append(srcs, s.source(peerPath))
 	}
-	sink := newMemSink(int64(len(data)))
+	sink := newFileSink(t, int64(len(data)))
 	res := fetchOK(t, New(testConfig()), &Job{Size: int64(len(data)), Pieces: pieces, Peers: peerChan(srcs...), Sink: sink})
-	sink.check(t, data)
+	sink.checkFile(t, data)
 	checkAccounting(t, res, int64(len(data)))
 	for _, s := range servers {
 		if res.BytesBySource[s.addr] == 0 {

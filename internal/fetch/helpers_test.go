@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -357,5 +358,48 @@ func testConfig() Config {
 		PeerIdleTimeout:   2 * time.Second,
 		MirrorIdleTimeout: 2 * time.Second,
 		Logger:            nil,
+	}
+}
+
+// fileSink is memSink's rules over a real temporary file.
+type fileSink struct {
+	*memSink
+	f *os.File
+}
+
+func newFileSink(t testing.TB, size int64) *fileSink {
+	f, err := os.CreateTemp(t.TempDir(), "fetch-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &fileSink{memSink: newMemSink(size), f: f}
+}
+
+func (s *fileSink) WriteAt(p []byte, off int64) (int, error) {
+	if n, err := s.memSink.WriteAt(p, off); err != nil {
+		return n, err
+	}
+	return s.f.WriteAt(p, off)
+}
+
+func (s *fileSink) WritePiece(i int, data []byte, sum *[20]byte) error {
+	if err := s.memSink.WritePiece(i, data, sum); err != nil {
+		return err
+	}
+	_, err := s.f.WriteAt(data, int64(i)*PieceSize)
+	return err
+}
+
+// checkFile compares the file's bytes with want.
+func (s *fileSink) checkFile(t testing.TB, want []byte) {
+	t.Helper()
+	s.check(t, want)
+	got, err := os.ReadFile(s.f.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("file holds %d bytes that differ from the original", len(got))
 	}
 }
