@@ -1,0 +1,742 @@
+// Command swarm is the driver of bench/swarm.sh (issue 7, measurement 3): N
+// real apt-p2p daemons on 127.0.0.2.. each fetch the same package set from a
+// counting test mirror, all at once or staggered, beside the same clients
+// straight to the mirror and through one shared apt-cacher-ng.
+//
+// It builds the repository once (internal/testrepo, a realistic size mix:
+// 80% of the packages under 512 KiB, a tail up to 100 MiB), serves it with
+// testrepo.ServeMirror (which counts bytes per path), and for each scenario
+// starts fresh daemons with empty caches. Each daemon's client first fetches
+// InRelease and the by-hash Packages.xz through it, as apt-get update would,
+// and waits until the daemon has parsed the index (untimed); then it downloads
+// every .deb through the daemon's prefix URL with apt-like parallelism and
+// checks each file's SHA256. The measured phase is the package downloads:
+// mirror package bytes ÷ unique bytes, completion time per client, and the
+// daemons' /stats.json session counters by source.
+//
+// It is a benchmark driver, not a test: it prints a Markdown table and writes
+// the results as JSON. Every process it starts dies with it (Pdeathsig).
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/apt-p2p/apt-p2p/internal/testrepo"
+)
+
+// Result is one scenario's outcome.
+type Result struct {
+	System      string  `json:"system"` // apt-p2p, direct, apt-cacher-ng
+	Mode        string  `json:"mode"`   // simultaneous, staggered
+	Clients     int     `json:"clients"`
+	MinPeers    int     `json:"min_download_peers,omitempty"`
+	Packages    int     `json:"packages"`
+	UniqueBytes int64   `json:"unique_bytes"`
+	MirrorBytes int64   `json:"mirror_bytes"` // package bytes the mirror sent
+	MirrorReqs  int     `json:"mirror_requests"`
+	Ratio       float64 `json:"mirror_over_unique"`
+	P50         float64 `json:"completion_p50_s"`
+	P99         float64 `json:"completion_p99_s"`
+	Max         float64 `json:"completion_max_s"`
+	Wall        float64 `json:"wall_s"` // first client start to last client end
+	Completion  []float64
+	// Sums of the daemons' session counters over the measured phase.
+	MirrorDown int64 `json:"mirror_down"`
+	PeerDown   int64 `json:"peer_down"`
+	CacheDown  int64 `json:"cache_down"`
+	PeerUp     int64 `json:"peer_up"`
+	Errors     int   `json:"errors"`
+	Retries    int   `json:"retries"`
+}
+
+type options struct {
+	bin      string
+	acng     string
+	work     string
+	parallel int
+	stagger  time.Duration
+	timeout  time.Duration
+	log      *slog.Logger
+}
+
+func main() {
+	var o options
+	set := flag.String("set", "quick", "package set: quick (30 packages, ~68 MB) or full (60 packages, ~265 MB)")
+	daemons := flag.String("daemons", "16", "comma-separated daemon counts")
+	minPeers := flag.String("min-peers", "1", "comma-separated MIN_DOWNLOAD_PEERS values for apt-p2p")
+	systems := flag.String("systems", "apt-p2p,direct,apt-cacher-ng", "systems to run")
+	modes := flag.String("modes", "simultaneous,staggered", "start modes")
+	jsonOut := flag.String("json", "", "write the results here as JSON")
+	flag.StringVar(&o.bin, "bin", "bin/apt-p2p", "apt-p2p binary")
+	flag.StringVar(&o.acng, "acng", "/usr/sbin/apt-cacher-ng", "apt-cacher-ng binary")
+	flag.StringVar(&o.work, "work", "", "scratch directory (default: a new temporary one, removed at the end)")
+	flag.IntVar(&o.parallel, "parallel", 6, "concurrent downloads per client (apt uses a few connections)")
+	flag.DurationVar(&o.stagger, "stagger", 2*time.Second, "delay between client starts in the staggered mode")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit for one scenario")
+	flag.Parse()
+	o.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, &o, *set, ints(*daemons), ints(*minPeers), split(*systems), split(*modes), *jsonOut); err != nil {
+		fmt.Fprintln(os.Stderr, "swarm:", err)
+		os.Exit(1)
+	}
+}
+
+func split(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func ints(s string) []int {
+	var out []int
+	for _, f := range split(s) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "swarm: bad number", f)
+			os.Exit(2)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// packageSet is the size mix: 80% of the packages are under 512 KiB (as in
+// Debian, apt-p2p-original.md §7.1), log-uniform between 24 KiB (the smallest
+// .deb dpkg-deb makes) and 500 KiB; the rest is a tail up to 100 MiB. The names
+// are shuffled so that big and small files interleave in apt's (name) order.
+func packageSet(set string) []testrepo.PackageSpec {
+	small, tail := 24, []float64{1, 2, 4, 8, 16, 32}
+	if set == "full" {
+		small, tail = 48, []float64{1, 1.5, 2, 3, 5, 8, 12, 16, 24, 32, 48, 100}
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	var sizes []int64
+	for range small {
+		lo, hi := 24.0*1024, 500.0*1024
+		sizes = append(sizes, int64(lo*math.Pow(hi/lo, rng.Float64())))
+	}
+	for _, mb := range tail {
+		sizes = append(sizes, int64(mb*(1<<20)))
+	}
+	rng.Shuffle(len(sizes), func(i, j int) { sizes[i], sizes[j] = sizes[j], sizes[i] })
+	specs := make([]testrepo.PackageSpec, len(sizes))
+	for i, s := range sizes {
+		specs[i] = testrepo.PackageSpec{Name: fmt.Sprintf("swarm-%03d", i), Size: s}
+	}
+	return specs
+}
+
+func run(ctx context.Context, o *options, set string, counts, minPeers []int, systems, modes []string, jsonOut string) error {
+	if o.work == "" {
+		d, err := os.MkdirTemp("", "apt-p2p-swarm")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(d)
+		o.work = d
+	}
+	t0 := time.Now()
+	repoDir := filepath.Join(o.work, "mirror", "debian")
+	repo, err := testrepo.Build(repoDir, testrepo.Options{ByHash: true, Packages: packageSet(set), Seed: 1})
+	if err != nil {
+		return err
+	}
+	var unique int64
+	small := 0
+	for _, p := range repo.Packages {
+		unique += p.Size
+		if p.Size < 512<<10 {
+			small++
+		}
+	}
+	o.log.Info("repository built", "packages", len(repo.Packages), "under_512KiB", small, "bytes", unique, "took", time.Since(t0).Round(time.Millisecond))
+	// apt-cacher-ng 3.7 mishandles ports above 32767 (it cannot bind them and
+	// answers "503 Connection refused" for upstreams on them), so the mirror
+	// listens below.
+	var mirror *testrepo.Mirror
+	for range 100 {
+		if mirror, err = testrepo.ServeMirror(net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPort())), filepath.Join(o.work, "mirror")); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return err
+	}
+	defer mirror.Close()
+
+	var results []Result
+	for _, n := range counts {
+		for _, sys := range systems {
+			for _, mode := range modes {
+				mps := []int{0}
+				if sys == "apt-p2p" {
+					mps = minPeers
+				}
+				for _, mp := range mps {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					sctx, cancel := context.WithTimeout(ctx, o.timeout)
+					r, err := scenario(sctx, o, repo, mirror, sys, mode, n, mp)
+					cancel()
+					if err != nil {
+						return fmt.Errorf("%s %s %d: %w", sys, mode, n, err)
+					}
+					r.UniqueBytes, r.Packages = unique, len(repo.Packages)
+					r.Ratio = float64(r.MirrorBytes) / float64(unique)
+					o.log.Info("scenario done", "system", sys, "mode", mode, "clients", n, "min_peers", mp,
+						"mirror/unique", fmt.Sprintf("%.2f", r.Ratio), "p50", r.P50, "p99", r.P99, "errors", r.Errors)
+					results = append(results, r)
+				}
+			}
+		}
+	}
+	printTable(os.Stdout, results, len(repo.Packages), small, unique)
+	if jsonOut != "" {
+		b, _ := json.MarshalIndent(results, "", "  ")
+		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scenario runs one system with n clients in one start mode.
+func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *testrepo.Mirror, sys, mode string, n, minPeers int) (Result, error) {
+	r := Result{System: sys, Mode: mode, Clients: n, MinPeers: minPeers}
+	dir, err := os.MkdirTemp(o.work, sys+"-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	mirrorBase := "http://" + mirror.Addr() + "/debian/"
+	clients := make([]*client, n)
+	var ds []*daemon
+	switch sys {
+	case "direct":
+		for i := range clients {
+			clients[i] = newClient(o.parallel, nil, func(p string) string { return mirrorBase + p })
+		}
+	case "apt-cacher-ng":
+		a, err := startACNG(ctx, o, dir, mirror.Addr())
+		if err != nil {
+			return r, err
+		}
+		defer a.stop()
+		proxy, _ := url.Parse("http://" + a.addr)
+		for i := range clients {
+			clients[i] = newClient(o.parallel, proxy, func(p string) string { return mirrorBase + p })
+		}
+	case "apt-p2p":
+		ds, err = startDaemons(ctx, o, dir, n, minPeers)
+		defer stopAll(ds)
+		if err != nil {
+			return r, err
+		}
+		for i, d := range ds {
+			prefix := "http://" + d.addr() + "/" + mirror.Addr() + "/debian/"
+			clients[i] = newClient(o.parallel, nil, func(p string) string { return prefix + p })
+		}
+		// apt-get update through every daemon (untimed), then wait until each
+		// daemon's index knows the packages, so the measured phase starts from
+		// what apt sees after an update.
+		var xz *testrepo.IndexFile
+		for i := range repo.Indexes {
+			if repo.Indexes[i].Name == "main/binary-amd64/Packages.xz" {
+				xz = &repo.Indexes[i]
+			}
+		}
+		if xz == nil {
+			return r, errors.New("no Packages.xz in the repository")
+		}
+		paths := []string{repo.DistPath("InRelease"), repo.DistPath("main/binary-amd64/by-hash/SHA256/" + xz.SHA256)}
+		var wg sync.WaitGroup
+		errs := make([]error, n)
+		for i := range ds {
+			wg.Go(func() {
+				for _, p := range paths {
+					if err := clients[i].fetch(ctx, p, -1, ""); err != nil {
+						errs[i] = fmt.Errorf("daemon %s: %s: %w", ds[i].addr(), p, err)
+						return
+					}
+				}
+				errs[i] = ds[i].waitIndex(ctx, mirror.Addr()+"/debian/"+repo.Packages[0].Filename)
+			})
+		}
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			return r, err
+		}
+	default:
+		return r, fmt.Errorf("unknown system %q", sys)
+	}
+
+	before := sumStats(ctx, ds)
+	mirror.Reset()
+	start := time.Now()
+	var wg sync.WaitGroup
+	times := make([]float64, n)
+	var mu sync.Mutex
+	for i, c := range clients {
+		offset := time.Duration(0)
+		if mode == "staggered" {
+			offset = time.Duration(i) * o.stagger
+		}
+		wg.Go(func() {
+			select {
+			case <-time.After(offset):
+			case <-ctx.Done():
+				return
+			}
+			t := time.Now()
+			errs, retries := c.fetchAll(ctx, repo.Packages)
+			times[i] = time.Since(t).Seconds()
+			mu.Lock()
+			r.Errors += errs
+			r.Retries += retries
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	r.Wall = time.Since(start).Seconds()
+	if ctx.Err() != nil {
+		return r, fmt.Errorf("scenario did not finish: %w", ctx.Err())
+	}
+	after := sumStats(context.Background(), ds)
+	r.MirrorDown = after.Mirror - before.Mirror
+	r.PeerDown = after.Peers - before.Peers
+	r.CacheDown = after.Cache - before.Cache
+	r.PeerUp = after.Uploaded - before.Uploaded
+	r.MirrorBytes = mirror.BytesUnder("/debian/pool/")
+	for _, l := range mirror.Log() {
+		if strings.HasPrefix(l.Path, "/debian/pool/") {
+			r.MirrorReqs++
+		}
+	}
+	r.Completion = slices.Clone(times)
+	slices.Sort(times)
+	r.P50, r.P99, r.Max = percentile(times, 50), percentile(times, 99), times[len(times)-1]
+	for _, c := range clients {
+		c.hc.CloseIdleConnections()
+	}
+	return r, nil
+}
+
+// percentile is the nearest-rank percentile of sorted xs.
+func percentile(xs []float64, p float64) float64 {
+	i := int(p/100*float64(len(xs))+0.999999) - 1
+	return xs[min(max(i, 0), len(xs)-1)]
+}
+
+// client is one machine's apt: a connection pool of parallel connections.
+type client struct {
+	hc       *http.Client
+	url      func(path string) string
+	parallel int
+}
+
+func newClient(parallel int, proxy *url.URL, u func(string) string) *client {
+	tr := &http.Transport{
+		MaxConnsPerHost:     parallel,
+		MaxIdleConnsPerHost: parallel,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+	}
+	if proxy != nil {
+		tr.Proxy = http.ProxyURL(proxy)
+	}
+	return &client{hc: &http.Client{Transport: tr}, url: u, parallel: parallel}
+}
+
+// fetch GETs path and checks the size and SHA256 when given.
+func (c *client) fetch(ctx context.Context, path string, size int64, sha string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+		return fmt.Errorf("status %s", resp.Status)
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, resp.Body)
+	if err != nil {
+		return err
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("got %d bytes, want %d", n, size)
+	}
+	if sha != "" && hex.EncodeToString(h.Sum(nil)) != sha {
+		return errors.New("SHA256 mismatch")
+	}
+	return nil
+}
+
+// fetchAll downloads every package with c.parallel in flight, retrying a
+// failed one twice (apt retries too); it returns the failures and retries.
+func (c *client) fetchAll(ctx context.Context, pkgs []testrepo.Package) (failed, retries int) {
+	work := make(chan *testrepo.Package)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for range c.parallel {
+		wg.Go(func() {
+			for p := range work {
+				var err error
+				for attempt := range 3 {
+					if attempt > 0 {
+						mu.Lock()
+						retries++
+						mu.Unlock()
+						time.Sleep(500 * time.Millisecond)
+					}
+					if err = c.fetch(ctx, p.Filename, p.Size, p.SHA256); err == nil || ctx.Err() != nil {
+						break
+					}
+				}
+				if err != nil {
+					slog.Warn("download failed", "url", c.url(p.Filename), "err", err)
+					mu.Lock()
+					failed++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for i := range pkgs {
+		select {
+		case work <- &pkgs[i]:
+		case <-ctx.Done():
+		}
+	}
+	close(work)
+	wg.Wait()
+	return failed, retries
+}
+
+// daemon is one apt-p2p process.
+type daemon struct {
+	ip   string
+	port int
+	cmd  *exec.Cmd
+	logp string
+	done chan struct{}
+}
+
+func (d *daemon) addr() string { return net.JoinHostPort(d.ip, strconv.Itoa(d.port)) }
+
+// freePort finds a port free for both TCP and UDP on ip.
+func freePort(ip string) (int, error) {
+	for range 50 {
+		ln, err := net.Listen("tcp", ip+":0")
+		if err != nil {
+			return 0, err
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		uc, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		ln.Close()
+		if err == nil {
+			uc.Close()
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free port on " + ip)
+}
+
+// startDaemons starts n daemons on 127.0.0.2.. with empty caches: the first is
+// the bootstrap node, every other one bootstraps from it and from two random
+// earlier daemons. It returns when all have joined the DHT.
+func startDaemons(ctx context.Context, o *options, dir string, n, minPeers int) ([]*daemon, error) {
+	rng := rand.New(rand.NewPCG(uint64(n), 1))
+	var ds []*daemon
+	for i := range n {
+		ip := fmt.Sprintf("127.0.0.%d", 2+i)
+		port, err := freePort(ip)
+		if err != nil {
+			return ds, err
+		}
+		d := &daemon{ip: ip, port: port, logp: filepath.Join(dir, fmt.Sprintf("daemon-%02d.log", i)), done: make(chan struct{})}
+		sets := []string{"LOCAL_OK=yes", "LOG_LEVEL=info", "MIN_DOWNLOAD_PEERS=" + strconv.Itoa(minPeers)}
+		if i == 0 {
+			sets = append(sets, "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
+		} else {
+			boot := []string{ds[0].addr()}
+			if i > 1 {
+				for _, j := range rng.Perm(i - 1)[:min(2, i-1)] {
+					boot = append(boot, ds[1+j].addr())
+				}
+			}
+			sets = append(sets, "apt_p2p_Khashmir.BOOTSTRAP="+strings.Join(boot, " "))
+		}
+		args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port),
+			"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-%02d", i)), "--log-file", d.logp}
+		for _, s := range sets {
+			args = append(args, "--set", s)
+		}
+		d.cmd = exec.Command(o.bin, args...)
+		d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := d.cmd.Start(); err != nil {
+			return ds, err
+		}
+		go func() { d.cmd.Wait(); close(d.done) }()
+		ds = append(ds, d)
+		if i == 0 {
+			// The others bootstrap from it: let it listen first.
+			if err := d.waitJoined(ctx, 20*time.Second); err != nil {
+				return ds, err
+			}
+		}
+	}
+	for _, d := range ds[1:] {
+		if err := d.waitJoined(ctx, 60*time.Second); err != nil {
+			return ds, err
+		}
+	}
+	return ds, nil
+}
+
+type stats struct {
+	Joined  bool `json:"joined"`
+	Session struct {
+		Mirror   int64 `json:"mirror_down"`
+		Peers    int64 `json:"peer_down"`
+		Cache    int64 `json:"cache_down"`
+		Uploaded int64 `json:"peer_up"`
+	} `json:"session"`
+	DHT struct {
+		Nodes int `json:"Nodes"`
+	} `json:"dht"`
+}
+
+var statusClient = &http.Client{Timeout: 10 * time.Second}
+
+func (d *daemon) getJSON(ctx context.Context, path string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.addr()+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := statusClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", path, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+func (d *daemon) waitJoined(ctx context.Context, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	var last error
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-d.done:
+			return fmt.Errorf("daemon %s exited: %s", d.addr(), tailFile(d.logp, 20))
+		default:
+		}
+		var st stats
+		if err := d.getJSON(ctx, "/stats.json", &st); err != nil {
+			last = err
+		} else if st.Joined && (st.DHT.Nodes > 0 || d.ip == "127.0.0.2") {
+			return nil
+		} else {
+			last = fmt.Errorf("not joined yet (%d nodes)", st.DHT.Nodes)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("daemon %s did not join: %v\n%s", d.addr(), last, tailFile(d.logp, 20))
+}
+
+// waitIndex waits until the daemon's index has a hash for the mirror path q.
+func (d *daemon) waitIndex(ctx context.Context, q string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		var l struct {
+			Index string `json:"index"`
+		}
+		if err := d.getJSON(ctx, "/lookup?q="+url.QueryEscape(q), &l); err == nil && l.Index != "" {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("daemon %s: the index never listed %s", d.addr(), q)
+}
+
+func stopAll(ds []*daemon) {
+	for _, d := range ds {
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, d := range ds {
+		select {
+		case <-d.done:
+		case <-time.After(15 * time.Second):
+			_ = d.cmd.Process.Kill()
+			<-d.done
+		}
+	}
+}
+
+type totals struct{ Mirror, Peers, Cache, Uploaded int64 }
+
+func sumStats(ctx context.Context, ds []*daemon) totals {
+	var t totals
+	for _, d := range ds {
+		var st stats
+		if err := d.getJSON(ctx, "/stats.json", &st); err != nil {
+			slog.Warn("stats", "daemon", d.addr(), "err", err)
+			continue
+		}
+		t.Mirror += st.Session.Mirror
+		t.Peers += st.Session.Peers
+		t.Cache += st.Session.Cache
+		t.Uploaded += st.Session.Uploaded
+	}
+	return t
+}
+
+func tailFile(p string, lines int) string {
+	b, _ := os.ReadFile(p)
+	l := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(l) > lines {
+		l = l[len(l)-lines:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// acng is one apt-cacher-ng in the foreground with its own configuration,
+// cache and log directories.
+type acng struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan struct{}
+}
+
+func startACNG(ctx context.Context, o *options, dir, mirrorAddr string) (*acng, error) {
+	_, mport, _ := net.SplitHostPort(mirrorAddr)
+	// apt-cacher-ng 3.7 fails to bind ports above 32767 ("Error resolving
+	// address for binding"), so pick a free one below.
+	port := 0
+	for range 100 {
+		p := lowPort()
+		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+			ln.Close()
+			port = p
+			break
+		}
+	}
+	if port == 0 {
+		return nil, errors.New("no free port below 32768 for apt-cacher-ng")
+	}
+	conf := filepath.Join(dir, "conf")
+	for _, d := range []string{conf, filepath.Join(dir, "cache"), filepath.Join(dir, "log")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	// No Remap-* lines: the test mirror is not a known Debian mirror, so every
+	// request is a plain proxied URL, cached by file type (.deb is a static file).
+	cfg := fmt.Sprintf("CacheDir: %s\nLogDir: %s\nSupportDir: /usr/lib/apt-cacher-ng\nPort: %d\nBindAddress: 127.0.0.1\n"+
+		"ForeGround: 1\nAllowUserPorts: 80 %s\nExThreshold: 4\nVerboseLog: 0\n",
+		filepath.Join(dir, "cache"), filepath.Join(dir, "log"), port, mport)
+	if err := os.WriteFile(filepath.Join(conf, "acng.conf"), []byte(cfg), 0o644); err != nil {
+		return nil, err
+	}
+	a := &acng{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan struct{})}
+	a.cmd = exec.Command(o.acng, "-c", conf)
+	logf, err := os.Create(filepath.Join(dir, "acng.out"))
+	if err != nil {
+		return nil, err
+	}
+	a.cmd.Stdout, a.cmd.Stderr = logf, logf
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := a.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	go func() { a.cmd.Wait(); logf.Close(); close(a.done) }()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case <-a.done:
+			return nil, fmt.Errorf("apt-cacher-ng exited: %s", tailFile(filepath.Join(dir, "acng.out"), 20))
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", a.addr, time.Second); err == nil {
+			c.Close()
+			return a, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	a.stop()
+	return nil, errors.New("apt-cacher-ng did not listen")
+}
+
+// lowPort is a random port in 20000..31999, below the ephemeral range and
+// below apt-cacher-ng's 32767 limit.
+func lowPort() int { return 20000 + rand.IntN(12000) }
+
+func (a *acng) stop() {
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(10 * time.Second):
+		_ = a.cmd.Process.Kill()
+		<-a.done
+	}
+}
+
+func mb(n int64) string { return fmt.Sprintf("%.1f", float64(n)/1e6) }
+
+func printTable(w io.Writer, rs []Result, pkgs, small int, unique int64) {
+	bw := bufio.NewWriter(w)
+	defer bw.Flush()
+	fmt.Fprintf(bw, "\npackage set: %d packages (%d under 512 KiB), %s MB unique\n\n", pkgs, small, mb(unique))
+	fmt.Fprintln(bw, "| system | start | clients | MIN_DOWNLOAD_PEERS | mirror MB | mirror ÷ unique | mirror requests | completion p50 | p99 | wall | from mirror MB | from peers MB | peer upload MB | errors/retries |")
+	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rs {
+		mp, src := "", "| | | |"
+		if r.System == "apt-p2p" {
+			mp = strconv.Itoa(r.MinPeers)
+			src = fmt.Sprintf("| %s | %s | %s |", mb(r.MirrorDown), mb(r.PeerDown), mb(r.PeerUp))
+		}
+		fmt.Fprintf(bw, "| %s | %s | %d | %s | %s | **%.2f** | %d | %.1f s | %.1f s | %.1f s %s %d/%d |\n",
+			r.System, r.Mode, r.Clients, mp, mb(r.MirrorBytes), r.Ratio, r.MirrorReqs, r.P50, r.P99, r.Wall, src, r.Errors, r.Retries)
+	}
+}
