@@ -205,3 +205,44 @@ func TestShortWrite(t *testing.T) {
 	}
 	checkAllVerified(t, s)
 }
+
+// A full disk at Create makes the cache give room (unreferenced, then least recently used
+// files) and the download starts; with nothing to evict the error reaches the caller.
+func TestENOSPCMakesRoom(t *testing.T) {
+	ffs := newFaultFS()
+	s := mustOpen(t, t.TempDir(), Options{FS: ffs, noSync: true})
+	defer s.Close()
+	var infos []Info
+	for i := range 3 {
+		infos = append(infos, mustPut(t, s, randData(uint64(300+i), 10_000), digest.SHA256))
+	}
+	r, err := s.OpenFile(&infos[0]) // 0 becomes the most recently used, and stays pinned
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	data := randData(310, 15_000)
+	d := digestOf(data, digest.SHA256)
+	ffs.failAt, ffs.failErr = ffs.step+2, syscall.ENOSPC // create, then allocate
+	w, err := s.Create(d, nil)
+	if err != nil {
+		t.Fatalf("Create on a full disk with evictable files: %v", err)
+	}
+	if st := s.Stats(); st.Evictions != 2 || st.Files != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if _, ok := s.Lookup(&infos[0].Digest); !ok {
+		t.Fatal("pinned file evicted")
+	}
+	w.WriteAt(data, 0)
+	if _, err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	// Fewer evictable bytes than the file needs: ENOSPC.
+	ffs.failAt, ffs.failErr = ffs.step+2, syscall.ENOSPC
+	big := randData(311, 50_000)
+	if _, err := s.Create(digestOf(big, digest.SHA256), nil); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Create: %v, want ENOSPC", err)
+	}
+	checkAllVerified(t, s)
+}

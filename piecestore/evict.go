@@ -14,12 +14,32 @@ func (s *Store) evict(keep *entry) {
 	if s.opt.MaxBytes <= 0 {
 		return
 	}
+	s.evictTo(func() int64 { return s.opt.MaxBytes }, keep)
+}
+
+// makeRoom evicts (in the same order) at least need bytes of cached files because the disk
+// is full, whatever the quota. It reports whether it freed that much.
+func (s *Store) makeRoom(need int64) bool {
+	s.mu.RLock()
+	target := s.st.Bytes - need
+	s.mu.RUnlock()
+	if target < 0 {
+		return false
+	}
+	s.log.Warn("piecestore: disk full; evicting to make room", "need", need)
+	return s.evictTo(func() int64 { return target }, nil)
+}
+
+// evictTo evicts until the cache holds at most limit() bytes (limit is read with the store
+// locked). It reports whether it got there.
+func (s *Store) evictTo(limit func() int64, keep *entry) bool {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
 	s.mu.Lock()
-	if s.st.Bytes <= s.opt.MaxBytes {
+	max := limit()
+	if s.st.Bytes <= max {
 		s.mu.Unlock()
-		return
+		return true
 	}
 	type cand struct {
 		e      *entry
@@ -48,7 +68,7 @@ func (s *Store) evict(keep *entry) {
 	var put []*entry
 	var del [][]byte
 	for _, c := range cands {
-		if s.st.Bytes <= s.opt.MaxBytes {
+		if s.st.Bytes <= max {
 			break
 		}
 		e := c.e
@@ -68,10 +88,12 @@ func (s *Store) evict(keep *entry) {
 		}
 		victims = append(victims, e)
 	}
+	done := s.st.Bytes <= max
+	bytesNow := s.st.Bytes
 	s.mu.Unlock()
 	if len(victims) == 0 {
-		s.log.Warn("piecestore: over quota but nothing can be evicted", "bytes", s.Stats().Bytes, "max", s.opt.MaxBytes)
-		return
+		s.log.Warn("piecestore: over the limit but nothing can be evicted", "bytes", bytesNow, "limit", max)
+		return false
 	}
 	// Metadata first: a crash before the removals leaves data files without metadata,
 	// which the next Open re-adopts after rehashing (nothing unverified is ever served).
@@ -84,4 +106,5 @@ func (s *Store) evict(keep *entry) {
 		}
 	}
 	s.log.Debug("piecestore: evicted", "files", len(victims))
+	return done
 }

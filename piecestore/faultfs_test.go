@@ -213,6 +213,14 @@ func (ff *faultFile) Truncate(size int64) error {
 	return ff.File.Truncate(size)
 }
 
+func (ff *faultFile) Allocate(size int64) error {
+	if err := ff.fs.tick("allocate"); err != nil {
+		return err
+	}
+	ff.markDirty()
+	return allocate(ff.File, size)
+}
+
 func (ff *faultFile) Sync() error {
 	if err := ff.fs.tick("fsync"); err != nil {
 		return err

@@ -41,6 +41,12 @@ type OSFiler interface {
 	OSFile() *os.File
 }
 
+// Allocator may be implemented by a File to reserve its full size up front (the real FS
+// uses fallocate). Without it the store sizes files with Truncate (sparse).
+type Allocator interface {
+	Allocate(size int64) error
+}
+
 // MetaHook may be implemented by an FS that simulates crashes: the store calls
 // BeforeMetaCommit before every metadata transaction and skips the transaction if it
 // returns an error, so that "the process died before the metadata commit" can be tested.

@@ -40,6 +40,25 @@ func BenchmarkCommit(b *testing.B) {
 			}
 		}
 	})
+	b.Run("store-sequential-sparse", func(b *testing.B) {
+		s := mustOpen(b, filepath.Join(dir, "s3"), Options{FS: sparseFS{}})
+		defer s.Close()
+		b.SetBytes(int64(size))
+		for b.Loop() {
+			w, err := s.Create(d, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for off := 0; off < size; off += 256 << 10 {
+				if _, err := w.WriteAt(data[off:min(off+256<<10, size)], int64(off)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if _, err := w.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("store-pieces-reversed", func(b *testing.B) {
 		s := mustOpen(b, filepath.Join(dir, "s2"), Options{})
 		defer s.Close()
@@ -220,4 +239,18 @@ func BenchmarkOpenMetadata(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/entry")
 	})
+}
+
+// sparseFS is the OS file system without fallocate (files are sized with Truncate), to
+// measure what reserving space costs.
+type sparseFS struct{ OSFS }
+
+type sparseFile struct{ File }
+
+func (sparseFS) Create(name string) (File, error) {
+	f, err := OSFS{}.Create(name)
+	if err != nil {
+		return nil, err
+	}
+	return sparseFile{f}, nil
 }

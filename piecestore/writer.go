@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/apt-p2p/apt-p2p/internal/digest"
 )
@@ -109,8 +111,13 @@ func (s *Store) Create(d digest.Set, pieces []byte) (*Writer, error) {
 	f, err := s.fs.Create(w.tmpName)
 	if err == nil {
 		w.f = f
-		// Sized up front so pieces can be written anywhere (sparse until written).
-		if err = f.Truncate(d.Size); err != nil {
+		// Sized up front so pieces can be written anywhere, and space reserved where the
+		// FS can: a full disk shows here. Then the cache makes room once.
+		err = allocate(f, d.Size)
+		if errors.Is(err, syscall.ENOSPC) && s.makeRoom(d.Size) {
+			err = allocate(f, d.Size)
+		}
+		if err != nil {
 			f.Close()
 			_ = s.fs.Remove(w.tmpName)
 		}
@@ -125,6 +132,13 @@ func (s *Store) Create(d digest.Set, pieces []byte) (*Writer, error) {
 		w.mu.Unlock()
 	}
 	return w, nil
+}
+
+func allocate(f File, size int64) error {
+	if a, ok := f.(Allocator); ok {
+		return a.Allocate(size)
+	}
+	return f.Truncate(size)
 }
 
 func (s *Store) releaseWriter(w *Writer) {
