@@ -60,6 +60,8 @@
 //
 // # For callers
 //
+//   - Create reserves the file's space (fallocate), so a full disk fails Create, not the
+//     download; it first evicts cached files (same order as for the quota) to make room once.
 //   - Every Writer must end in Commit or Abort: until then its content is busy (ErrBusy) and
 //     its temporary file stays.
 //   - Writer.File stays readable after Commit (it is then the stored file), so a response
