@@ -3,7 +3,8 @@
 # collected into one file and summarised by benchstat.
 #   bench/components.sh quick   -count=3, short -benchtime (a few minutes)
 #   bench/components.sh full    -count=6, longer -benchtime
-# Raw output: bench/out/components.txt; summary: bench/out/components-benchstat.txt.
+# Raw output: bench/out/components.txt; benchstat: bench/out/components-benchstat.txt;
+# the combined table (printed): bench/out/components.md.
 # The detailed per-area numbers (and their commands) live in the wire, engine,
 # kbucket, piecestore, index and dataplane sections of bench/RESULTS.md; this
 # script is the one-command rerun of all of them on the same machine.
@@ -51,4 +52,10 @@ for entry in "${plan[@]}"; do
 	fi
 done
 
-go tool benchstat "$out" | tee bench/out/components-benchstat.txt
+# The full benchstat report (one table per package and unit) is kept; the
+# combined table (a row per benchmark, a column per unit) is what is printed.
+go tool benchstat "$out" >bench/out/components-benchstat.txt
+py=/usr/bin/python3 # python3-matplotlib's interpreter, not a pyenv shim
+[[ -x $py ]] || py=python3
+go tool benchstat -table "" -row "pkg .fullname" -format csv "$out" 2>/dev/null |
+	"$py" bench/plot/benchstat_table.py | tee bench/out/components.md

@@ -29,4 +29,6 @@ for n in "${sizes[@]}"; do
 		-puts 200 -gets 1000 -seed 1 -out "bench/out/dht-$n.csv" | tee "bench/out/dht-$n.txt"
 	csvs+=("bench/out/dht-$n.csv")
 done
-python3 bench/plot/dht_cdf.py bench/dht-latency-cdf.png "${csvs[@]}"
+py=/usr/bin/python3 # python3-matplotlib is installed for the system interpreter
+[[ -x $py ]] || py=python3
+"$py" bench/plot/dht_cdf.py bench/dht-latency-cdf.png "${csvs[@]}"
