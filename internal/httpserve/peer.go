@@ -119,9 +119,11 @@ func (h *PeerHandler) notFound404(ctx *fasthttp.RequestCtx) {
 func (h *PeerHandler) serveFile(ctx *fasthttp.RequestCtx, hash []byte, f *os.File, size int64, modTime time.Time, release func()) {
 	s := sender{thr: h.t, sent: &h.sent}
 	if !ctx.IsHead() {
-		peer, ok := h.t.acquire(remoteAddr(ctx))
+		addr := remoteAddr(ctx)
+		peer, ok := h.t.acquire(addr)
 		if !ok {
 			h.busy.Add(1)
+			h.log.Debug("upload refused: MaxUploads reached", "peer", addr, "active", h.t.Active())
 			if release != nil {
 				release()
 			}
