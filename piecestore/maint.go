@@ -1,7 +1,9 @@
 package piecestore
 
 import (
+	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -58,16 +60,39 @@ func (s *Store) Verify(ctx context.Context) (bad int, err error) {
 		if name != "" {
 			path = filepath.Join(s.dataDir, name)
 		}
-		d, _, herr := s.hashFile(ctx, path, &want, nil)
+		d, pieces, herr := s.hashFile(ctx, path, &want, nil)
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return bad, ctxErr
 		}
 		if herr != nil || d.Size != want.Size || !want.Matches(&d) {
 			s.drop(e, "verification failed")
 			bad++
+			continue
 		}
+		s.repairPieces(e, pieces)
 	}
 	return bad, nil
+}
+
+// repairPieces replaces a recorded piece string that does not match the content (damaged
+// metadata: peers would fail every piece) with the one just computed.
+func (s *Store) repairPieces(e *entry, pieces []byte) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	s.mu.Lock()
+	if e.gone || bytes.Equal(e.info.Pieces, PieceString(pieces)) {
+		s.mu.Unlock()
+		return
+	}
+	s.log.Warn("piecestore: repairing a damaged piece list", "sha256", hex.EncodeToString(e.info.Digest.SHA256[:]))
+	s.removeLocked(e)
+	e.setPieces(append([]byte(nil), pieces...))
+	s.insertLocked(e)
+	snap := *e
+	s.mu.Unlock()
+	if err := s.metaUpdate([]*entry{&snap}, nil); err != nil {
+		s.log.Warn("piecestore: repairing piece list", "err", err)
+	}
 }
 
 // GC reconciles the cache directory with the metadata as Open does (leftover temporary
