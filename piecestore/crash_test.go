@@ -48,8 +48,8 @@ func TestCrashAtEveryStep(t *testing.T) {
 	a := randData(20, 1000)
 	b := randData(21, 2*PieceSize+777)
 	c := randData(22, 3000)
-	old := randData(25, 5000)   // unreferenced: the eviction victim
-	orphan := randData(26, 700) // a data file whose metadata commit was lost earlier
+	old := randData(25, 200_000) // unreferenced: the eviction victim
+	orphan := randData(26, 700)  // a data file whose metadata commit was lost earlier
 	od := digestOf(orphan, digest.SHA256)
 	// The state before the crash run, built once and copied for each run (a new bbolt file
 	// costs an fsync however it is opened).
@@ -73,8 +73,9 @@ func TestCrashAtEveryStep(t *testing.T) {
 				ffs.crashAt = n
 				var committed [][]byte
 				opt := Options{FS: ffs, FlushInterval: -1, noSync: true,
-					// Room for a, b, c, the orphan and not much more: committing b evicts old.
-					MaxBytes:   int64(len(a) + len(b) + len(c) + len(orphan) + 100),
+					// Room for a, b, c and the orphan, not for old too: committing b evicts old
+					// (and, the pass going down to 95% of the quota, nothing else).
+					MaxBytes:   int64(float64(len(a)+len(b)+len(c)+len(orphan)) / evictLowWater),
 					Referenced: func(d *digest.Set) bool { return d.SHA256 != oldInfo.Digest.SHA256 },
 				}
 				if s, err := Open(dir, opt); err == nil {

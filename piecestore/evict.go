@@ -6,15 +6,27 @@ import (
 	"time"
 )
 
-// evict brings the cache under MaxBytes: first files that no current index refers to
-// (Options.Referenced), then the least recently used. Files open for reading are pinned,
-// files being written are not entries yet, and keep (the file just committed) is spared.
-// Shared external files cost no cache space and are never evicted.
+// evictLowWater is the share of MaxBytes an eviction pass brings the cache down to. A pass
+// sorts every cached file (and asks Options.Referenced about each) with the store locked,
+// so a full cache must not pay for one at every commit: it frees 5% of the quota at once.
+const evictLowWater = 0.95
+
+// evict brings the cache under MaxBytes when it is over: down to evictLowWater of it, first
+// files that no current index refers to (Options.Referenced), then the least recently used.
+// Files open for reading are pinned, files being written are not entries yet, and keep (the
+// file just committed) is spared. Shared external files cost no cache space and are never
+// evicted.
 func (s *Store) evict(keep *entry) {
-	if s.opt.MaxBytes <= 0 {
+	max := s.opt.MaxBytes
+	if max <= 0 {
 		return
 	}
-	s.evictTo(func() int64 { return s.opt.MaxBytes }, keep)
+	s.mu.RLock()
+	over := s.st.Bytes > max
+	s.mu.RUnlock()
+	if over {
+		s.evictTo(func() int64 { return int64(float64(max) * evictLowWater) }, keep)
+	}
 }
 
 // makeRoom evicts (in the same order) at least need bytes of cached files because the disk
