@@ -13,8 +13,20 @@
 // Entries are stored compactly: one byte arena per index file holding each file
 // name followed by its raw hashes, a 16-byte record per file and an
 // open-addressing table of uint32 keyed by the xxhash of the name. The full
-// Debian bookworm main amd64 Packages (63 000 packages) costs about 7 MB.
-// Lookups take a read lock and do not allocate.
+// Debian bookworm main amd64 Packages (63 440 packages) costs 8.6 MB (136 bytes
+// a package). Lookups take a read lock and do not allocate.
+//
+// Loading: the compression is chosen by magic bytes (checked against the name's
+// extension). xz goes through the xz(1) program when it is installed, because
+// liblzma decodes about 2.3 times faster than ulikunitz/xz (the in-process
+// fallback); the other decoders (klauspost gzip and zstd, compress/bzip2,
+// pierrec/lz4) run in a goroutine a few buffers ahead of the parser. The parser
+// scans bytes in place and allocates per file, not per paragraph.
+//
+// by-hash: apt fetches "<dir>/by-hash/SHA256/<hex>" instead of Packages.xz when
+// the Release says Acquire-By-Hash. Add recognises such a file through the
+// Release (add Releases first: Rebuild does) or, failing that, by its first
+// paragraph, and files it in the slot of the index it is a copy of.
 //
 // Paths: lookups take the percent-decoded URL path (the caller decodes);
 // Filename and Directory fields are stored exactly as the index writes them, so

@@ -279,6 +279,14 @@ func (ix *Index) Lookup(site, baseDir, path string) (digest.Set, bool) {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	rp := ix.repos[repoKey{site, baseDir}]
+	// Most requests are for .deb files under pool/, which neither a Release
+	// nor a by-hash path can name: go straight to the lists.
+	if strings.HasPrefix(path, "/pool/") {
+		if rp == nil {
+			return digest.Set{Size: -1}, false
+		}
+		return rp.lookupList(path)
+	}
 	if dir, t, hx, ok := splitByHash(path); ok {
 		var s digest.Set
 		var h [64]byte
@@ -311,6 +319,11 @@ func (ix *Index) Lookup(site, baseDir, path string) (digest.Set, bool) {
 			}
 		}
 	}
+	return rp.lookupList(path)
+}
+
+// lookupList finds a file that a Packages or Sources lists, newest list first.
+func (rp *repo) lookupList(path string) (digest.Set, bool) {
 	name := strings.TrimPrefix(path, "/")
 	h := xxhash.Sum64String(name)
 	for _, l := range rp.lists {
