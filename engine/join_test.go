@@ -65,8 +65,10 @@ func TestTimeoutRetransmitClassic(t *testing.T) {
 	if s.RPC[wire.MethodJoin].Retransmits < 1 {
 		t.Fatal("no join retransmission")
 	}
-	if got := a.Stats().RPC[wire.MethodJoin].Received; got != 1 {
-		t.Fatalf("A received %d joins, want 1 (the one sent at 0.9 s)", got)
+	// Normally only the join sent at 0.9 s reaches A; a loaded machine may
+	// delay the 0.3 s one past A's start, never make it zero.
+	if got := a.Stats().RPC[wire.MethodJoin].Received; got < 1 || got > 2 {
+		t.Fatalf("A received %d joins, want 1", got)
 	}
 }
 
