@@ -43,7 +43,7 @@ func TestParseAllocs(t *testing.T) {
 	pk := generatePackages(2000)
 	var b builder
 	n := testing.AllocsPerRun(3, func() {
-		b.data, b.ents = b.data[:0], b.ents[:0]
+		b.data, b.n = b.data[:0], 0
 		must(t, parsePackages(bytes.NewReader(pk), &b))
 	})
 	if n > 5 {

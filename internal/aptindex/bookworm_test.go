@@ -69,7 +69,7 @@ func checkBookworm(t *testing.T, pk, inRelease []byte, path string, file []byte)
 	if st.Lists != 1 {
 		t.Fatalf("stats %+v", st)
 	}
-	entries := len(ix.repos[repoKey{site, "/debian"}].lists[0].ents)
+	entries := ix.repos[repoKey{site, "/debian"}].lists[0].n
 	if entries != len(want) {
 		t.Fatalf("%d entries, the Packages has %d files", entries, len(want))
 	}

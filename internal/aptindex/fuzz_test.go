@@ -5,6 +5,8 @@ import (
 	"os"
 	"testing"
 
+	"github.com/apt-p2p/apt-p2p/internal/digest"
+
 	"github.com/cespare/xxhash/v2"
 )
 
@@ -32,20 +34,29 @@ func FuzzParse(f *testing.F) {
 				continue
 			}
 			l := b.finish("/s", "/s", 1)
-			for i := range l.ents {
-				e := &l.ents[i]
-				name := string(l.name(e))
-				got := l.find(name, xxhash.Sum64String(name))
-				if got == nil {
+			count := 0
+			for off := uint32(0); int(off) < len(l.data); off = l.next(off) {
+				count++
+				name := string(l.name(off))
+				got, ok := l.find(name, xxhash.Sum64String(name))
+				if !ok {
 					t.Fatalf("entry %q not found", name)
 				}
-				if string(l.name(got)) != name || got.have == 0 {
-					t.Fatalf("entry %q found as %q have %b", name, l.name(got), got.have)
+				if string(l.name(got)) != name || l.have(got) == 0 {
+					t.Fatalf("entry %q found as %q have %b", name, l.name(got), l.have(got))
 				}
 				s := l.set(got)
-				if s.Have != got.have {
-					t.Fatalf("set %v from have %b", s, got.have)
+				if s.Have != l.have(got) || s.Size != l.size(got) {
+					t.Fatalf("set %v from have %b size %d", s, l.have(got), l.size(got))
 				}
+				for ty := range 4 {
+					if h := l.hashOf(got, ty); h != nil && string(h) != string(s.Get(digest.Type(ty))) {
+						t.Fatalf("hashOf(%d) %x, set %v", ty, h, s)
+					}
+				}
+			}
+			if count != l.n {
+				t.Fatalf("%d records walked, %d added", count, l.n)
 			}
 		}
 		rel, err := parseRelease(bytes.NewReader(data), "/dists/x")

@@ -186,7 +186,7 @@ func (ix *Index) Add(site, baseDir, path string, r io.Reader) error {
 		if i := slices.IndexFunc(rp.lists, func(o *list) bool { return o.slot == slot }); i >= 0 {
 			rp.lists = slices.Delete(rp.lists, i, i+1)
 		}
-		if len(l.ents) > 0 {
+		if l.n > 0 {
 			rp.lists = slices.Insert(rp.lists, 0, l)
 		}
 	}
@@ -327,8 +327,8 @@ func (rp *repo) lookupList(path string) (digest.Set, bool) {
 	name := strings.TrimPrefix(path, "/")
 	h := xxhash.Sum64String(name)
 	for _, l := range rp.lists {
-		if e := l.find(name, h); e != nil {
-			return l.set(e), true
+		if off, ok := l.find(name, h); ok {
+			return l.set(off), true
 		}
 	}
 	return digest.Set{Size: -1}, false
@@ -406,7 +406,7 @@ func (ix *Index) Stats() Stats {
 		}
 		for _, l := range rp.lists {
 			s.Lists++
-			s.Entries += len(l.ents)
+			s.Entries += l.n
 			s.Bytes += l.bytes()
 		}
 	}

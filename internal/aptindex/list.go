@@ -2,6 +2,7 @@ package aptindex
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 
@@ -20,25 +21,35 @@ const (
 // hash type lengths in digest.Type order.
 var hashLens = [4]int{16, 20, 32, 64}
 
-// entry is one file an index lists. Its name and then its known hashes (in
-// digest.Type order, only those whose bit is set in have) are stored at
-// data[off:] of its list.
-type entry struct {
-	size int64 // -1 when the index gives none
-	off  uint32
-	nlen uint16
-	have uint8
+// A record is one file an index lists, stored in its list's arena as
+//
+//	size+1 (uint64 LE, 0 = unknown) | name length (uint16 LE) | have (1 byte) | name | hashes
+//
+// where hashes are the known ones (bit t of have) in digest.Type order.
+// Keeping the header beside the name means a lookup touches two cache lines
+// at random (the table slot and the record), not three.
+const recHeader = 11
+
+// hashesLen is the length of the hashes of a record with these bits.
+func hashesLen(have uint8) int {
+	n := 0
+	for t := range 4 {
+		if have&(1<<t) != 0 {
+			n += hashLens[t]
+		}
+	}
+	return n
 }
 
 // list is the parsed content of one Packages or Sources file.
 type list struct {
 	slot string // uncompressed path of the index, e.g. "/dists/bookworm/main/binary-amd64/Packages"
 	src  string // the path it was loaded from (Packages.xz, a by-hash path, ...)
-	seq  uint64 // Add order: newer lists win lookups
+	seq  uint64 // Add order
 
-	data  []byte
-	ents  []entry
-	slots []uint32 // open addressing by xxhash(name); entry index + 1, 0 = empty
+	data  []byte   // records, back to back
+	n     int      // number of records
+	slots []uint32 // open addressing by xxhash(name): record offset + 1, 0 = empty
 
 	refOnce  sync.Once
 	refSlots []uint32 // by hash prefix, for Referenced; built on first use
@@ -47,14 +58,32 @@ type list struct {
 	refBytes atomic.Int64
 }
 
-func (l *list) name(e *entry) []byte { return l.data[e.off : e.off+uint32(e.nlen)] }
+func (l *list) nameLen(off uint32) int {
+	return int(binary.LittleEndian.Uint16(l.data[off+8:]))
+}
 
-// set expands an entry into a digest.Set.
-func (l *list) set(e *entry) digest.Set {
-	s := digest.Set{Size: e.size, Have: e.have}
-	p := l.data[e.off+uint32(e.nlen):]
+func (l *list) name(off uint32) []byte {
+	return l.data[off+recHeader : off+recHeader+uint32(l.nameLen(off))]
+}
+
+func (l *list) size(off uint32) int64 {
+	return int64(binary.LittleEndian.Uint64(l.data[off:])) - 1
+}
+
+func (l *list) have(off uint32) uint8 { return l.data[off+10] }
+
+// next is the offset of the record after the one at off.
+func (l *list) next(off uint32) uint32 {
+	return off + recHeader + uint32(l.nameLen(off)+hashesLen(l.have(off)))
+}
+
+// set expands a record into a digest.Set.
+func (l *list) set(off uint32) digest.Set {
+	have := l.have(off)
+	s := digest.Set{Size: l.size(off), Have: have}
+	p := l.data[off+recHeader+uint32(l.nameLen(off)):]
 	for t := range 4 {
-		if e.have&(1<<t) == 0 {
+		if have&(1<<t) == 0 {
 			continue
 		}
 		n := hashLens[t]
@@ -73,24 +102,20 @@ func (l *list) set(e *entry) digest.Set {
 	return s
 }
 
-// hashOf returns the raw hash of type t of e, or nil.
-func (l *list) hashOf(e *entry, t int) []byte {
-	if e.have&(1<<t) == 0 {
+// hashOf returns the raw hash of type t of a record, or nil.
+func (l *list) hashOf(off uint32, t int) []byte {
+	have := l.have(off)
+	if have&(1<<t) == 0 {
 		return nil
 	}
-	p := e.off + uint32(e.nlen)
-	for u := range t {
-		if e.have&(1<<u) != 0 {
-			p += uint32(hashLens[u])
-		}
-	}
+	p := off + recHeader + uint32(l.nameLen(off)) + uint32(hashesLen(have&(1<<t-1)))
 	return l.data[p : p+uint32(hashLens[t])]
 }
 
 // builder accumulates a list while a file is parsed.
 type builder struct {
 	data []byte
-	ents []entry
+	n    int
 	err  error
 }
 
@@ -104,11 +129,13 @@ func (b *builder) add(dir, name []byte, size int64, have uint8, hashes *[4][64]b
 	if have == 0 || n == 0 || n > maxNameLen {
 		return // nothing to verify against, or not a sane name
 	}
-	if len(b.data)+n+132 > maxArenaSize {
+	if len(b.data)+recHeader+n+hashesLen(have) > maxArenaSize {
 		b.err = errTooBig
 		return
 	}
-	e := entry{size: size, off: uint32(len(b.data)), nlen: uint16(n), have: have}
+	b.data = binary.LittleEndian.AppendUint64(b.data, uint64(size+1))
+	b.data = binary.LittleEndian.AppendUint16(b.data, uint16(n))
+	b.data = append(b.data, have)
 	if len(dir) > 0 {
 		b.data = append(b.data, dir...)
 		b.data = append(b.data, '/')
@@ -119,28 +146,26 @@ func (b *builder) add(dir, name []byte, size int64, have uint8, hashes *[4][64]b
 			b.data = append(b.data, hashes[t][:hashLens[t]]...)
 		}
 	}
-	b.ents = append(b.ents, e)
+	b.n++
 }
 
-// finish trims the arenas to size and builds the name table.
+// finish trims the arena to size and builds the name table.
 func (b *builder) finish(slot, src string, seq uint64) *list {
-	l := &list{slot: slot, src: src, seq: seq}
-	// Exact-size copies: append's doubling would otherwise leave up to half of
-	// each arena unused for the lifetime of the index.
-	l.data = append(make([]byte, 0, len(b.data)), b.data...)
-	l.ents = append(make([]entry, 0, len(b.ents)), b.ents...)
-	l.slots = make([]uint32, tableSize(len(l.ents)))
+	// An exact-size copy: append's doubling would otherwise leave up to
+	// half of the arena unused for the lifetime of the index.
+	l := &list{slot: slot, src: src, seq: seq, n: b.n, data: append(make([]byte, 0, len(b.data)), b.data...)}
+	l.slots = make([]uint32, tableSize(l.n))
 	mask := uint64(len(l.slots) - 1)
-	for i := range l.ents {
-		nm := l.name(&l.ents[i])
+	for off := uint32(0); int(off) < len(l.data); off = l.next(off) {
+		nm := l.name(off)
 		for pos := xxhash.Sum64(nm) & mask; ; pos = (pos + 1) & mask {
 			s := l.slots[pos]
 			if s == 0 {
-				l.slots[pos] = uint32(i + 1)
+				l.slots[pos] = off + 1
 				break
 			}
-			if string(l.name(&l.ents[s-1])) == string(nm) {
-				l.slots[pos] = uint32(i + 1) // a later record of the same file wins
+			if string(l.name(s-1)) == string(nm) {
+				l.slots[pos] = off + 1 // a later record of the same file wins
 				break
 			}
 		}
@@ -157,17 +182,17 @@ func tableSize(n int) int {
 	return s
 }
 
-// find looks a name up; h is xxhash.Sum64String(name).
-func (l *list) find(name string, h uint64) *entry {
+// find looks a name up (h is xxhash.Sum64String(name)) and returns its
+// record's offset.
+func (l *list) find(name string, h uint64) (uint32, bool) {
 	mask := uint64(len(l.slots) - 1)
 	for pos := h & mask; ; pos = (pos + 1) & mask {
 		s := l.slots[pos]
 		if s == 0 {
-			return nil
+			return 0, false
 		}
-		e := &l.ents[s-1]
-		if int(e.nlen) == len(name) && string(l.name(e)) == name {
-			return e
+		if off := s - 1; l.nameLen(off) == len(name) && string(l.name(off)) == name {
+			return off, true
 		}
 	}
 }
@@ -180,19 +205,15 @@ func refKey(t int, h []byte) uint64 {
 
 func (l *list) buildRef() {
 	n := 0
-	for i := range l.ents {
-		for t := range 4 {
-			if l.ents[i].have&(1<<t) != 0 {
-				n++
-			}
-		}
+	for off := uint32(0); int(off) < len(l.data); off = l.next(off) {
+		n += bits.OnesCount8(l.have(off))
 	}
 	l.refSlots = make([]uint32, tableSize(n))
 	l.refBytes.Store(int64(len(l.refSlots)) * 4)
 	mask := uint64(len(l.refSlots) - 1)
-	for i := range l.ents {
+	for off := uint32(0); int(off) < len(l.data); off = l.next(off) {
 		for t := range 4 {
-			h := l.hashOf(&l.ents[i], t)
+			h := l.hashOf(off, t)
 			if h == nil {
 				continue
 			}
@@ -200,7 +221,7 @@ func (l *list) buildRef() {
 			for l.refSlots[pos] != 0 {
 				pos = (pos + 1) & mask
 			}
-			l.refSlots[pos] = uint32(i + 1)
+			l.refSlots[pos] = off + 1
 		}
 	}
 }
@@ -215,9 +236,9 @@ func (l *list) references(d *digest.Set) bool {
 			continue
 		}
 		for pos := refKey(t, want) & mask; l.refSlots[pos] != 0; pos = (pos + 1) & mask {
-			e := &l.ents[l.refSlots[pos]-1]
-			if h := l.hashOf(e, t); h != nil && string(h) == string(want) {
-				s := l.set(e)
+			off := l.refSlots[pos] - 1
+			if h := l.hashOf(off, t); h != nil && string(h) == string(want) {
+				s := l.set(off)
 				if s.Matches(d) {
 					return true
 				}
@@ -228,5 +249,5 @@ func (l *list) references(d *digest.Set) bool {
 }
 
 func (l *list) bytes() int64 {
-	return int64(cap(l.data)) + int64(cap(l.ents))*16 + int64(cap(l.slots))*4 + l.refBytes.Load() + 128
+	return int64(cap(l.data)) + int64(cap(l.slots))*4 + l.refBytes.Load() + 128
 }

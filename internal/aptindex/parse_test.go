@@ -32,15 +32,15 @@ func TestParseEdges(t *testing.T) {
 		must(t, err)
 		l := b.finish("/s", "/s", 1)
 		want := map[string]int64{"pool/a.deb": 1, "pool/b.deb": 2, "pool/c.deb": 3, "pool/badhash.deb": -1, "pool/d.deb": 5}
-		if len(l.ents) != len(want) {
-			t.Fatalf("%d entries, want %d", len(l.ents), len(want))
+		if l.n != len(want) {
+			t.Fatalf("%d entries, want %d", l.n, len(want))
 		}
 		for n, size := range want {
-			e := l.find(n, xxhash.Sum64String(n))
-			if e == nil || e.size != size {
-				t.Fatalf("%s: %+v, want size %d", n, e, size)
+			off, ok := l.find(n, xxhash.Sum64String(n))
+			if !ok || l.size(off) != size {
+				t.Fatalf("%s: found %v, want size %d", n, ok, size)
 			}
-			if s := l.set(e); n == "pool/badhash.deb" && (s.Has(2) || !s.Has(0)) {
+			if s := l.set(off); n == "pool/badhash.deb" && (s.Has(2) || !s.Has(0)) {
 				t.Fatalf("badhash: %v", s)
 			}
 		}
