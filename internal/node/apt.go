@@ -100,7 +100,8 @@ func (n *Node) waitIndexes(site string) bool {
 
 // serveUnhashed relays a file the index has no hash for, through the mirror cache.
 func (n *Node) serveUnhashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base, path string) Source {
-	cf, err := n.mirrors.get(n.ctx, u)
+	maxAge := clientMaxAge(ctx.Request.Header.Peek("Cache-Control"), ctx.Request.Header.Peek("Pragma"))
+	cf, err := n.mirrors.get(n.ctx, u, maxAge)
 	if err != nil {
 		n.log.Warn("mirror fetch failed", "url", u.String(), "err", err)
 		ctx.Error("apt-p2p: "+err.Error()+"\n", fasthttp.StatusBadGateway)
@@ -262,7 +263,22 @@ func (n *Node) download(u mirrorurl.URL, site, base, path string, d digest.Set) 
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if dl, ok := n.active[key]; ok {
-		return dl, nil
+		if dl.w.Err() == nil {
+			return dl, nil
+		}
+		// It has failed (apt's retry after a cut arrives while the failure is
+		// still being handled): joining it would cut this response too. Wait
+		// for it to end, so the bans and the mirror-only mark are in place,
+		// and start afresh.
+		n.mu.Unlock()
+		select {
+		case <-dl.done:
+		case <-time.After(10 * time.Second):
+		}
+		n.mu.Lock()
+		if dl, ok := n.active[key]; ok {
+			return dl, nil
+		}
 	}
 	if _, ok := n.store.Lookup(&d); ok {
 		return nil, errStoredMeanwhile
@@ -277,11 +293,16 @@ func (n *Node) download(u mirrorurl.URL, site, base, path string, d digest.Set) 
 	n.active[key] = dl
 	n.wg.Go(func() {
 		defer cancel()
-		n.run(ctx, dl, u, site, base, path, d)
+		info, ok := n.run(ctx, dl, u, site, base, path, d)
 		n.mu.Lock()
 		delete(n.active, key)
 		n.mu.Unlock()
+		// Requests waiting for an index file go on now, not after the
+		// announcement, which may take a DHT lookup's time.
 		close(dl.done)
+		if ok {
+			n.announce(ctx, info)
+		}
 	})
 	return dl, nil
 }
@@ -292,8 +313,9 @@ func mirrorSource(u mirrorurl.URL) *fetch.Source {
 }
 
 // run fetches one content: DHT lookup raced against the mirror, then the
-// multi-source download, then verification, commit and announcement.
-func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, base, path string, d digest.Set) {
+// multi-source download, then verification and commit (and parsing, for an
+// index file). It returns the stored file, for the announcement.
+func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, base, path string, d digest.Set) (piecestore.Info, bool) {
 	t0 := time.Now()
 	key := dl.key
 	peers := make(chan fetch.Source, 64)
@@ -407,19 +429,19 @@ func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, bas
 		dl.w.Abort()
 		if mismatch {
 			n.verificationFailed(key, u, job, res, err)
-			return
+			return piecestore.Info{}, false
 		}
 		n.log.Warn("download failed", "url", u.String(), "err", err, "took", time.Since(t0).Round(time.Millisecond))
-		return
+		return piecestore.Info{}, false
 	}
 	info, err := dl.w.Commit()
 	if err != nil {
 		if errors.Is(err, piecestore.ErrMismatch) {
 			n.verificationFailed(key, u, job, res, err)
-			return
+			return piecestore.Info{}, false
 		}
 		n.log.Warn("download could not be stored", "url", u.String(), "err", err)
-		return
+		return piecestore.Info{}, false
 	}
 	n.log.Info("download verified", "path", site+base+path, "size", d.Size, "mirror", res.MirrorBytes, "peers", res.PeerBytes,
 		"sources", len(res.BytesBySource), "pieces_known", pieces != nil, "took", time.Since(t0).Round(time.Millisecond))
@@ -427,9 +449,7 @@ func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, bas
 	if n.index.IsIndex(site, base, path) {
 		n.registerIndex(&info, site, base, path)
 	}
-	// Wait for apt to have received it before announcing, so uploads do not
-	// compete with the first reader; then tell the DHT we have it.
-	n.announce(ctx, info)
+	return info, true
 }
 
 // verificationFailed handles a download whose whole-file hash did not match:

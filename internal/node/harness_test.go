@@ -200,7 +200,7 @@ func startDaemon(t *testing.T, name, ip, dir string, sets ...string) *daemon {
 	}()
 	t.Cleanup(func() {
 		d.stop()
-		if t.Failed() {
+		if t.Failed() || os.Getenv("NODE_TEST_LOG") != "" {
 			t.Logf("--- log of daemon %s ---\n%s", name, tail(d.log.String(), 150))
 		}
 	})

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -100,6 +102,36 @@ func (c *mirrorCache) localPath(u mirrorurl.URL) string {
 	return filepath.Join(c.dir, scheme, strings.ReplaceAll(u.Site(), ":", "_"), filepath.FromSlash(u.Path))
 }
 
+// clientMaxAge reads how old a cached answer the client accepts from its
+// Cache-Control and Pragma headers; -1 when it does not say. apt sends
+// "Cache-Control: max-age=0" for index files during apt-get update
+// (Acquire::http::Max-Age), and it must then see a Release file the mirror has
+// replaced, not our copy of a minute ago: the revalidation is a conditional
+// request, cheap when nothing changed, and concurrent updates still share one.
+func clientMaxAge(cacheControl, pragma []byte) time.Duration {
+	if bytes.Contains(bytes.ToLower(pragma), []byte("no-cache")) {
+		return 0
+	}
+	age := time.Duration(-1)
+	for _, d := range bytes.Split(bytes.ToLower(cacheControl), []byte(",")) {
+		d = bytes.TrimSpace(d)
+		switch {
+		case bytes.Equal(d, []byte("no-cache")), bytes.Equal(d, []byte("no-store")):
+			return 0
+		case bytes.HasPrefix(d, []byte("max-age=")):
+			n, err := strconv.ParseInt(string(bytes.Trim(d[len("max-age="):], `"`)), 10, 64)
+			if err != nil || n < 0 {
+				return 0 // unparsable: be safe and revalidate
+			}
+			if n > 1<<31 {
+				n = 1 << 31
+			}
+			age = time.Duration(n) * time.Second
+		}
+	}
+	return age
+}
+
 func readMeta(path string) (fileMeta, bool) {
 	var m fileMeta
 	b, err := os.ReadFile(path + metaSuffix)
@@ -114,11 +146,21 @@ func readMeta(path string) (fileMeta, bool) {
 }
 
 // get returns the file for u, revalidating with the mirror unless the cached
-// copy is fresh. Concurrent calls for one URL share one upstream request.
-func (c *mirrorCache) get(ctx context.Context, u mirrorurl.URL) (cachedFile, error) {
+// copy is fresh: validated less than freshFor ago, and less than maxAge ago
+// (the client's Cache-Control; negative: no limit). Concurrent calls for one
+// URL share one upstream request.
+func (c *mirrorCache) get(ctx context.Context, u mirrorurl.URL, maxAge time.Duration) (cachedFile, error) {
 	key := u.String()
 	path := c.localPath(u)
-	if m, ok := readMeta(path); ok && time.Since(m.Validated) < c.freshFor {
+	fresh := c.freshFor
+	// HTTP ages are whole seconds: a copy validated less than a second ago
+	// has age 0 and satisfies max-age=0. That second lets a fleet's
+	// simultaneous apt-get updates share one revalidation even when they do
+	// not overlap exactly.
+	if maxAge >= 0 && maxAge+time.Second < fresh {
+		fresh = maxAge + time.Second
+	}
+	if m, ok := readMeta(path); ok && time.Since(m.Validated) < fresh {
 		return cachedFile{path: path, meta: m}, nil
 	}
 	c.mu.Lock()
