@@ -69,8 +69,11 @@ type Result struct {
 	PeerDown   int64 `json:"peer_down"`
 	CacheDown  int64 `json:"cache_down"`
 	PeerUp     int64 `json:"peer_up"`
-	Errors     int   `json:"errors"`
-	Retries    int   `json:"retries"`
+	// CPU seconds (user+system) of the daemons or of apt-cacher-ng over the
+	// whole scenario (start-up and the untimed index phase included).
+	CPU     float64 `json:"cpu_s"`
+	Errors  int     `json:"errors"`
+	Retries int     `json:"retries"`
 }
 
 type options struct {
@@ -233,8 +236,8 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 }
 
 // scenario runs one system with n clients in one start mode.
-func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *testrepo.Mirror, sys, mode string, n, minPeers int) (Result, error) {
-	r := Result{System: sys, Mode: mode, Clients: n, MinPeers: minPeers}
+func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *testrepo.Mirror, sys, mode string, n, minPeers int) (r Result, err error) {
+	r = Result{System: sys, Mode: mode, Clients: n, MinPeers: minPeers}
 	dir, err := os.MkdirTemp(o.work, sys+"-")
 	if err != nil {
 		return r, err
@@ -253,14 +256,14 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 		if err != nil {
 			return r, err
 		}
-		defer a.stop()
+		defer func() { r.CPU = a.stop() }()
 		proxy, _ := url.Parse("http://" + a.addr)
 		for i := range clients {
 			clients[i] = newClient(o.parallel, proxy, func(p string) string { return mirrorBase + p })
 		}
 	case "apt-p2p":
 		ds, err = startDaemons(ctx, o, dir, n, minPeers)
-		defer stopAll(ds)
+		defer func() { r.CPU = stopAll(ds) }()
 		if err != nil {
 			return r, err
 		}
@@ -599,10 +602,12 @@ func (d *daemon) waitIndex(ctx context.Context, q string) error {
 	return fmt.Errorf("daemon %s: the index never listed %s", d.addr(), q)
 }
 
-func stopAll(ds []*daemon) {
+// stopAll stops the daemons and returns the CPU seconds they used.
+func stopAll(ds []*daemon) float64 {
 	for _, d := range ds {
 		_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	}
+	var cpu float64
 	for _, d := range ds {
 		select {
 		case <-d.done:
@@ -610,7 +615,16 @@ func stopAll(ds []*daemon) {
 			_ = d.cmd.Process.Kill()
 			<-d.done
 		}
+		cpu += cpuSeconds(d.cmd)
 	}
+	return cpu
+}
+
+func cpuSeconds(c *exec.Cmd) float64 {
+	if c.ProcessState == nil {
+		return 0
+	}
+	return (c.ProcessState.UserTime() + c.ProcessState.SystemTime()).Seconds()
 }
 
 type totals struct{ Mirror, Peers, Cache, Uploaded int64 }
@@ -712,7 +726,8 @@ func startACNG(ctx context.Context, o *options, dir, mirrorAddr string) (*acng, 
 // below apt-cacher-ng's 32767 limit.
 func lowPort() int { return 20000 + rand.IntN(12000) }
 
-func (a *acng) stop() {
+// stop stops apt-cacher-ng and returns the CPU seconds it used.
+func (a *acng) stop() float64 {
 	_ = a.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-a.done:
@@ -720,6 +735,7 @@ func (a *acng) stop() {
 		_ = a.cmd.Process.Kill()
 		<-a.done
 	}
+	return cpuSeconds(a.cmd)
 }
 
 func mb(n int64) string { return fmt.Sprintf("%.1f", float64(n)/1e6) }
@@ -728,15 +744,19 @@ func printTable(w io.Writer, rs []Result, pkgs, small int, unique int64) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
 	fmt.Fprintf(bw, "\npackage set: %d packages (%d under 512 KiB), %s MB unique\n\n", pkgs, small, mb(unique))
-	fmt.Fprintln(bw, "| system | start | clients | MIN_DOWNLOAD_PEERS | mirror MB | mirror ÷ unique | mirror requests | completion p50 | p99 | wall | from mirror MB | from peers MB | peer upload MB | errors/retries |")
-	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(bw, "| system | start | clients | MIN_DOWNLOAD_PEERS | mirror MB | mirror ÷ unique | mirror requests | completion p50 | p99 | wall | from mirror MB | from peers MB | peer upload MB (requested) | CPU s | errors/retries |")
+	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		mp, src := "", "| | | |"
 		if r.System == "apt-p2p" {
 			mp = strconv.Itoa(r.MinPeers)
 			src = fmt.Sprintf("| %s | %s | %s |", mb(r.MirrorDown), mb(r.PeerDown), mb(r.PeerUp))
 		}
-		fmt.Fprintf(bw, "| %s | %s | %d | %s | %s | **%.2f** | %d | %.1f s | %.1f s | %.1f s %s %d/%d |\n",
-			r.System, r.Mode, r.Clients, mp, mb(r.MirrorBytes), r.Ratio, r.MirrorReqs, r.P50, r.P99, r.Wall, src, r.Errors, r.Retries)
+		cpu := ""
+		if r.System != "direct" {
+			cpu = fmt.Sprintf("%.0f", r.CPU)
+		}
+		fmt.Fprintf(bw, "| %s | %s | %d | %s | %s | **%.2f** | %d | %.1f s | %.1f s | %.1f s %s %s | %d/%d |\n",
+			r.System, r.Mode, r.Clients, mp, mb(r.MirrorBytes), r.Ratio, r.MirrorReqs, r.P50, r.P99, r.Wall, src, cpu, r.Errors, r.Retries)
 	}
 }
