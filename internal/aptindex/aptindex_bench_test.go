@@ -184,10 +184,16 @@ func BenchmarkLookup(b *testing.B) {
 			i++
 		}
 	})
+	miss := make([]string, len(hot))
+	for i, n := range hot {
+		miss[i] = n + ".missing"
+	}
 	b.Run("miss", func(b *testing.B) {
 		b.ReportAllocs()
+		i := 0
 		for b.Loop() {
-			sink, _ = ix.Lookup(site, "/debian", "/pool/main/n/nothere/nothere_1.0_amd64.deb")
+			sink, _ = ix.Lookup(site, "/debian", miss[i%len(miss)])
+			i++
 		}
 	})
 	b.Run("release", func(b *testing.B) {
