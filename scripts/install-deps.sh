@@ -4,7 +4,7 @@
 set -euo pipefail
 want=(apt apt-utils dpkg-dev gnupg xz-utils bzip2 zstd lz4 ca-certificates)
 if [[ "${1:-test}" == bench ]]; then
-	want+=(wrk nginx-light apt-cacher-ng approx hyperfine python3-matplotlib)
+	want+=(wrk nginx-light apt-cacher-ng approx hyperfine python3-matplotlib curl iproute2 systemd util-linux)
 fi
 missing=()
 for p in "${want[@]}"; do
