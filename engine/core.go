@@ -20,14 +20,6 @@ var (
 	ErrNotStored = errors.New("engine: could not store value")
 )
 
-// RemoteError is a KRPC error answered by a remote node.
-type RemoteError struct {
-	Code int
-	Msg  string
-}
-
-func (e *RemoteError) Error() string { return "engine: remote error " + itoa(e.Code) + ": " + e.Msg }
-
 // maxVerifying bounds the verification pings in flight.
 const maxVerifying = 64
 
@@ -637,26 +629,4 @@ func (c *Core) failTxn(now time.Time, slot uint32, err error) {
 			l.onFail(c, now, cand)
 		}
 	}
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }

@@ -279,3 +279,12 @@ func TestGetIncludesLocalValues(t *testing.T) {
 		}
 	}
 }
+
+func TestVersionSuffix(t *testing.T) {
+	if got := VersionSuffix(0, 1, 5); got != "A015" {
+		t.Fatalf("VersionSuffix(0, 1, 5) = %q", got)
+	}
+	if got := VersionSuffix(1, 10, 63, 64); got != "A1A-0" {
+		t.Fatalf("VersionSuffix(1, 10, 63, 64) = %q", got)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net"
 	"net/netip"
+	"strconv"
 	"testing"
 	"time"
 
@@ -139,7 +140,7 @@ func TestBootstrapByName(t *testing.T) {
 	a := startNode(t, cfg)
 	mustJoin(t, a)
 	b, err := Start(Options{Config: testConfig(), Listen: "127.0.0.1:0",
-		Bootstrap: []string{"localhost:" + itoa(int(a.Addr().Port()))}})
+		Bootstrap: []string{"localhost:" + strconv.Itoa(int(a.Addr().Port()))}})
 	if err != nil {
 		t.Fatal(err)
 	}
