@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -24,44 +25,50 @@ func timeGet(t *testing.T, u string, want []byte) time.Duration {
 // TestNoPeersNoStall: with nobody else in the DHT (a lone node), and with a DHT
 // that has no values for the file (B joined to A), a cold request goes straight
 // to the mirror: the time to the full body stays within a small bound of a
-// direct GET from the mirror.
+// direct GET from the mirror. The machine is shared, so each case gets up to
+// three attempts (each on a new node, so each request is cold); a stall (a
+// wait for MIRROR_DELAY, 1 s here) would fail all of them.
 func TestNoPeersNoStall(t *testing.T) {
 	repo, base := sharedRepo(t)
 	m := serveMirror(t, base)
-	check := func(d *daemon, p *testrepo.Package) {
-		t.Helper()
-		// 300 ms, plus what the store's hashing (piece SHA-1s and the whole-file
-		// MD5, SHA-1 and SHA-256, needed before the last bytes go out) costs at
-		// 100 MB/s on a busy CI core.
-		bound := 300*time.Millisecond + time.Duration(p.Size*10)
-		if raceEnabled {
-			bound *= 3
-		}
+	try := func(d *daemon, p *testrepo.Package, bound time.Duration) (bool, string) {
 		want, err := p.Bytes()
 		if err != nil {
 			t.Fatal(err)
 		}
 		direct := timeGet(t, m.URL()+"/debian/"+p.Filename, want)
-		if again := timeGet(t, m.URL()+"/debian/"+p.Filename, want); again < direct {
-			direct = again
-		}
 		via := timeGet(t, d.url(m, p.Filename), want)
-		t.Logf("%s, %s (%d bytes, bound %v): direct %v, through the daemon (cold) %v, overhead %v",
-			d.name, p.Name, p.Size, bound, direct.Round(time.Microsecond), via.Round(time.Microsecond), (via - direct).Round(time.Microsecond))
-		if via > direct+bound {
-			t.Errorf("%s: %s through a daemon without peers took %v, direct %v (bound: direct + %v)", d.name, p.Name, via, direct, bound)
+		return via <= direct+bound, fmt.Sprintf("direct %v, through the daemon (cold) %v, overhead %v",
+			direct.Round(time.Microsecond), via.Round(time.Microsecond), (via - direct).Round(time.Microsecond))
+	}
+	for _, setup := range []string{"lone", "joined"} {
+		for _, name := range []string{"tiny", "multi", "large"} {
+			p := repo.Package(name)
+			// 300 ms, plus what the store's hashing (piece SHA-1s and the
+			// whole-file MD5, SHA-1 and SHA-256, done before the last bytes
+			// go out) costs at 100 MB/s on a busy CI core.
+			bound := 300*time.Millisecond + time.Duration(p.Size*10)
+			if raceEnabled {
+				bound *= 3
+			}
+			var tries []string
+			ok := false
+			for attempt := 0; attempt < 3 && !ok; attempt++ {
+				var d *daemon
+				if setup == "lone" {
+					d = startDaemon(t, "lone", "127.0.0.4", "", "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
+				} else {
+					_, d = pair(t, nil, nil)
+				}
+				aptUpdate(t, d, m, repo)
+				var res string
+				ok, res = try(d, p, bound)
+				tries = append(tries, res)
+				t.Logf("%s, %s (%d bytes, bound direct + %v): %s", setup, p.Name, p.Size, bound, res)
+			}
+			if !ok {
+				t.Errorf("%s: %s through a daemon without peers is slow in every attempt: %q", setup, p.Name, tries)
+			}
 		}
-	}
-
-	lone := startDaemon(t, "lone", "127.0.0.4", "", "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
-	aptUpdate(t, lone, m, repo)
-	for _, name := range []string{"tiny", "multi", "large"} {
-		check(lone, repo.Package(name))
-	}
-
-	_, b := pair(t, nil, nil)
-	aptUpdate(t, b, m, repo)
-	for _, name := range []string{"tiny", "multi", "large"} {
-		check(b, repo.Package(name))
 	}
 }
