@@ -217,7 +217,9 @@ func (l *lookup) schedule(c *Core, now time.Time) {
 				expected += cd.num
 			}
 		}
-		if pending == 0 && !l.more {
+		// As in find_value, a request past its first RTO does not hold the
+		// get open (adaptive profile; classic never marks requests slow).
+		if inflight == 0 && !l.more {
 			l.finish(c, now, nil)
 		}
 	case lookupStoreValue:
