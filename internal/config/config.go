@@ -34,6 +34,7 @@ type Config struct {
 	LocalOK             bool
 	RemoteStats         bool
 	AllowedClients      []netip.Prefix // who may use the apt-facing proxy
+	UpstreamCAFile      string         // extra PEM roots trusted for https mirrors (besides the system's)
 	UnloadPackagesCache time.Duration  // kept for compatibility; the index stays loaded
 	KeyRefresh          time.Duration
 	Username            string
@@ -124,6 +125,7 @@ var options = []option{
 	{name: "LOCAL_OK", kind: kBool, def: "no", help: "allow private and loopback addresses as our contact and in the DHT (private test networks only)", apply: boolOpt(func(c *Config) *bool { return &c.LocalOK })},
 	{name: "REMOTE_STATS", kind: kBool, def: "yes", help: "let non-local clients see the status page, /stats.json and /metrics", apply: boolOpt(func(c *Config) *bool { return &c.RemoteStats })},
 	{name: "ALLOWED_CLIENTS", kind: kPrefixes, def: "127.0.0.0/8 ::1/128", help: "networks that may use the apt-facing proxy (add your LAN to make it a shared site cache)", apply: func(c *Config, v any) { c.AllowedClients = v.([]netip.Prefix) }},
+	{name: "UPSTREAM_CA_FILE", kind: kString, def: "", help: "PEM file of extra CA certificates trusted for https mirrors, besides the system's (empty: system roots only)", apply: strOpt(func(c *Config) *string { return &c.UpstreamCAFile })},
 	{name: "UNLOAD_PACKAGES_CACHE", kind: kTime, def: "5m", help: "accepted for compatibility; the compact index stays loaded", apply: durOpt(func(c *Config) *time.Duration { return &c.UnloadPackagesCache })},
 	{name: "KEY_REFRESH", kind: kTime, def: "2.5h", help: "age after which an announcement is stored again (a little less than KEY_EXPIRE)", apply: durOpt(func(c *Config) *time.Duration { return &c.KeyRefresh })},
 	{name: "USERNAME", kind: kString, def: "apt-p2p", help: "user to run as when started as root (empty: stay)", apply: strOpt(func(c *Config) *string { return &c.Username })},
@@ -519,6 +521,8 @@ func (c *Config) valueString(o option) string {
 			s = append(s, p.String())
 		}
 		return strings.Join(s, " ")
+	case "UPSTREAM_CA_FILE":
+		return c.UpstreamCAFile
 	case "UNLOAD_PACKAGES_CACHE":
 		return fmtTime(c.UnloadPackagesCache)
 	case "KEY_REFRESH":

@@ -139,7 +139,7 @@ func TestOverridesAndLaterFilesWin(t *testing.T) {
 }
 
 func TestWriteRoundTrips(t *testing.T) {
-	c := load(t, "[DEFAULT]\nPORT = 1234\nOTHER_DIRS = /a /b\nUPLOAD_LIMIT = 100\n[apt_p2p_Khashmir]\nBOOTSTRAP = h:1 h:2\n")
+	c := load(t, "[DEFAULT]\nPORT = 1234\nOTHER_DIRS = /a /b\nUPLOAD_LIMIT = 100\nUPSTREAM_CA_FILE = /etc/ssl/extra.pem\n[apt_p2p_Khashmir]\nBOOTSTRAP = h:1 h:2\n")
 	var b strings.Builder
 	if err := c.Write(&b); err != nil {
 		t.Fatal(err)
@@ -150,7 +150,7 @@ func TestWriteRoundTrips(t *testing.T) {
 	if b.String() != b2.String() {
 		t.Fatalf("Write does not round-trip:\n%s\n---\n%s", b.String(), b2.String())
 	}
-	if c2.UploadLimit != 100*1024 || len(c2.DHT.Bootstrap) != 2 || c2.Port != 1234 {
+	if c2.UploadLimit != 100*1024 || len(c2.DHT.Bootstrap) != 2 || c2.Port != 1234 || c2.UpstreamCAFile != "/etc/ssl/extra.pem" {
 		t.Fatalf("round trip lost values: %+v", c2)
 	}
 }
