@@ -342,3 +342,19 @@ func indexed(d *daemon, m *testrepo.Mirror, p *testrepo.Package) bool {
 func readRepoFile(repo *testrepo.Repo, rel string) ([]byte, error) {
 	return os.ReadFile(filepath.Join(repo.Dir, filepath.FromSlash(rel)))
 }
+
+// startNodeErr tries node.New with the given overrides and returns its error.
+func startNodeErr(t *testing.T, sets ...string) (*node.Node, error) {
+	t.Helper()
+	base := []string{"PORT=" + strconv.Itoa(freeUDP(t, "127.0.0.5")), "BIND_ADDRESS=127.0.0.5", "CACHE_DIR=" + filepath.Join(t.TempDir(), "cache"),
+		"USERNAME=", "apt_p2p_Khashmir.PORT=" + strconv.Itoa(freeUDP(t, "127.0.0.5"))}
+	cfg, _, err := config.Load(nil, append(base, sets...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		t.Cleanup(func() { n.Close() })
+	}
+	return n, err
+}

@@ -69,7 +69,7 @@ const metaSuffix = ".apt-p2p-meta"
 // maxUnhashedSize bounds a file fetched without a known hash.
 const maxUnhashedSize = 1 << 30
 
-func newMirrorCache(dir string, freshFor time.Duration, userAgent string) *mirrorCache {
+func newMirrorCache(dir string, freshFor time.Duration, userAgent string, tlsConfig *tls.Config) *mirrorCache {
 	return &mirrorCache{
 		dir:      dir,
 		freshFor: freshFor,
@@ -84,7 +84,7 @@ func newMirrorCache(dir string, freshFor time.Duration, userAgent string) *mirro
 			StreamResponseBody:       true,
 			DisablePathNormalizing:   true,
 			NoDefaultUserAgentHeader: false,
-			TLSConfig:                &tls.Config{MinVersion: tls.VersionTLS12},
+			TLSConfig:                tlsConfig,
 			Dial: func(addr string) (net.Conn, error) {
 				return fasthttp.DialTimeout(addr, 10*time.Second)
 			},

@@ -10,6 +10,8 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,8 +107,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the cache in %s: %w", cfg.CacheDir, err)
 	}
-	n.mirrors = newMirrorCache(filepath.Join(cfg.CacheDir, "mirrors"), 30*time.Second, "apt-p2p/"+Version)
-	n.dl = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch")})
+	tlsConfig, err := upstreamTLS(cfg.UpstreamCAFile)
+	if err != nil {
+		n.store.Close()
+		return nil, err
+	}
+	n.mirrors = newMirrorCache(filepath.Join(cfg.CacheDir, "mirrors"), 30*time.Second, "apt-p2p/"+Version, tlsConfig)
+	n.dl = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch"), TLSConfig: tlsConfig})
 	n.throttle = httpserve.NewThrottle(httpserve.Limits{
 		GlobalBytesPerSec:  cfg.UploadLimit,
 		PerPeerBytesPerSec: cfg.UploadLimitPerPeer,
@@ -133,6 +140,28 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		})
 	}
 	return n, nil
+}
+
+// upstreamTLS is the TLS configuration for https mirrors: the system roots
+// plus the certificates in caFile (UPSTREAM_CA_FILE), if set.
+func upstreamTLS(caFile string) (*tls.Config, error) {
+	c := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return c, nil
+	}
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("UPSTREAM_CA_FILE: %w (set it to a readable PEM file of CA certificates, or leave it empty)", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, fmt.Errorf("UPSTREAM_CA_FILE %s: no PEM certificate in it", caFile)
+	}
+	c.RootCAs = pool
+	return c, nil
 }
 
 func (n *Node) startDHT() error {
