@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -96,7 +97,8 @@ func main() {
 
 func run(args []string) int {
 	cmd := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || args[0] == "-h" || args[0] == "--help" || args[0] == "--version") {
+		// "apt-p2p --help" is the overview, not the run command's flags.
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -172,10 +174,13 @@ func cmdRun(args []string) int {
 	}
 	cfg, read, err := loadConfig(&o)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "apt-p2p: %v\napt-p2p: fix the configuration; the daemon does not start on a broken one\n", err)
+		fmt.Fprintf(os.Stderr, "%s\napt-p2p: fix the configuration; the daemon does not start on a broken one\n", errorLines(err))
 		return 1
 	}
-	logOut := io.Writer(os.Stderr)
+	// Until start-up has worked, log lines to standard error are held back:
+	// a failed start is one message, not a message after a screen of logs.
+	held := &heldWriter{w: os.Stderr}
+	logOut := io.Writer(held)
 	if o.logFile != "-" && o.logFile != "" {
 		f, err := os.OpenFile(o.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 		if err != nil {
@@ -191,7 +196,6 @@ func cmdRun(args []string) int {
 	if len(read) == 0 {
 		read = []string{"(built-in defaults)"}
 	}
-	log.Info("starting apt-p2p", "version", node.Version, "config", strings.Join(read, ", "), "cache", cfg.CacheDir)
 
 	// Bind the TCP port first: a port in use is the most common start-up
 	// failure and deserves a clear message before anything else starts.
@@ -215,6 +219,10 @@ func cmdRun(args []string) int {
 		fmt.Fprintf(os.Stderr, "apt-p2p: %v\n", err)
 		return 1
 	}
+	// Logged once start-up has worked: a failure above is one message on
+	// standard error, not buried after log lines.
+	held.release()
+	log.Info("apt-p2p started", "version", node.Version, "config", strings.Join(read, ", "), "cache", cfg.CacheDir, "listen", listenAddr)
 	fr := front.New(n, log.With("part", "http"))
 	scfg := httpserve.ServerConfig{Name: "apt-p2p/" + node.Version, Logger: log.With("part", "http")}
 	srv := httpserve.NewServer(fr.Handler, scfg)
@@ -241,6 +249,51 @@ func cmdRun(args []string) int {
 	}
 	log.Info("stopped")
 	return code
+}
+
+// heldWriter buffers writes until release, then passes them through.
+type heldWriter struct {
+	mu       sync.Mutex
+	w        io.Writer
+	buf      []byte
+	released bool
+}
+
+func (h *heldWriter) Write(p []byte) (int, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.released {
+		return h.w.Write(p)
+	}
+	h.buf = append(h.buf, p...)
+	return len(p), nil
+}
+
+func (h *heldWriter) release() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.released {
+		h.released = true
+		_, _ = h.w.Write(h.buf)
+		h.buf = nil
+	}
+}
+
+// errorLines renders an error, one "apt-p2p: " line per distinct problem: a
+// joined error can report one mistake twice (an option and another option
+// interpolating it), with and without the package prefix.
+func errorLines(err error) string {
+	var out []string
+	seen := map[string]bool{}
+	for _, l := range strings.Split(err.Error(), "\n") {
+		key := strings.TrimPrefix(strings.TrimSpace(l), "config: ")
+		if key == "" || seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, "apt-p2p: "+strings.TrimSpace(l))
+	}
+	return strings.Join(out, "\n")
 }
 
 func printHowTo(cfg *config.Config) {
@@ -365,7 +418,7 @@ func cmdMaint(cmd string, args []string) int {
 	}
 	cfg, _, err := loadConfig(&o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "apt-p2p:", err)
+		fmt.Fprintln(os.Stderr, errorLines(err))
 		return 1
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -402,7 +455,7 @@ func cmdConfig(args []string) int {
 	}
 	cfg, read, err := loadConfig(&o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "apt-p2p:", err)
+		fmt.Fprintln(os.Stderr, errorLines(err))
 		return 1
 	}
 	if len(read) == 0 {
