@@ -42,6 +42,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -73,6 +74,7 @@ type Result struct {
 	// whole scenario (start-up and the untimed index phase included).
 	CPU     float64 `json:"cpu_s"`
 	Errors  int     `json:"errors"`
+	Failed  string  `json:"failed,omitempty"` // why the scenario did not finish
 	Retries int     `json:"retries"`
 }
 
@@ -199,6 +201,7 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 	defer mirror.Close()
 
 	var results []Result
+	failed := false
 	for _, n := range counts {
 		for _, sys := range systems {
 			for _, mode := range modes {
@@ -214,7 +217,10 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 					r, err := scenario(sctx, o, repo, mirror, sys, mode, n, mp)
 					cancel()
 					if err != nil {
-						return fmt.Errorf("%s %s %d: %w", sys, mode, n, err)
+						// One system failing must not lose the others' results.
+						o.log.Error("scenario failed", "system", sys, "mode", mode, "clients", n, "min_peers", mp, "err", err)
+						r.Failed = err.Error()
+						failed = true
 					}
 					r.UniqueBytes, r.Packages = unique, len(repo.Packages)
 					r.Ratio = float64(r.MirrorBytes) / float64(unique)
@@ -231,6 +237,9 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
 			return err
 		}
+	}
+	if failed {
+		return errors.New("some scenarios failed (see the table)")
 	}
 	return nil
 }
@@ -383,14 +392,58 @@ func newClient(parallel int, proxy *url.URL, u func(string) string) *client {
 	return &client{hc: &http.Client{Transport: tr}, url: u, parallel: parallel}
 }
 
+// stallTimeout cuts a request that has received nothing for this long, as
+// apt does (Acquire::http::Timeout); fetchAll then retries it.
+const stallTimeout = 30 * time.Second
+
+var errStalled = errors.New("no data for 30 s")
+
+// progressReader notes the time of every read for the stall watchdog.
+type progressReader struct {
+	r    io.Reader
+	last *atomic.Int64
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
 // fetch GETs path and checks the size and SHA256 when given.
 func (c *client) fetch(ctx context.Context, path string, size int64, sha string) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var last atomic.Int64
+	last.Store(time.Now().UnixNano())
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if time.Since(time.Unix(0, last.Load())) > stallTimeout {
+					cancel(errStalled)
+					return
+				}
+			}
+		}
+	}()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path), nil)
 	if err != nil {
 		return err
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		if context.Cause(ctx) == errStalled {
+			return errStalled
+		}
 		return err
 	}
 	defer resp.Body.Close()
@@ -399,8 +452,11 @@ func (c *client) fetch(ctx context.Context, path string, size int64, sha string)
 		return fmt.Errorf("status %s", resp.Status)
 	}
 	h := sha256.New()
-	n, err := io.Copy(h, resp.Body)
+	n, err := io.Copy(h, progressReader{resp.Body, &last})
 	if err != nil {
+		if context.Cause(ctx) == errStalled {
+			return errStalled
+		}
 		return err
 	}
 	if size >= 0 && n != size {
@@ -755,6 +811,10 @@ func printTable(w io.Writer, rs []Result, pkgs, small int, unique int64) {
 		cpu := ""
 		if r.System != "direct" {
 			cpu = fmt.Sprintf("%.0f", r.CPU)
+		}
+		if r.Failed != "" {
+			fmt.Fprintf(bw, "| %s | %s | %d | %s | did not finish: %s |\n", r.System, r.Mode, r.Clients, mp, r.Failed)
+			continue
 		}
 		fmt.Fprintf(bw, "| %s | %s | %d | %s | %s | **%.2f** | %d | %.1f s | %.1f s | %.1f s %s %s | %d/%d |\n",
 			r.System, r.Mode, r.Clients, mp, mb(r.MirrorBytes), r.Ratio, r.MirrorReqs, r.P50, r.P99, r.Wall, src, cpu, r.Errors, r.Retries)
