@@ -88,8 +88,14 @@ const CompactNodeLen = 26
 const CompactPeerLen = 6
 
 // AppendCompactPeer appends the 6-byte compact form of an IPv4 address and port.
+// The format has no room for IPv6: such an address is written as 0.0.0.0, which
+// no receiver accepts as a contact, instead of panicking on a hostile or
+// misconfigured input.
 func AppendCompactPeer(dst []byte, ap netip.AddrPort) []byte {
-	a4 := ap.Addr().Unmap().As4()
+	var a4 [4]byte
+	if a := ap.Addr().Unmap(); a.Is4() {
+		a4 = a.As4()
+	}
 	dst = append(dst, a4[:]...)
 	return binary.BigEndian.AppendUint16(dst, ap.Port())
 }
