@@ -132,11 +132,24 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	s.n.Stats.Requests.Inc()
-	src := s.n.ServeApt(ctx, u)
+	src, later := s.n.ServeApt(ctx, u)
 	took := time.Since(t0)
 	s.n.Stats.RequestLatency.Observe(took)
-	s.log.Info("apt request", "from", from, "url", u.String(), "status", ctx.Response.StatusCode(),
-		"bytes", ctx.Response.Header.ContentLength(), "source", string(src), "took", took.Round(time.Microsecond))
+	status, size := ctx.Response.StatusCode(), ctx.Response.Header.ContentLength()
+	if later == nil {
+		s.log.Info("apt request", "from", from, "url", u.String(), "status", status,
+			"bytes", size, "source", string(src), "took", took.Round(time.Microsecond))
+		return
+	}
+	// The body streams from a download still choosing its sources: log once
+	// it has been sent, with where the bytes came from and the full time
+	// (ctx belongs to fasthttp again by then; only copies are used).
+	url := u.String()
+	go func() {
+		final := <-later
+		s.log.Info("apt request", "from", from, "url", url, "status", status, "bytes", size,
+			"source", string(final), "took", time.Since(t0).Round(time.Microsecond), "headers", took.Round(time.Microsecond))
+	}()
 }
 
 func (s *Server) status(ctx *fasthttp.RequestCtx, from netip.Addr, write func(*fasthttp.RequestCtx)) {

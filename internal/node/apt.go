@@ -44,7 +44,22 @@ const (
 
 // ServeApt answers one apt request for the mirror file u. It returns where the
 // bytes come from, for the request log.
-func (n *Node) ServeApt(ctx *fasthttp.RequestCtx, u mirrorurl.URL) Source {
+//
+// A response that streams from a download still running has no source yet
+// (SourceFetching): it is decided as peers and the mirror deliver. Then later
+// is non-nil and receives the final source once the body has been sent or
+// cut, and the download has ended (or a moment later if it keeps running for
+// other readers).
+func (n *Node) ServeApt(ctx *fasthttp.RequestCtx, u mirrorurl.URL) (src Source, later <-chan Source) {
+	var l chan Source
+	src = n.serveApt(ctx, u, &l)
+	if l != nil {
+		return src, l
+	}
+	return src, nil
+}
+
+func (n *Node) serveApt(ctx *fasthttp.RequestCtx, u mirrorurl.URL, later *chan Source) Source {
 	site := u.Site()
 	if u.TLS {
 		site = "https:" + site // keep an https mirror's index apart from a plain one on the same host
@@ -59,7 +74,7 @@ func (n *Node) ServeApt(ctx *fasthttp.RequestCtx, u mirrorurl.URL) Source {
 		d, ok = n.index.Lookup(site, base, path)
 	}
 	if ok && d.Size >= 0 && d.Have != 0 {
-		return n.serveHashed(ctx, u, site, base, path, d)
+		return n.serveHashed(ctx, u, site, base, path, d, later)
 	}
 	return n.serveUnhashed(ctx, u, site, base, path)
 }
@@ -165,7 +180,7 @@ func contentType(p string) string {
 
 // serveHashed answers for a file whose size and hash the index knows: from the
 // store if a verified copy is there, else from the download for that content.
-func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base, path string, d digest.Set) Source {
+func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base, path string, d digest.Set, later *chan Source) Source {
 	if info, ok := n.store.Lookup(&d); ok {
 		if n.serveStored(ctx, &info, path) {
 			n.notePath(&info, site, base, path)
@@ -191,12 +206,27 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 		return SourceMirror
 	}
 	dl.nwait.Add(1)
+	final := make(chan Source, 1)
+	*later = final
 	httpserve.ServeFile(ctx, &httpserve.FileResponse{
 		Growing:     dl.w,
 		Size:        d.Size,
 		ContentType: contentType(path),
 		Context:     n.ctx,
-		Release:     func() { dl.nwait.Add(-1) },
+		Release: func() {
+			dl.nwait.Add(-1)
+			// The last bytes go out when the store has verified them, just
+			// before the downloader returns and the sources are counted.
+			go func() {
+				t := time.NewTimer(2 * time.Second)
+				defer t.Stop()
+				select {
+				case <-dl.done:
+				case <-t.C:
+				}
+				final <- dl.source()
+			}()
+		},
 	})
 	return dl.source()
 }

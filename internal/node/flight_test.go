@@ -2,9 +2,12 @@ package node_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // concurrentGets runs n GETs of u at once and returns the bodies.
@@ -94,6 +97,21 @@ func TestFlashCrowd(t *testing.T) {
 	if !stored(t, d, p) || !indexed(d, m, p) {
 		t.Errorf("%s: not in the content-addressed store after the download", p.Name)
 	}
+	// One request log line per apt request, each with where the bytes came
+	// from (decided after the headers for these streamed responses).
+	waitFor(t, "the request log", 10*time.Second, func() (bool, string) {
+		var lines, fetching int
+		for _, l := range strings.Split(d.log.String(), "\n") {
+			if strings.Contains(l, `msg="apt request"`) && strings.Contains(l, p.Filename) {
+				lines++
+				// Late arrivals may find it stored already: source=cache.
+				if !(strings.Contains(l, "source=mirror") || strings.Contains(l, "source=cache")) || !strings.Contains(l, "took=") {
+					fetching++
+				}
+			}
+		}
+		return lines == n && fetching == 0, fmt.Sprintf("%d lines, %d without source=mirror or cache", lines, fetching)
+	})
 	if got := m.BytesServed("/debian/" + p.Filename); got != p.Size {
 		t.Errorf("%s: mirror sent %d bytes, want %d", p.Name, got, p.Size)
 	}
