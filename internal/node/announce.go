@@ -69,6 +69,7 @@ func (n *Node) announceLoop() {
 		case <-first:
 		case <-t.C:
 		}
+		n.prune(time.Now())
 		n.refreshRound()
 	}
 }

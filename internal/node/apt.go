@@ -361,7 +361,9 @@ func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, bas
 	lookupDone := make(chan struct{})
 	if useDHT {
 		n.Stats.Lookups.Inc()
-		go func() {
+		// Tracked, so Close waits for it before closing the DHT; the download's
+		// context ends it once the download is over.
+		n.wg.Go(func() {
 			defer close(lookupDone)
 			defer close(peers)
 			lt := time.Now()
@@ -400,7 +402,7 @@ func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, bas
 				n.noValues[key] = time.Now()
 				n.mu.Unlock()
 			}
-		}()
+		})
 	} else {
 		close(peers)
 		close(lookupDone)
@@ -597,6 +599,23 @@ func (n *Node) mirrorDelay(key wire.ID, useDHT bool) time.Duration {
 		d = max
 	}
 	return d
+}
+
+// prune forgets expired negative-cache and mirror-only entries, which would
+// otherwise pile up for every file ever fetched.
+func (n *Node) prune(now time.Time) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for k, t := range n.noValues {
+		if now.Sub(t) > 30*time.Second {
+			delete(n.noValues, k)
+		}
+	}
+	for k, t := range n.mirrorOnly {
+		if now.Sub(t) > 10*time.Minute {
+			delete(n.mirrorOnly, k)
+		}
+	}
 }
 
 func (n *Node) noteLookup(d time.Duration) {

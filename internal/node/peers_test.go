@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"testing"
@@ -216,5 +217,39 @@ func TestMirrorIgnoresRange(t *testing.T) {
 		}
 	default:
 		t.Errorf("resumed request: HTTP %d", code)
+	}
+}
+
+// TestHostileValues: the DHT holds, under a file's key, a malformed value and a
+// value naming a peer that is not there (besides nothing useful). The download
+// neither hangs (§8.2 item 6) nor waits long on the dead peer, and the bytes
+// come from the mirror.
+func TestHostileValues(t *testing.T) {
+	repo, base := sharedRepo(t)
+	m := serveMirror(t, base)
+	a, b := pair(t, nil, []string{"MIRROR_DELAY=5s"})
+	p := repo.Package("multi")
+	h, _ := hex.DecodeString(p.SHA1)
+	key := wire.ID(h)
+	dead := freeUDP(t, "127.0.0.6") // nothing listens on TCP there either
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, v := range [][]byte{
+		[]byte("d1:c3:abce"), // compact peer of the wrong length
+		[]byte("i42e"),       // not a dictionary
+		[]byte("d1:xi1ee"),   // no contact
+		wire.AppendPeerValue(nil, &wire.PeerValue{Contact: netip.MustParseAddrPort(fmt.Sprintf("127.0.0.6:%d", dead))}),
+	} {
+		_, _ = a.n.DHT().Put(ctx, key, v) // the engine may refuse the malformed ones; either way
+	}
+	aptUpdate(t, b, m, repo)
+	vals, _ := b.n.DHT().GetValues(ctx, key)
+	t.Logf("B's lookup sees %d value(s) under the key", len(vals))
+	t0 := time.Now()
+	wantPackage(t, b, m, p)
+	took := time.Since(t0)
+	t.Logf("download with hostile values took %v", took.Round(time.Millisecond))
+	if limit := 8 * time.Second; took > limit {
+		t.Errorf("download with hostile DHT values took %v (> %v)", took, limit)
 	}
 }
