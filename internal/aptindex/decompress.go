@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -91,6 +92,17 @@ var xzPathOnce = sync.OnceValue(func() string {
 // The returned function releases the decoder; abort says the caller stopped
 // reading before the end.
 func decompressor(name string, r io.Reader, xzCmd string) (io.Reader, func(abort bool) error, error) {
+	// A file (Rebuild, the node's cache) goes to xz(1) as its stdin
+	// directly, without a copying goroutine and pipe; its magic is read
+	// with ReadAt so that the offset does not move.
+	if f, ok := r.(*os.File); ok && xzCmd != "" {
+		if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
+			var magic [6]byte
+			if n, _ := f.ReadAt(magic[:], pos); byMagic(magic[:n]) == compXZ {
+				return xzCommand(xzCmd, f)
+			}
+		}
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(6)
 	c := byMagic(magic)

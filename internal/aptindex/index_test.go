@@ -543,3 +543,31 @@ func TestReferenced(t *testing.T) {
 		t.Fatal("conflicting hashes referenced")
 	}
 }
+
+// A file handed to Add goes to xz(1) as its stdin directly (when xz(1) is
+// installed; otherwise through the in-process decoder): whole and truncated.
+func TestAddXZFile(t *testing.T) {
+	pk := readTestdata(t, "Packages")
+	full := compressWith(t, compXZ, pk, "")
+	dir := t.TempDir()
+	for _, v := range []struct {
+		data []byte
+		ok   bool
+	}{{full, true}, {full[:len(full)/2], false}} {
+		name := filepath.Join(dir, "Packages.xz")
+		must(t, os.WriteFile(name, v.data, 0o644))
+		f, err := os.Open(name)
+		must(t, err)
+		ix := New()
+		err = ix.Add(site, "/debian", "/dists/sid/main/binary-amd64/Packages.xz", f)
+		f.Close()
+		if v.ok {
+			must(t, err)
+			for fn, w := range expectPackages(t, string(pk)) {
+				mustLookup(t, ix, site, "/debian", "/"+fn, w)
+			}
+		} else if err == nil || ix.Stats().Entries != 0 {
+			t.Fatalf("truncated xz file: %v, %+v", err, ix.Stats())
+		}
+	}
+}
