@@ -78,6 +78,9 @@ func TestFlashCrowd(t *testing.T) {
 
 	aptUpdate(t, d, m, repo)
 	p := repo.Package("multi")
+	if raceEnabled {
+		p = repo.Package("tiny") // 50 × 3 MB through instrumented readers takes 15 s
+	}
 	want, err = p.Bytes()
 	if err != nil {
 		t.Fatal(err)
@@ -94,9 +97,10 @@ func TestFlashCrowd(t *testing.T) {
 	// apt asks for packages as soon as its update has finished, maybe before
 	// the daemon has parsed the Packages file: the request must still be
 	// served as the hashed file it is (verified, stored, shareable).
-	if !stored(t, d, p) || !indexed(d, m, p) {
-		t.Errorf("%s: not in the content-addressed store after the download", p.Name)
+	if !indexed(d, m, p) {
+		t.Errorf("%s: not in the index", p.Name)
 	}
+	waitFor(t, p.Name+" in the content-addressed store", 10*time.Second, func() (bool, string) { return stored(t, d, p), "" })
 	// One request log line per apt request, each with where the bytes came
 	// from (decided after the headers for these streamed responses).
 	waitFor(t, "the request log", 10*time.Second, func() (bool, string) {
