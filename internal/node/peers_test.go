@@ -186,7 +186,9 @@ func TestMirrorIgnoresRange(t *testing.T) {
 	seed(t, a, b, m, repo, p)
 	aptUpdate(t, b, m, repo)
 	m.Reset()
-	m.SetFault("/debian/"+p.Filename, testrepo.Fault{IgnoreRange: true})
+	// Both at half the file per second, so both deliver.
+	m.SetFault("/debian/"+p.Filename, testrepo.Fault{IgnoreRange: true, Rate: p.Size / 2})
+	peersBefore := b.n.Stats.Peers.Load()
 	wantPackage(t, b, m, p)
 	var ranged int
 	for _, r := range m.Log() {
@@ -194,7 +196,14 @@ func TestMirrorIgnoresRange(t *testing.T) {
 			ranged++
 		}
 	}
-	t.Logf("mirror got %d requests (%d with Range), sent %d bytes; peers gave B %d bytes", m.Requests("/debian/"+p.Filename), ranged, m.BytesServed("/debian/"+p.Filename), b.n.Stats.Peers.Load())
+	fromPeers := b.n.Stats.Peers.Load() - peersBefore
+	t.Logf("mirror got %d requests (%d with Range), sent %d bytes; the peer gave B %d bytes", m.Requests("/debian/"+p.Filename), ranged, m.BytesServed("/debian/"+p.Filename), fromPeers)
+	// How the work splits between the peer and the stream the mirror sends
+	// instead of ranges is the downloader's business; that the mirror was
+	// asked for ranges (and ignored them) is the case under test.
+	if ranged == 0 {
+		t.Errorf("not the case under test: no Range request reached the mirror")
+	}
 
 	// apt resuming a partial file from a daemon that must fetch it from
 	// that mirror.
