@@ -145,6 +145,11 @@ func (ix *Index) Add(site, baseDir, path string, r io.Reader) error {
 		}
 	case kindPackages, kindSources:
 		var b builder
+		if !strings.Contains(slot, "/dists/") {
+			if d := strings.TrimPrefix(dirName(slot), "/"); d != "" {
+				b.prefix = []byte(d + "/")
+			}
+		}
 		if k == kindPackages {
 			err = parsePackages(dr, &b)
 		} else {

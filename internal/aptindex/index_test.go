@@ -571,3 +571,29 @@ func TestAddXZFile(t *testing.T) {
 		}
 	}
 }
+
+// A flat repository ("deb http://host/repo ./"): Filename and Directory are
+// relative to the directory of the Packages and Sources, which SplitPath
+// leaves in the path when it finds no dists/ or pool/.
+func TestFlatRepository(t *testing.T) {
+	h := strings.Repeat("c", 64)
+	ix := New()
+	site, base, p, err := SplitURL("http://flat.example/repo/sub/Packages.gz", ix.BaseDirs)
+	must(t, err)
+	pk := pkgStanza("foo", "./foo_1_amd64.deb", 7, h) + pkgStanza("bar", "bin/bar_1_amd64.deb", 8, h)
+	must(t, ix.Add(site, base, p, bytes.NewReader(compressWith(t, compGzip, []byte(pk), ""))))
+	src := "Package: foo\nDirectory: .\nFiles:\n " + strings.Repeat("a", 32) + " 9 foo_1.dsc\n"
+	must(t, ix.Add(site, base, "/repo/sub/Sources", strings.NewReader(src)))
+	for _, u := range []string{"http://flat.example/repo/sub/foo_1_amd64.deb", "http://flat.example/repo/sub/bin/bar_1_amd64.deb", "http://flat.example/repo/sub/foo_1.dsc"} {
+		site, base, p, err := SplitURL(u, ix.BaseDirs)
+		must(t, err)
+		if _, ok := ix.Lookup(site, base, p); !ok {
+			t.Errorf("%s (%q %q) not found", u, base, p)
+		}
+	}
+	// The top of a flat repository is the site's root: no prefix.
+	must(t, ix.Add("top.example:80", "", "/Packages", strings.NewReader(pkgStanza("foo", "./foo.deb", 1, h))))
+	if _, ok := ix.Lookup("top.example:80", "", "/foo.deb"); !ok {
+		t.Error("top-level flat repository")
+	}
+}

@@ -114,15 +114,19 @@ func (l *list) hashOf(off uint32, t int) []byte {
 
 // builder accumulates a list while a file is parsed.
 type builder struct {
-	data []byte
-	n    int
-	err  error
+	// prefix goes before every name: the index's own directory for a flat
+	// repository (no dists/), whose Filename and Directory fields are
+	// relative to the directory the Packages or Sources is in.
+	prefix []byte
+	data   []byte
+	n      int
+	err    error
 }
 
 // add appends one file. name may be given in two parts (Sources: Directory and
 // file name) joined by a slash.
 func (b *builder) add(dir, name []byte, size int64, have uint8, hashes *[4][64]byte) {
-	n := len(name)
+	n := len(name) + len(b.prefix)
 	if len(dir) > 0 {
 		n += len(dir) + 1
 	}
@@ -136,6 +140,7 @@ func (b *builder) add(dir, name []byte, size int64, have uint8, hashes *[4][64]b
 	b.data = binary.LittleEndian.AppendUint64(b.data, uint64(size+1))
 	b.data = binary.LittleEndian.AppendUint16(b.data, uint16(n))
 	b.data = append(b.data, have)
+	b.data = append(b.data, b.prefix...)
 	if len(dir) > 0 {
 		b.data = append(b.data, dir...)
 		b.data = append(b.data, '/')

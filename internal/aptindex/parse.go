@@ -355,6 +355,9 @@ func parseSources(r io.Reader, b *builder) error {
 			}
 			if is(name, "Directory") {
 				dir = bytes.TrimPrefix(value, []byte("./"))
+				if string(dir) == "." { // flat repository: files beside the Sources
+					dir = nil
+				}
 			}
 		}
 		flush()
