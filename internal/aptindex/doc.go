@@ -34,6 +34,9 @@
 // whether apt sent "+" or "%2B". This fixes the original's mixing of raw and
 // decoded paths (reference §8.2 item 10).
 //
+// Flat repositories (no dists/): Filename and Directory are relative to the
+// directory of the Packages or Sources, so that directory is put before them.
+//
 // What it is not: it does not check signatures (apt does, on the InRelease it
 // receives) and it does not check that an index file matches the hash its
 // Release gives (the caller stores only verified files). It does not fetch
