@@ -206,6 +206,10 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 		return SourceMirror
 	}
 	dl.nwait.Add(1)
+	// The download's own bytes are counted by source when it ends (account);
+	// every further response for the same content is the daemon's copy, as
+	// for a stored file: cache.
+	shared := dl.joins.Add(1) > 1
 	final := make(chan Source, 1)
 	*later = final
 	httpserve.ServeFile(ctx, &httpserve.FileResponse{
@@ -215,6 +219,9 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 		Context:     n.ctx,
 		Release: func() {
 			dl.nwait.Add(-1)
+			if shared {
+				n.Stats.Cache.Add(d.Size)
+			}
 			// The last bytes go out when the store has verified them, just
 			// before the downloader returns and the sources are counted.
 			go func() {
@@ -273,6 +280,7 @@ type download struct {
 	w      *piecestore.Writer
 	cancel context.CancelFunc
 	nwait  atomic.Int32 // apt responses streaming from it
+	joins  atomic.Int32 // apt responses ever served from it
 
 	mu  sync.Mutex
 	src Source

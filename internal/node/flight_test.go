@@ -86,6 +86,7 @@ func TestFlashCrowd(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Reset()
+	before := d.n.Stats.Session()
 	for i, b := range concurrentGets(t, d.url(m, p.Filename), n) {
 		if !bytes.Equal(b, want) {
 			t.Fatalf("%s: body %d differs (%d bytes, want %d)", p.Name, i, len(b), len(want))
@@ -115,6 +116,13 @@ func TestFlashCrowd(t *testing.T) {
 			}
 		}
 		return lines == n && fetching == 0, fmt.Sprintf("%d lines, %d without source=mirror or cache", lines, fetching)
+	})
+	// Traffic by source: the mirror's bytes once, the other responses from
+	// the daemon's copy.
+	waitFor(t, "the traffic counters", 5*time.Second, func() (bool, string) {
+		after := d.n.Stats.Session()
+		return after.Mirror-before.Mirror == p.Size && after.Cache-before.Cache == (n-1)*p.Size,
+			fmt.Sprintf("mirror +%d, cache +%d; want +%d and +%d", after.Mirror-before.Mirror, after.Cache-before.Cache, p.Size, (n-1)*p.Size)
 	})
 	if got := m.BytesServed("/debian/" + p.Filename); got != p.Size {
 		t.Errorf("%s: mirror sent %d bytes, want %d", p.Name, got, p.Size)
