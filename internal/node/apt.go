@@ -205,6 +205,23 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 		ctx.Error("apt-p2p: "+err.Error()+"\n", fasthttp.StatusServiceUnavailable)
 		return SourceMirror
 	}
+	// Answer only once the first bytes are in (or a while has passed): a
+	// download that fails at once (mirror unreachable, peer data refused)
+	// then gets an error status that says why, not a 200 cut short.
+	if d.Size > 0 {
+		wctx, cancel := context.WithTimeout(n.ctx, firstByteWait)
+		_, werr := dl.w.Wait(wctx, 0)
+		timedOut := wctx.Err() != nil
+		cancel()
+		if werr != nil && !timedOut {
+			msg := dl.failure()
+			if msg == nil {
+				msg = werr
+			}
+			ctx.Error("apt-p2p: "+msg.Error()+"\n", fasthttp.StatusBadGateway)
+			return SourceMirror
+		}
+	}
 	dl.nwait.Add(1)
 	// The download's own bytes are counted by source when it ends (account);
 	// every further response for the same content is the daemon's copy, as
@@ -270,6 +287,10 @@ func (n *Node) notePath(info *piecestore.Info, site, base, path string) {
 
 var errStoredMeanwhile = errors.New("node: stored meanwhile")
 
+// firstByteWait bounds how long an apt request waits for a download's first
+// bytes before the response headers go out regardless.
+const firstByteWait = 30 * time.Second
+
 // download is one content being fetched, shared by every apt request for it.
 type download struct {
 	key    wire.ID
@@ -284,6 +305,19 @@ type download struct {
 
 	mu  sync.Mutex
 	src Source
+	err error // why the download failed
+}
+
+func (d *download) fail(err error) {
+	d.mu.Lock()
+	d.err = err
+	d.mu.Unlock()
+}
+
+func (d *download) failure() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
 }
 
 func (d *download) source() Source {
@@ -466,6 +500,11 @@ func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, bas
 		// mismatch usually surfaces here, as the sink refusing the write. The
 		// downloader does not wrap the sink's error (%v), so ask the writer.
 		mismatch := errors.Is(err, piecestore.ErrMismatch) || errors.Is(dl.w.Err(), piecestore.ErrMismatch)
+		if mismatch {
+			dl.fail(fmt.Errorf("the file from %s did not match its hash; try again: the retry goes to the mirror", describeSources(res)))
+		} else {
+			dl.fail(fmt.Errorf("download from %s failed: %w", u.Addr(), err))
+		}
 		dl.w.Abort()
 		if mismatch {
 			n.verificationFailed(key, u, job, res, err)
@@ -490,6 +529,17 @@ func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, bas
 		n.registerIndex(&info, site, base, path)
 	}
 	return info, true
+}
+
+// describeSources names where a download's bytes came from, for messages.
+func describeSources(res fetch.Result) string {
+	switch {
+	case res.PeerBytes > 0 && res.MirrorBytes > 0:
+		return "peers and the mirror"
+	case res.PeerBytes > 0:
+		return "peers"
+	}
+	return "the mirror"
 }
 
 // verificationFailed handles a download whose whole-file hash did not match:
