@@ -96,7 +96,7 @@ func ParsePrefix(raw string) (URL, error) {
 		return URL{}, err
 	}
 	u.Path = p
-	return u, mirrorShaped(p)
+	return u.finish()
 }
 
 // ParseAbsolute parses a proxy-mode request URI: http://host[:port]/path.
@@ -129,7 +129,17 @@ func ParseAbsolute(raw string) (URL, error) {
 		return URL{}, err
 	}
 	u.Path = p
-	return u, mirrorShaped(p)
+	return u.finish()
+}
+
+// finish checks the parsed URL as a whole: mirror-shaped, and short enough
+// once rendered (percent-encoding can triple raw bytes), so every accepted URL
+// parses back from its own rendering: one file, one cache key.
+func (u URL) finish() (URL, error) {
+	if len(u.String()) > maxURILen {
+		return URL{}, ErrBadPath
+	}
+	return u, mirrorShaped(u.Path)
 }
 
 func (u *URL) setHostPort(hp string) error {
@@ -221,7 +231,7 @@ func cleanPath(p string) (string, error) {
 }
 
 func unescape(s string) (string, error) {
-	if !strings.ContainsAny(s, "%\x00\r\n") {
+	if !needsUnescape(s) {
 		return s, nil
 	}
 	var b strings.Builder
@@ -237,12 +247,24 @@ func unescape(s string) (string, error) {
 			}
 			i += 2
 		}
-		if c < 0x20 || c == 0x7f {
-			return "", ErrBadPath
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return "", ErrBadPath // raw or encoded: some servers take a backslash for a slash
 		}
 		b.WriteByte(c)
 	}
 	return b.String(), nil
+}
+
+// needsUnescape: s has an escape or a byte the slow path refuses (every
+// control character and the backslash, not only NUL, CR and LF: the fuzz
+// test found DEL, TAB and '\' accepted raw and refused percent-encoded).
+func needsUnescape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '%' || c < 0x20 || c == 0x7f || c == '\\' {
+			return true
+		}
+	}
+	return false
 }
 
 func unhex(c byte) int {

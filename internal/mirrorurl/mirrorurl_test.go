@@ -2,6 +2,7 @@ package mirrorurl
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -19,6 +20,10 @@ func TestParsePrefix(t *testing.T) {
 		{"/deb.debian.org/debian/pool/%2e%2e/x", "", "", ErrBadPath},
 		{"/deb.debian.org/debian/pool/a%2Fb", "", "", ErrBadPath},
 		{"/deb.debian.org/debian/pool/a%0d%0aHost:%20evil", "", "", ErrBadPath},
+		{"/deb.debian.org/debian/pool/..\\..\\etc/passwd", "", "", ErrBadPath},
+		{"/deb.debian.org/debian/pool/a\x7fb.deb", "", "", ErrBadPath},
+		{"/deb.debian.org/debian/pool/a\tb.deb", "", "", ErrBadPath},
+		{"/deb.debian.org/debian/pool/" + strings.Repeat("\xff", 1000) + ".deb", "", "", ErrBadPath},
 		{"/user@evil.example/debian/dists/x/Release", "", "", ErrBadHost},
 		{"/deb.debian.org:99999/debian/dists/x/Release", "", "", ErrBadHost},
 		{"/deb.debian.org/secret/admin", "", "", ErrNotMirrorPath},
