@@ -66,10 +66,12 @@ func (n *Node) serveApt(ctx *fasthttp.RequestCtx, u mirrorurl.URL, later *chan S
 	}
 	base, path := aptindex.SplitPath(site, u.Path, n.index.BaseDirs)
 	d, ok := n.index.Lookup(site, base, path)
-	if !ok && n.waitIndexes(site) {
+	if !ok && strings.Contains(u.Path, "/pool/") && n.waitIndexes(site) {
 		// A Packages file of this site was still being registered: apt asks
 		// for packages the moment it has received the index, which is
-		// before the index is parsed. Look again now that it is.
+		// before the index is parsed. Look again now that it is. (Only for
+		// pool files: the other index files of an apt-get update must not
+		// queue behind a large Packages download.)
 		base, path = aptindex.SplitPath(site, u.Path, n.index.BaseDirs)
 		d, ok = n.index.Lookup(site, base, path)
 	}
