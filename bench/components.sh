@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Component benchmarks (issue 7, measurement 5): the per-package Go benchmarks
 # collected into one file and summarised by benchstat.
-#   bench/components.sh quick   -count=3, short -benchtime (a few minutes)
-#   bench/components.sh full    -count=6, longer -benchtime
+#   bench/components.sh quick   -count=3, short -benchtime (about 3 minutes)
+#   bench/components.sh full    -count=6, longer -benchtime (about 6 minutes)
 # Raw output: bench/out/components.txt; benchstat: bench/out/components-benchstat.txt;
 # the combined table (printed): bench/out/components.md.
 # The detailed per-area numbers (and their commands) live in the wire, engine,
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}
 case $mode in
-quick) count=3 fast=100ms slow=2x ;;
+quick) count=3 fast=50ms slow=1x ;;
 full) count=6 fast=300ms slow=3x ;;
 *)
 	echo "usage: bench/components.sh quick|full" >&2

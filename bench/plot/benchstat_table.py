@@ -18,10 +18,11 @@ def human_time(s):
 
 
 def human(v, unit):
-    if unit == "sec/op":
+    # Custom metrics measured in seconds ("cpu-sec/op", "wire-sec/decode", "go-s").
+    if unit == "sec/op" or "sec/" in unit or unit.endswith("-s"):
         return human_time(v)
-    if unit in ("B/op", "allocs/op") and v == int(v):
-        return str(int(v))
+    if unit in ("B/op", "allocs/op"):
+        return f"{v:.0f}" if v >= 10 else f"{v:.3g}"
     if abs(v) >= 1e6:
         return f"{v / 1e6:.4g} M"
     if abs(v) >= 1e4:
