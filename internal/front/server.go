@@ -74,6 +74,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	t0 := time.Now()
 	uri := ctx.Request.Header.RequestURI()
 	from := remoteAddr(ctx)
+	if s.n.Config().DHTOnly {
+		s.dhtOnly(ctx, from, uri)
+		return
+	}
 	switch {
 	case bytes.HasPrefix(uri, peerPrefix):
 		s.n.PeerHandler().ServeFastHTTP(ctx)
@@ -159,4 +163,21 @@ func (s *Server) status(ctx *fasthttp.RequestCtx, from netip.Addr, write func(*f
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
 	write(ctx)
+}
+
+// dhtOnly answers on a DHT-ONLY (bootstrap) node: the status views, as the
+// original served its DHT statistics for every path, and a clear refusal for
+// apt and peer requests, which such a node does not serve.
+func (s *Server) dhtOnly(ctx *fasthttp.RequestCtx, from netip.Addr, uri []byte) {
+	switch {
+	case bytes.HasPrefix(uri, peerPrefix), bytes.HasPrefix(uri, httpPrefix), bytes.HasPrefix(uri, tlsPrefix),
+		bytes.Contains(uri, []byte("/dists/")), bytes.Contains(uri, []byte("/pool/")):
+		ctx.Error("apt-p2p: this is a DHT-only (bootstrap) node; it serves no files (DHT-ONLY = yes)\n", fasthttp.StatusNotFound)
+	case string(ctx.Path()) == "/stats.json":
+		s.status(ctx, from, s.writeJSON)
+	case string(ctx.Path()) == "/metrics":
+		s.status(ctx, from, s.writeMetrics)
+	default:
+		s.status(ctx, from, s.writeHTML)
+	}
 }

@@ -127,8 +127,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
-	n.wg.Go(n.announceLoop)
 	n.wg.Go(n.Stats.persistLoop(n.ctx))
+	if cfg.DHTOnly {
+		// A bootstrap node (DHT-ONLY): it answers the DHT and shows its status
+		// page, and neither downloads, shares nor announces anything.
+		n.log.Info("DHT-only mode: serving the DHT and the status page only")
+		return n, nil
+	}
+	n.wg.Go(n.announceLoop)
 	if len(cfg.OtherDirs) > 0 {
 		n.wg.Go(func() {
 			err := n.store.ScanDirs(n.ctx, cfg.OtherDirs, func(info piecestore.Info) {
@@ -165,8 +171,11 @@ func upstreamTLS(caFile string) (*tls.Config, error) {
 }
 
 func (n *Node) startDHT() error {
-	c := engine.Default()
 	d := n.cfg.DHT
+	c := engine.Default()
+	if d.TimeoutProfile == "classic" {
+		c = engine.Classic() // the original's 2/6/9 s schedule and strictly two-phase gets
+	}
 	c.K = 8
 	c.CheckpointInterval = d.CheckpointInterval
 	c.ConcurrentReqs = d.ConcurrentReqs
@@ -180,21 +189,26 @@ func (n *Node) startDHT() error {
 	c.KRPCTimeout = d.KRPCTimeout
 	c.KRPCInitialDelay = d.KRPCInitialDelay
 	c.BootstrapNode = d.BootstrapNode || len(d.Bootstrap) == 0
-	if d.TimeoutProfile == "classic" {
-		c.Profile = engine.ProfileClassic
-	}
 	c.StateDir = filepath.Join(n.cfg.CacheDir, "dht")
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return fmt.Errorf("DHT state directory: %w", err)
 	}
 	listen := joinHostPort(n.cfg.BindAddress, d.Port)
+	var tr engine.Transport // nil: the standard library's net.UDPConn (zero allocations per datagram)
+	if d.UDPTransport == "gnet" {
+		g, err := engine.ListenGnet(listen)
+		if err != nil {
+			return fmt.Errorf("DHT on UDP %s (gnet): %w (is another apt-p2p running, or the port in use? set [%s] PORT)", listen, err, n.cfg.DHTSection)
+		}
+		tr = g
+	}
 	var err error
 	n.dht, err = engine.Start(engine.Options{
 		Config:    c,
 		Listen:    listen,
 		Bootstrap: d.Bootstrap,
 		Logger:    n.log.With("part", "dht"),
-		Transport: nil,
+		Transport: tr,
 	})
 	if err != nil {
 		return fmt.Errorf("DHT on UDP %s: %w (is another apt-p2p running, or the port in use? set [%s] PORT)", listen, err, n.cfg.DHTSection)
