@@ -3,9 +3,11 @@
 # each fetch the same package set from a counting test mirror, all at once and
 # staggered (one client every 2 s), beside the same clients straight to the
 # mirror and through one shared apt-cacher-ng. Driver: bench/swarm (Go).
-#   bench/swarm.sh quick   16 daemons, 30 packages (~68 MB)
-#   bench/swarm.sh full    16 and 32 daemons, 60 packages (~265 MB); 16 daemons
-#                          also with MIN_DOWNLOAD_PEERS=3 (the default)
+#   bench/swarm.sh quick   16 daemons, 30 packages (~70 MB), about 2 minutes
+#   bench/swarm.sh full    16 and 32 daemons, 60 packages (~270 MB); 16 daemons
+#                          also with MIN_DOWNLOAD_PEERS=3 (the default), and 16
+#                          daemons with the quick set behind a 25 MB/s mirror
+#                          (about 15 minutes in all)
 # Output: the table on stdout, bench/out/swarm-<mode>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,4 +50,7 @@ if [[ $mode == full ]]; then
 	# The default MIN_DOWNLOAD_PEERS=3 adds the mirror as a source while fewer
 	# than 3 peers have a file: more mirror bytes, shown for comparison.
 	run -set full -daemons 16 -min-peers 3 -systems apt-p2p -json "bench/out/swarm-full-minpeers3.json"
+	# A mirror (or site uplink) of 25 MB/s (200 Mbit/s) in total, shared by
+	# every client: where offloading it also saves time.
+	run -set quick -daemons 16 -min-peers 1 -mirror-rate 25000000 -json "bench/out/swarm-full-ratelimited.json"
 fi

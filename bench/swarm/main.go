@@ -85,7 +85,9 @@ type options struct {
 	parallel int
 	stagger  time.Duration
 	timeout  time.Duration
-	log      *slog.Logger
+	// mirrorRate, when > 0, limits the mirror's total upload in bytes/s.
+	mirrorRate int64
+	log        *slog.Logger
 }
 
 func main() {
@@ -102,6 +104,7 @@ func main() {
 	flag.IntVar(&o.parallel, "parallel", 6, "concurrent downloads per client (apt uses a few connections)")
 	flag.DurationVar(&o.stagger, "stagger", 2*time.Second, "delay between client starts in the staggered mode")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit for one scenario")
+	flag.Int64Var(&o.mirrorRate, "mirror-rate", 0, "limit the mirror's total upload to this many bytes/s (0 = unlimited)")
 	flag.Parse()
 	o.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
@@ -199,6 +202,18 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 		return err
 	}
 	defer mirror.Close()
+	mirrorAddr := mirror.Addr()
+	if o.mirrorRate > 0 {
+		// The same counting handler behind one shared rate limit: a mirror
+		// (or site uplink) of limited total bandwidth.
+		srv, addr, err := serveLimited(mirror, o.mirrorRate)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		mirrorAddr = addr
+		o.log.Info("mirror rate-limited", "bytes_per_s", o.mirrorRate)
+	}
 
 	var results []Result
 	failed := false
@@ -214,7 +229,7 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 						return ctx.Err()
 					}
 					sctx, cancel := context.WithTimeout(ctx, o.timeout)
-					r, err := scenario(sctx, o, repo, mirror, sys, mode, n, mp)
+					r, err := scenario(sctx, o, repo, mirror, mirrorAddr, sys, mode, n, mp)
 					cancel()
 					if err != nil {
 						// One system failing must not lose the others' results.
@@ -231,7 +246,7 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 			}
 		}
 	}
-	printTable(os.Stdout, results, len(repo.Packages), small, unique)
+	printTable(os.Stdout, results, len(repo.Packages), small, unique, o.mirrorRate)
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(results, "", "  ")
 		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
@@ -245,14 +260,14 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 }
 
 // scenario runs one system with n clients in one start mode.
-func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *testrepo.Mirror, sys, mode string, n, minPeers int) (r Result, err error) {
+func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *testrepo.Mirror, mirrorAddr, sys, mode string, n, minPeers int) (r Result, err error) {
 	r = Result{System: sys, Mode: mode, Clients: n, MinPeers: minPeers}
 	dir, err := os.MkdirTemp(o.work, sys+"-")
 	if err != nil {
 		return r, err
 	}
 	defer os.RemoveAll(dir)
-	mirrorBase := "http://" + mirror.Addr() + "/debian/"
+	mirrorBase := "http://" + mirrorAddr + "/debian/"
 	clients := make([]*client, n)
 	var ds []*daemon
 	switch sys {
@@ -261,7 +276,7 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 			clients[i] = newClient(o.parallel, nil, func(p string) string { return mirrorBase + p })
 		}
 	case "apt-cacher-ng":
-		a, err := startACNG(ctx, o, dir, mirror.Addr())
+		a, err := startACNG(ctx, o, dir, mirrorAddr)
 		if err != nil {
 			return r, err
 		}
@@ -277,7 +292,7 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 			return r, err
 		}
 		for i, d := range ds {
-			prefix := "http://" + d.addr() + "/" + mirror.Addr() + "/debian/"
+			prefix := "http://" + d.addr() + "/" + mirrorAddr + "/debian/"
 			clients[i] = newClient(o.parallel, nil, func(p string) string { return prefix + p })
 		}
 		// apt-get update through every daemon (untimed), then wait until each
@@ -303,7 +318,7 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 						return
 					}
 				}
-				errs[i] = ds[i].waitIndex(ctx, mirror.Addr()+"/debian/"+repo.Packages[0].Filename)
+				errs[i] = ds[i].waitIndex(ctx, mirrorAddr+"/debian/"+repo.Packages[0].Filename)
 			})
 		}
 		wg.Wait()
@@ -796,10 +811,14 @@ func (a *acng) stop() float64 {
 
 func mb(n int64) string { return fmt.Sprintf("%.1f", float64(n)/1e6) }
 
-func printTable(w io.Writer, rs []Result, pkgs, small int, unique int64) {
+func printTable(w io.Writer, rs []Result, pkgs, small int, unique, rate int64) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
-	fmt.Fprintf(bw, "\npackage set: %d packages (%d under 512 KiB), %s MB unique\n\n", pkgs, small, mb(unique))
+	lim := "unlimited"
+	if rate > 0 {
+		lim = fmt.Sprintf("%s MB/s in total", mb(rate))
+	}
+	fmt.Fprintf(bw, "\npackage set: %d packages (%d under 512 KiB), %s MB unique; mirror bandwidth %s\n\n", pkgs, small, mb(unique), lim)
 	fmt.Fprintln(bw, "| system | start | clients | MIN_DOWNLOAD_PEERS | mirror MB | mirror ÷ unique | mirror requests | completion p50 | p99 | wall | from mirror MB | from peers MB | peer upload MB (requested) | CPU s | errors/retries |")
 	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
@@ -819,4 +838,72 @@ func printTable(w io.Writer, rs []Result, pkgs, small int, unique int64) {
 		fmt.Fprintf(bw, "| %s | %s | %d | %s | %s | **%.2f** | %d | %.1f s | %.1f s | %.1f s %s %s | %d/%d |\n",
 			r.System, r.Mode, r.Clients, mp, mb(r.MirrorBytes), r.Ratio, r.MirrorReqs, r.P50, r.P99, r.Wall, src, cpu, r.Errors, r.Retries)
 	}
+}
+
+// serveLimited serves h on a new low port with every response body sharing
+// one rate limit of rate bytes/s.
+func serveLimited(h http.Handler, rate int64) (*http.Server, string, error) {
+	var ln net.Listener
+	var err error
+	for range 100 {
+		if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPort()))); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	l := &limiter{perByteF: float64(time.Second) / float64(rate)}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+			h.ServeHTTP(&limitedWriter{ResponseWriter: rw, l: l}, r)
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go srv.Serve(ln)
+	return srv, ln.Addr().String(), nil
+}
+
+// limiter hands out transmission slots in arrival order: a write of n bytes
+// may start once the writes before it have had their n/rate seconds.
+type limiter struct {
+	mu       sync.Mutex
+	next     time.Time
+	perByteF float64 // nanoseconds per byte
+}
+
+func (l *limiter) wait(n int) {
+	l.mu.Lock()
+	now := time.Now()
+	if l.next.Before(now) {
+		l.next = now
+	}
+	start := l.next
+	l.next = l.next.Add(time.Duration(l.perByteF * float64(n)))
+	l.mu.Unlock()
+	if d := time.Until(start); d > 0 {
+		time.Sleep(d)
+	}
+}
+
+// limitedWriter passes body writes through the shared limiter in 32 KiB
+// slices. It has no ReadFrom, so io.Copy cannot bypass it with sendfile.
+type limitedWriter struct {
+	http.ResponseWriter
+	l *limiter
+}
+
+func (w *limitedWriter) Write(p []byte) (int, error) {
+	total := 0
+	for len(p) > 0 {
+		n := min(len(p), 32<<10)
+		w.l.wait(n)
+		m, err := w.ResponseWriter.Write(p[:n])
+		total += m
+		if err != nil {
+			return total, err
+		}
+		p = p[n:]
+	}
+	return total, nil
 }
