@@ -418,9 +418,9 @@ func (w *Writer) Wait(ctx context.Context, off int64) (avail int64, err error) {
 }
 
 // File is the temporary file, to stream the available prefix (ReadAt / sendfile). It stays
-// readable after Commit (it is then the stored file) and after Abort (it is unlinked); the
-// descriptor is closed when the Writer and every *os.File obtained from it are unreachable,
-// so streamers need no coordination with the downloader. nil if the FS is not the OS's.
+// readable after Commit (it is then the stored file). Abort and a failed write close it, so a
+// streamer reading after a failure gets an error and cuts its response, which is what it must
+// do anyway once Wait has reported the failure. nil if the FS is not the OS's.
 func (w *Writer) File() *os.File { return osFileOf(w.f) }
 
 // Err is the error that ended the Writer, or nil.

@@ -279,9 +279,8 @@ func (h *heldWriter) release() {
 	}
 }
 
-// errorLines renders an error, one "apt-p2p: " line per distinct problem: a
-// joined error can report one mistake twice (an option and another option
-// interpolating it), with and without the package prefix.
+// errorLines renders an error, one "apt-p2p: " line per problem (a config error
+// joins one line per mistake), dropping the package prefix repeated on each.
 func errorLines(err error) string {
 	var out []string
 	seen := map[string]bool{}

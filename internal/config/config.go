@@ -323,7 +323,17 @@ func build(ini *iniFile) (*Config, error) {
 		o.apply(c, val)
 	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("config: %w", errors.Join(errs...))
+		// A [DEFAULT] value the DHT section inherits (PORT, LOCAL_OK) fails
+		// once for each section; report it once.
+		seen := map[string]bool{}
+		uniq := errs[:0]
+		for _, e := range errs {
+			if !seen[e.Error()] {
+				seen[e.Error()] = true
+				uniq = append(uniq, e)
+			}
+		}
+		return nil, fmt.Errorf("config: %w", errors.Join(uniq...))
 	}
 	c.CacheDir = expandHome(c.CacheDir)
 	for i, d := range c.OtherDirs {

@@ -154,3 +154,12 @@ func TestWriteRoundTrips(t *testing.T) {
 		t.Fatalf("round trip lost values: %+v", c2)
 	}
 }
+
+// A bad PORT in [DEFAULT] is inherited by the DHT section; it is one mistake
+// and must be reported once.
+func TestInheritedErrorReportedOnce(t *testing.T) {
+	msg := loadErr(t, "[DEFAULT]\nPORT = abc\n")
+	if n := strings.Count(msg, "PORT: expected an integer"); n != 1 {
+		t.Fatalf("reported %d times: %q", n, msg)
+	}
+}

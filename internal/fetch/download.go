@@ -452,7 +452,7 @@ func (dl *download) complete(s *source, i int, data []byte, sum *[20]byte, err e
 
 	dl.mu.Lock()
 	if werr != nil {
-		dl.finishLocked(fmt.Errorf("%w: piece %d: %v", ErrSink, i, werr))
+		dl.finishLocked(fmt.Errorf("%w: piece %d: %w", ErrSink, i, werr))
 	} else if !dl.finished {
 		s.delivered += int64(len(data))
 		dl.left--

@@ -264,7 +264,7 @@ func (dl *download) streamOnce(s *source, st *streamState, pos int64, buf []byte
 				_, werr := dl.job.Sink.WriteAt(data[:take], cur)
 				dl.gate.RUnlock()
 				if werr != nil {
-					return fmt.Errorf("%w: at %d: %v", ErrSink, cur, werr)
+					return fmt.Errorf("%w: at %d: %w", ErrSink, cur, werr)
 				}
 				dl.mu.Lock()
 				s.delivered += take
