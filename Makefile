@@ -23,7 +23,7 @@ build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/apt-p2p
 
 run: build
-	./$(BIN) $(RUNARGS)
+	./$(BIN) run --embedded $(RUNARGS)
 
 vet:
 	$(GO) vet $(PKGS)
