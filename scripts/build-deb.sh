@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 ver=$(bin/apt-p2p version | awk '{print $2}')
 arch=$(dpkg --print-architecture)
 root=$(mktemp -d)
+chmod 0755 "$root"
 trap 'rm -rf "$root"' EXIT
 install -D -m 0755 bin/apt-p2p "$root/usr/sbin/apt-p2p"
 install -D -m 0644 packaging/apt-p2p.conf "$root/etc/apt-p2p/apt-p2p.conf"
