@@ -360,6 +360,18 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 	if ctx.Err() != nil {
 		return r, fmt.Errorf("scenario did not finish: %w", ctx.Err())
 	}
+	// The mirror logs a response when its handler returns, which can be a
+	// moment after the client has read the last byte: wait until the
+	// counters stop moving.
+	for prev, stable := mirror.TotalRequests(), 0; stable < 2; {
+		time.Sleep(250 * time.Millisecond)
+		cur := mirror.TotalRequests()
+		if cur == prev {
+			stable++
+		} else {
+			prev, stable = cur, 0
+		}
+	}
 	after := sumStats(context.Background(), ds)
 	r.MirrorDown = after.Mirror - before.Mirror
 	r.PeerDown = after.Peers - before.Peers
