@@ -30,7 +30,7 @@ BW=$(ls $LISTS/*debian_dists_bookworm_main_binary-amd64_Packages* 2>/dev/null | 
 [[ -n $BW ]] || { echo "memory.sh: no bookworm main amd64 Packages in $LISTS (apt-get update with a bookworm source first)" >&2; exit 1; }
 OUT=bench/out/memory
 mkdir -p "$OUT"
-rm -f "$OUT"/results "$OUT"/table.txt
+rm -f "$OUT"/results "$OUT"/table.txt "$OUT"/drain.txt "$OUT"/cache-size.txt "$OUT"/fetch-*.txt
 TMP=$(mktemp -d /tmp/bench-memory.XXXXXX)
 chmod 755 "$TMP"
 source bench/aptbench/lib.sh
