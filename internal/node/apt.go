@@ -156,29 +156,12 @@ func (n *Node) serveUnhashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, ba
 		File:        f,
 		Size:        cf.meta.Size,
 		ModTime:     mod,
-		ContentType: contentType(path),
+		ContentType: httpserve.ContentType(path),
 		Release:     func() { f.Close() },
 	})
 	return src
 }
 
-func contentType(p string) string {
-	switch {
-	case strings.HasSuffix(p, ".deb"), strings.HasSuffix(p, ".udeb"):
-		return "application/vnd.debian.binary-package"
-	case strings.HasSuffix(p, ".xz"):
-		return "application/x-xz"
-	case strings.HasSuffix(p, ".gz"):
-		return "application/gzip"
-	case strings.HasSuffix(p, ".bz2"):
-		return "application/x-bzip2"
-	case strings.HasSuffix(p, ".zst"):
-		return "application/zstd"
-	case strings.HasSuffix(p, "Release"), strings.HasSuffix(p, "Packages"), strings.HasSuffix(p, "Sources"):
-		return "text/plain; charset=utf-8"
-	}
-	return "application/octet-stream"
-}
 
 // serveHashed answers for a file whose size and hash the index knows: from the
 // store if a verified copy is there, else from the download for that content.
@@ -192,7 +175,7 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 	if ctx.IsHead() {
 		ctx.Response.Header.SetContentLength(int(d.Size))
 		ctx.Response.Header.Set("Accept-Ranges", "bytes")
-		ctx.Response.Header.SetContentType(contentType(path))
+		ctx.Response.Header.SetContentType(httpserve.ContentType(path))
 		ctx.Response.SkipBody = true
 		return SourceCache
 	}
@@ -234,7 +217,7 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 	httpserve.ServeFile(ctx, &httpserve.FileResponse{
 		Growing:     dl.w,
 		Size:        d.Size,
-		ContentType: contentType(path),
+		ContentType: httpserve.ContentType(path),
 		Context:     n.ctx,
 		Release: func() {
 			dl.nwait.Add(-1)
@@ -267,7 +250,7 @@ func (n *Node) serveStored(ctx *fasthttp.RequestCtx, info *piecestore.Info, path
 	httpserve.ServeFile(ctx, &httpserve.FileResponse{
 		File:        r.File(),
 		Size:        r.Size(),
-		ContentType: contentType(path),
+		ContentType: httpserve.ContentType(path),
 		ETag:        etag,
 		Release:     func() { r.Close() },
 	})
