@@ -162,7 +162,6 @@ func (n *Node) serveUnhashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, ba
 	return src
 }
 
-
 // serveHashed answers for a file whose size and hash the index knows: from the
 // store if a verified copy is there, else from the download for that content.
 func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base, path string, d digest.Set, later *chan Source) Source {
