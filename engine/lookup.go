@@ -327,8 +327,9 @@ func (l *lookup) onReply(c *Core, now time.Time, id wire.ID, m *wire.Msg) {
 		l.addNodes(c, m, hop)
 	case lookupGetValue:
 		if l.get != nil {
-			for i := 0; i < m.Values.Len(); i++ {
-				if l.get.deliver(c, now, m.Values.At(i)) {
+			// All walks the list once; At(i) rescans from the start each time.
+			for v := range m.Values.All {
+				if l.get.deliver(c, now, v) {
 					l.results++
 				}
 			}
