@@ -80,12 +80,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	switch {
 	case bytes.HasPrefix(uri, peerPrefix):
-		s.n.PeerHandler().ServeFastHTTP(ctx)
-		if c := ctx.Response.StatusCode(); c == fasthttp.StatusOK || c == fasthttp.StatusPartialContent {
-			if !ctx.IsHead() {
-				s.n.Stats.Uploaded.Add(int64(ctx.Response.Header.ContentLength()))
-			}
-		}
+		s.n.PeerHandler().ServeFastHTTP(ctx) // counts the upload bytes as they are written
 		return
 	case ctx.IsConnect():
 		ctx.Error("apt-p2p does not tunnel CONNECT: use http:// sources, or the /https/<host>/... prefix form for https mirrors\n", fasthttp.StatusMethodNotAllowed)

@@ -120,6 +120,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		MaxUploads:         cfg.MaxUploads,
 	})
 	n.peers = httpserve.NewPeerHandler(storeContent{n}, n.throttle, log.With("part", "peers"))
+	n.Stats.uploaded = func() int64 { return n.peers.Stats().BytesSent }
 
 	n.loadIndexes()
 

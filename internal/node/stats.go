@@ -17,7 +17,10 @@ type Stats struct {
 	Registry metrics.Registry
 
 	Mirror, Peers, Cache *metrics.Counter // bytes sent to apt, by where they came from
-	Uploaded             *metrics.Counter // bytes uploaded to peers
+	// uploaded reads the bytes actually written to peers (the peer handler
+	// counts them as they leave, so cut and endgame-duplicate responses count
+	// only what was sent).
+	uploaded func() int64
 	Requests             *metrics.Counter
 	Lookups              *metrics.Counter
 	Mismatches           *metrics.Counter
@@ -48,7 +51,8 @@ func newStats(path string) *Stats {
 	s.Mirror = r.Counter("aptp2p_download_bytes_total", `source="mirror"`, dl)
 	s.Peers = r.Counter("aptp2p_download_bytes_total", `source="peer"`, dl)
 	s.Cache = r.Counter("aptp2p_download_bytes_total", `source="cache"`, dl)
-	s.Uploaded = r.Counter("aptp2p_upload_bytes_total", "", "Bytes uploaded to other peers.")
+	s.uploaded = func() int64 { return 0 }
+	r.CounterFunc("aptp2p_upload_bytes_total", "", "Bytes uploaded to other peers.", func() float64 { return float64(s.uploaded()) })
 	s.Requests = r.Counter("aptp2p_apt_requests_total", "", "apt requests answered.")
 	s.Lookups = r.Counter("aptp2p_dht_lookups_total", "", "DHT lookups started for downloads.")
 	s.Mismatches = r.Counter("aptp2p_verification_failures_total", "", "Downloads whose whole-file hash did not match (sources banned).")
@@ -64,7 +68,7 @@ func newStats(path string) *Stats {
 
 // Session returns this session's counters.
 func (s *Stats) Session() AllTime {
-	return AllTime{Mirror: s.Mirror.Load(), Peers: s.Peers.Load(), Cache: s.Cache.Load(), Uploaded: s.Uploaded.Load(), Requests: s.Requests.Load()}
+	return AllTime{Mirror: s.Mirror.Load(), Peers: s.Peers.Load(), Cache: s.Cache.Load(), Uploaded: s.uploaded(), Requests: s.Requests.Load()}
 }
 
 // Total returns the all-time counters.
