@@ -48,9 +48,9 @@ func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	return netip.Addr{}
 }
 
-// clientAllowed is the apt-facing ACL: loopback (any 127/8 address and ::1,
+// ClientAllowed is the apt-facing ACL: loopback (any 127/8 address and ::1,
 // not only 127.0.0.1 as the original compared) or a configured network.
-func (s *Server) clientAllowed(a netip.Addr) bool {
+func (s *Server) ClientAllowed(a netip.Addr) bool {
 	for _, p := range s.allowed {
 		if p.Contains(a) {
 			return true
@@ -60,7 +60,7 @@ func (s *Server) clientAllowed(a netip.Addr) bool {
 }
 
 func (s *Server) statusAllowed(a netip.Addr) bool {
-	return s.remote || a.IsLoopback() || s.clientAllowed(a)
+	return s.remote || a.IsLoopback() || s.ClientAllowed(a)
 }
 
 var (
@@ -108,7 +108,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 	}
-	if !s.clientAllowed(from) {
+	if !s.ClientAllowed(from) {
 		// The original answered 404 to strangers; say why instead.
 		ctx.Error("apt-p2p: this address may not use the apt proxy (see ALLOWED_CLIENTS)\n", fasthttp.StatusForbidden)
 		s.log.Info("apt request refused", "from", from, "uri", string(uri))

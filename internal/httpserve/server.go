@@ -41,6 +41,10 @@ type ServerConfig struct {
 	// connection in a type without ReadFrom, which silently turns sendfile into read+write copies
 	// (and it only knows IPv4). Default 32.
 	MaxConnsPerIP int
+	// Unlimited, if set, exempts addresses from MaxConnsPerIP: the daemon's own apt clients
+	// (ALLOWED_CLIENTS) are trusted and may open as many connections as they like (a site cache
+	// behind one NAT address, a parallel downloader), while peers stay capped.
+	Unlimited func(netip.Addr) bool
 	// MaxRequestsPerConn closes a connection after this many requests; 0: unlimited.
 	MaxRequestsPerConn int
 	// Logger receives fasthttp's connection errors at debug level (cut connections are normal here:
@@ -127,7 +131,7 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 // *net.TCPConn's ReadFrom, so sendfile still works through them.
 func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
 	cfg = cfg.withDefaults()
-	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int)}
+	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int), unlimited: cfg.Unlimited}
 }
 
 type limitListener struct {
@@ -136,6 +140,8 @@ type limitListener struct {
 	stall time.Duration
 	mu    sync.Mutex
 	n     map[netip.Addr]int
+
+	unlimited func(netip.Addr) bool
 }
 
 // tcpLimitConn embeds *net.TCPConn so ReadFrom (sendfile) and the deadline methods are promoted.
@@ -198,9 +204,10 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if !ok {
 			return c, nil
 		}
-		key := peerKey(tc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr())
+		addr := tc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
+		key := peerKey(addr)
 		l.mu.Lock()
-		over := l.n[key] >= l.max
+		over := l.n[key] >= l.max && (l.unlimited == nil || !l.unlimited(addr))
 		if !over {
 			l.n[key]++
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -124,5 +125,36 @@ func TestWriteStallCutsReader(t *testing.T) {
 	body, err := io.ReadAll(resp.Body)
 	if err == nil || len(body) >= size {
 		t.Fatalf("stalled reader got %d of %d bytes, err %v", len(body), size, err)
+	}
+}
+
+// The daemon's own apt clients are exempt from the per-address cap (a site
+// cache serves a whole NAT'ed office from one address); peers stay capped.
+func TestLimitListenerUnlimitedClients(t *testing.T) {
+	trusted := netip.MustParseAddr("127.0.0.12")
+	addr := startServer(t, okHandler, ServerConfig{MaxConnsPerIP: 2, Unlimited: func(a netip.Addr) bool { return a == trusted }})
+	var conns []net.Conn
+	for range 5 {
+		c := dialFrom(t, "127.0.0.12", addr)
+		conns = append(conns, c)
+		if code := roundTrip(t, c, req("GET", "/", "")); code != 200 {
+			t.Fatalf("connection %d from a trusted client answered %d", len(conns), code)
+		}
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	a, b := dialFrom(t, "127.0.0.13", addr), dialFrom(t, "127.0.0.13", addr)
+	defer a.Close()
+	defer b.Close()
+	if roundTrip(t, a, req("GET", "/", "")) != 200 || roundTrip(t, b, req("GET", "/", "")) != 200 {
+		t.Fatal("an untrusted address's first two connections were refused")
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.13")}}
+	if third, err := d.Dial("tcp", addr); err == nil {
+		defer third.Close()
+		if code := roundTrip(t, third, req("GET", "/", "")); code != 0 {
+			t.Fatalf("third connection from an untrusted address answered %d", code)
+		}
 	}
 }
