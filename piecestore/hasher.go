@@ -47,6 +47,33 @@ func NewHasher(want *digest.Set, size int64) *Hasher {
 	return h
 }
 
+// newVerifyingHasher returns a Hasher computing only what checking content against want
+// needs: SHA-256 (which names every stored file), the SHA-1 piece hashes, and a whole-file
+// hash of another type only when want has nothing stronger to check against. The Writer
+// merges want's hashes into the result after a successful check, so the content is still
+// found by each of them, and its stored digest carries exactly the hashes the index gave
+// plus SHA-256: the DHT key derived from it is the one a requester derives from the index.
+// (Computing every type cost a downloaded .deb five hashes per byte, MD5 alone 29% of a
+// cold fetch's CPU; and a computed whole-file SHA-1 made the announcement key differ from
+// the key of a requester whose index, like Debian's since bookworm, lists no SHA-1.)
+func newVerifyingHasher(want *digest.Set, size int64) *Hasher {
+	h := &Hasher{piece: sha1.New()}
+	h.whole[digest.SHA256] = sha256.New()
+	switch {
+	case want.Has(digest.SHA256):
+	case want.Has(digest.SHA512):
+		h.whole[digest.SHA512] = sha512.New()
+	case want.Has(digest.SHA1):
+		h.whole[digest.SHA1] = sha1.New()
+	case want.Has(digest.MD5):
+		h.whole[digest.MD5] = md5.New()
+	}
+	if size >= 0 {
+		h.pieces = make([]byte, 0, NumPieces(size)*sha1.Size)
+	}
+	return h
+}
+
 // NumPieces is the number of 512 KiB pieces of a file of size bytes.
 func NumPieces(size int64) int {
 	return int((size + PieceSize - 1) / PieceSize)

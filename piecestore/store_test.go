@@ -43,22 +43,26 @@ func TestStoreSequentialAndLookup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !info.Complete || hexOf(info.Digest.SHA1[:]) != vecSHA1 || !info.Digest.Has(digest.SHA1) {
-		t.Errorf("info %+v: SHA-1 not computed", info.Digest)
+	// Only what checking needs is computed: the index gave SHA-256 only, so the
+	// stored digest has no SHA-1, and the DHT key derived from it is the SHA-256
+	// one a requester with the same index derives.
+	if !info.Complete || info.Digest.Has(digest.SHA1) || info.Digest.Has(digest.MD5) {
+		t.Errorf("info %+v: hashes beyond the index's and SHA-256", info.Digest)
+	}
+	if k, _ := info.Digest.Key(); k != wire.NormKey(d.SHA256[:]) {
+		t.Errorf("DHT key %v, want the SHA-256 key", k)
 	}
 	if hexOf(info.Pieces) != vecPieces || info.PiecesHash.String() != vecPiecesHash {
 		t.Errorf("pieces %x hash %v", info.Pieces, info.PiecesHash)
 	}
-	// Found by any hash, whatever the caller knows.
-	for _, q := range []digest.Set{digestOf(data, digest.SHA1), digestOf(data, digest.SHA256), digestOf(data, digest.SHA1, digest.SHA256)} {
+	// Found by the hashes it is known by, whatever else the caller knows.
+	for _, q := range []digest.Set{digestOf(data, digest.SHA256), digestOf(data, digest.SHA1, digest.SHA256)} {
 		if _, ok := s.Lookup(&q); !ok {
 			t.Errorf("Lookup(%v) failed", q)
 		}
 	}
-	for _, h := range [][]byte{info.Digest.SHA1[:], info.Digest.SHA256[:]} {
-		if _, ok := s.LookupHash(h); !ok {
-			t.Errorf("LookupHash(%x) failed", h)
-		}
+	if _, ok := s.LookupHash(info.Digest.SHA256[:]); !ok {
+		t.Errorf("LookupHash(SHA-256) failed")
 	}
 	ph, _ := wire.ParseID(vecPiecesHash)
 	if p, ok := s.LookupPieces(ph); !ok || !bytes.Equal(p, info.Pieces) {
@@ -70,10 +74,10 @@ func TestStoreSequentialAndLookup(t *testing.T) {
 	if _, ok := s.Lookup(&bad); ok {
 		t.Error("found with the wrong size")
 	}
-	bad = digestOf(data, digest.SHA1, digest.SHA256)
-	bad.SHA1[0] ^= 1
+	bad = digestOf(data, digest.SHA256)
+	bad.SHA256[0] ^= 1
 	if _, ok := s.Lookup(&bad); ok {
-		t.Error("found although the SHA-1 disagrees")
+		t.Error("found although the SHA-256 disagrees")
 	}
 	// MD5 was neither given nor computed: the content is not found by it.
 	if q := digestOf(data, digest.MD5); lookupOK(s, q.MD5[:]) {
@@ -566,5 +570,50 @@ func TestFlusher(t *testing.T) {
 	got, ok := s.Lookup(&info.Digest)
 	if !ok || !got.LastAnnounced.Equal(clock.Add(time.Minute)) {
 		t.Fatalf("after restart: %v %v", ok, got.LastAnnounced)
+	}
+}
+
+// An index that gives SHA-1 and MD5 besides SHA-256 (older archives, the test
+// repositories): they are merged into the stored digest after the SHA-256
+// check, so the content is found by each, and the DHT key is the SHA-1 one the
+// requester derives.
+func TestWriterMergesIndexHashes(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Options{})
+	defer s.Close()
+	data := vectorData()
+	d := digestOf(data, digest.MD5, digest.SHA1, digest.SHA256)
+	w, err := s.Create(d, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.WriteAt(data, 0); err != nil {
+		t.Fatal(err)
+	}
+	info, err := w.Commit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Digest.Has(digest.SHA1) || hexOf(info.Digest.SHA1[:]) != vecSHA1 || !info.Digest.Has(digest.MD5) {
+		t.Fatalf("index hashes not merged: %v", info.Digest)
+	}
+	if k, _ := info.Digest.Key(); k != wire.NormKey(d.SHA1[:]) {
+		t.Fatalf("DHT key %v, want the SHA-1 key", k)
+	}
+	for _, h := range [][]byte{d.MD5[:], d.SHA1[:], d.SHA256[:]} {
+		if _, ok := s.LookupHash(h); !ok {
+			t.Errorf("LookupHash(%x) failed", h)
+		}
+	}
+	// A wrong SHA-256 is still refused, whatever the weaker hashes say.
+	bad := d
+	bad.SHA256[0] ^= 1
+	w2, err := s.Create(bad, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w2.WriteAt(data, 0); err == nil {
+		if _, err := w2.Commit(); err == nil {
+			t.Fatal("content with the wrong SHA-256 committed")
+		}
 	}
 }

@@ -82,7 +82,7 @@ func (s *Store) Create(d digest.Set, pieces []byte) (*Writer, error) {
 		npieces: np,
 		have:    make([]uint64, (np+63)/64),
 		sums:    make([]byte, np*sha1.Size),
-		h:       NewHasher(&d, d.Size),
+		h:       newVerifyingHasher(&d, d.Size),
 	}
 	for t := digest.MD5; t <= digest.SHA512; t++ {
 		if d.Has(t) {

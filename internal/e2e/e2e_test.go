@@ -242,7 +242,9 @@ func packageBytes(repo *testrepo.Repo, m *testrepo.Mirror) int64 {
 func TestThreeDaemons(t *testing.T) {
 	base := t.TempDir()
 	t0 := time.Now()
-	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{ByHash: true})
+	// Packages like Debian's since bookworm: MD5sum and SHA256, no SHA1, so
+	// every daemon keys files by SHA256.
+	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{ByHash: true, NoSHA1: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +295,7 @@ func TestThreeDaemons(t *testing.T) {
 	// A announces what it verified; wait until B's DHT sees A for every package.
 	for _, p := range repo.Packages {
 		waitFor(t, "A's announcement of "+p.Name, 30*time.Second, func() (bool, string) {
-			l, err := b.lookup(p.SHA1) // the DHT key: SHA1 when Packages has it
+			l, err := b.lookup(p.SHA256) // the DHT key: SHA256, as Packages has no SHA1
 			for _, peer := range l.Peers {
 				if peer == a.addr() {
 					return true, ""
@@ -340,7 +342,7 @@ func TestThreeDaemons(t *testing.T) {
 	// B announces too; then A stops and C must get everything from B.
 	for _, p := range repo.Packages {
 		waitFor(t, "B's announcement of "+p.Name, 30*time.Second, func() (bool, string) {
-			l, err := c.lookup(p.SHA1)
+			l, err := c.lookup(p.SHA256)
 			for _, peer := range l.Peers {
 				if peer == b.addr() {
 					return true, ""

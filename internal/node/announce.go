@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apt-p2p/apt-p2p/internal/digest"
 	"github.com/apt-p2p/apt-p2p/piecestore"
 	"github.com/apt-p2p/apt-p2p/wire"
 )
@@ -23,8 +24,8 @@ func (n *Node) announce(ctx context.Context, info piecestore.Info) bool {
 		n.log.Debug("not announcing yet: our address is not known")
 		return false // the refresh loop retries
 	}
-	key, ok := info.Digest.Key()
-	if !ok {
+	keys := announceKeys(&info.Digest)
+	if len(keys) == 0 {
 		return false
 	}
 	v := wire.PeerValue{Contact: contact, Form: wire.ChooseForm(piecestore.NumPieces(info.Digest.Size))}
@@ -39,13 +40,16 @@ func (n *Node) announce(ctx context.Context, info piecestore.Info) bool {
 	}
 	actx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	res, err := n.dht.Put(actx, key, wire.AppendPeerValue(nil, &v))
-	if err != nil || res.Stored == 0 {
-		n.Stats.AnnounceFailed.Inc()
-		n.log.Debug("announce failed", "key", key, "stored", res.Stored, "err", err)
-		return false
+	value := wire.AppendPeerValue(nil, &v)
+	for _, key := range keys {
+		res, err := n.dht.Put(actx, key, value)
+		if err != nil || res.Stored == 0 {
+			n.Stats.AnnounceFailed.Inc()
+			n.log.Debug("announce failed", "key", key, "stored", res.Stored, "err", err)
+			return false
+		}
+		n.log.Debug("announced", "key", key, "form", v.Form, "stored", res.Stored, "took", res.Elapsed)
 	}
-	n.log.Debug("announced", "key", key, "form", v.Form, "stored", res.Stored, "took", res.Elapsed)
 	if v.Form == wire.FormHash {
 		if _, err := n.dht.Put(actx, info.PiecesHash, wire.AppendPieceString(nil, info.Pieces)); err != nil {
 			n.Stats.AnnounceFailed.Inc()
@@ -103,4 +107,25 @@ func (n *Node) refreshRound() {
 	}
 	wg.Wait()
 	n.log.Info("announce round", "due", len(due), "ok", ok, "failed", failed, "took", time.Since(t0).Round(time.Millisecond))
+}
+
+// announceKeys are the DHT keys a requester may look this content up by. A
+// requester derives its key from its index (digest.Set.Key: SHA1, else SHA256,
+// else MD5), and indexes differ: Debian's Packages have listed only MD5 and
+// SHA256 since bookworm, older archives and other repositories also give SHA1.
+// A file whose stored digest knows both SHA1 and SHA256 (an index that gave
+// both, or a file shared from OTHER_DIRS, hashed here) is announced under both;
+// one downloaded through a SHA256-only index only under the SHA256 key, the key
+// every requester with that index uses. MD5 is a key only when nothing else is.
+func announceKeys(d *digest.Set) []wire.ID {
+	var keys []wire.ID
+	for _, t := range []digest.Type{digest.SHA1, digest.SHA256} {
+		if d.Has(t) {
+			keys = append(keys, wire.NormKey(d.Get(t)))
+		}
+	}
+	if len(keys) == 0 && d.Has(digest.MD5) {
+		keys = append(keys, wire.NormKey(d.MD5[:]))
+	}
+	return keys
 }

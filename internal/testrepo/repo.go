@@ -84,6 +84,9 @@ type Options struct {
 	// copies of the Packages files, as Debian's archive has; apt then fetches the
 	// indexes by hash.
 	ByHash bool
+	// NoSHA1 leaves the SHA1 field out of Packages, as Debian's archive does since
+	// bookworm (MD5sum and SHA256 only): apt-p2p then keys files by SHA256.
+	NoSHA1 bool
 	// Unsigned skips signing even when gpg is available (apt then needs [trusted=yes]).
 	Unsigned bool
 	// FreshKey signs with a new key instead of the one every Build in this
@@ -349,8 +352,14 @@ func (r *Repo) writeIndexes(opts Options) error {
 		}
 		os.Remove(p.Path + ".control")
 		pk.Write(bytes.TrimRight(ctl, "\n"))
-		fmt.Fprintf(&pk, "\nFilename: %s\nSize: %d\nMD5sum: %s\nSHA1: %s\nSHA256: %s\n\n",
-			p.Filename, p.Size, p.MD5, p.SHA1, p.SHA256)
+		if opts.NoSHA1 {
+			// As Debian's own Packages files since bookworm: no SHA1 field.
+			fmt.Fprintf(&pk, "\nFilename: %s\nSize: %d\nMD5sum: %s\nSHA256: %s\n\n",
+				p.Filename, p.Size, p.MD5, p.SHA256)
+		} else {
+			fmt.Fprintf(&pk, "\nFilename: %s\nSize: %d\nMD5sum: %s\nSHA1: %s\nSHA256: %s\n\n",
+				p.Filename, p.Size, p.MD5, p.SHA1, p.SHA256)
+		}
 	}
 	var gz, xzb bytes.Buffer
 	zw, _ := gzip.NewWriterLevel(&gz, gzip.BestCompression)
