@@ -20,14 +20,14 @@ type Stats struct {
 	// uploaded reads the bytes actually written to peers (the peer handler
 	// counts them as they leave, so cut and endgame-duplicate responses count
 	// only what was sent).
-	uploaded func() int64
-	Requests             *metrics.Counter
-	Lookups              *metrics.Counter
-	Mismatches           *metrics.Counter
-	Announced            *metrics.Counter
-	AnnounceFailed       *metrics.Counter
-	LookupLatency        *metrics.Histogram
-	RequestLatency       *metrics.Histogram
+	uploaded       func() int64
+	Requests       *metrics.Counter
+	Lookups        *metrics.Counter
+	Mismatches     *metrics.Counter
+	Announced      *metrics.Counter
+	AnnounceFailed *metrics.Counter
+	LookupLatency  *metrics.Histogram
+	RequestLatency *metrics.Histogram
 
 	path     string
 	mu       sync.Mutex
