@@ -39,7 +39,6 @@ type dirContent struct {
 	byHash map[string]entry
 }
 
-
 func (d *dirContent) OpenByHash(h []byte) (*os.File, int64, time.Time, func(), bool) {
 	e, ok := d.byHash[string(h)]
 	if !ok {
