@@ -51,10 +51,13 @@ func TestTimeoutRetransmitClassic(t *testing.T) {
 	aAddr := freeAddr(t)
 	cfg := testConfig()
 	cfg.Profile = ProfileClassic
-	cfg.KRPCInitialDelay = 300 * time.Millisecond
-	cfg.KRPCTimeout = 1400 * time.Millisecond
+	// Sends at 0, 1 and 3 s, failure at 4.5 s; A starts at 1.5 s, so only the
+	// retransmission at 3 s can be answered, with a margin of 1.5 s on each side
+	// for a loaded machine.
+	cfg.KRPCInitialDelay = time.Second
+	cfg.KRPCTimeout = 4500 * time.Millisecond
 	b := startNode(t, cfg, aAddr)
-	time.Sleep(500 * time.Millisecond)
+	time.Sleep(1500 * time.Millisecond)
 	acfg := testConfig()
 	acfg.BootstrapNode = true
 	a := startNodeAt(t, acfg, aAddr.String())
@@ -66,8 +69,8 @@ func TestTimeoutRetransmitClassic(t *testing.T) {
 	if s.RPC[wire.MethodJoin].Retransmits < 1 {
 		t.Fatal("no join retransmission")
 	}
-	// Normally only the join sent at 0.9 s reaches A; a loaded machine may
-	// delay the 0.3 s one past A's start, never make it zero.
+	// Normally only the join sent at 3 s reaches A; a loaded machine may
+	// delay the 1 s one past A's start, never make it zero.
 	if got := a.Stats().RPC[wire.MethodJoin].Received; got < 1 || got > 2 {
 		t.Fatalf("A received %d joins, want 1", got)
 	}
