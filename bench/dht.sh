@@ -5,7 +5,8 @@
 #   bench/dht.sh quick|full
 # Per-get samples: bench/out/dht-<nodes>.csv (written by bench/dhtplot, which
 # uses the engine/sim API because cmd/dhtsim prints only percentiles).
-# Plot: bench/dht-latency-cdf.png (CDF, log x axis, the original's 17 s mean marked).
+# Plot: bench/dht-latency-cdf.png for full runs, the one RESULTS.md shows (CDF, log x axis, the
+# original's 17 s mean marked); a quick run plots to bench/out/dht-latency-cdf-quick.png and leaves it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}
@@ -31,4 +32,6 @@ for n in "${sizes[@]}"; do
 done
 py=/usr/bin/python3 # python3-matplotlib is installed for the system interpreter
 [[ -x $py ]] || py=python3
-"$py" bench/plot/dht_cdf.py bench/dht-latency-cdf.png "${csvs[@]}"
+png=bench/dht-latency-cdf.png
+[[ $mode == full ]] || png=bench/out/dht-latency-cdf-quick.png
+"$py" bench/plot/dht_cdf.py "$png" "${csvs[@]}"
