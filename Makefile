@@ -53,6 +53,14 @@ bench:
 bench-full:
 	bash bench/run.sh full
 
+# One measurement at a time: make bench-proxy (BENCH_MODE=quick for the short variant).
+BENCH_MODE ?= full
+BENCHES := proxy cold memory swarm dht components
+.PHONY: $(addprefix bench-,$(BENCHES))
+$(addprefix bench-,$(BENCHES)): bench-%:
+	bash scripts/install-deps.sh bench
+	bash bench/$*.sh $(BENCH_MODE)
+
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	@set -e; for pkg in $$($(GO) list ./...); do \
