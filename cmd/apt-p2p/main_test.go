@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,29 +15,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/apt-p2p/apt-p2p/internal/proctest"
 )
 
 // The tests run the built binary, as a user or an init system would.
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "apt-p2p-cmd-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "apt-p2p")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building apt-p2p:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.RunWithDaemon(m, &binary) }
 
 // runCmd runs the binary to completion and returns its exit status and output.
 func runCmd(t *testing.T, args ...string) (code int, stdout, stderr string) {
@@ -94,25 +78,6 @@ func wantOneMessage(t *testing.T, what string, code int, stdout, stderr string, 
 	}
 }
 
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		uc, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		ln.Close()
-		if err == nil {
-			uc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 func TestBrokenConfig(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
@@ -143,7 +108,7 @@ func TestBrokenConfig(t *testing.T) {
 
 func TestStartFailures(t *testing.T) {
 	ip := "127.0.0.2"
-	port := freePort(t, ip)
+	port := proctest.FreePort(t, ip)
 	ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +130,7 @@ func TestStartFailures(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, dir := range []string{filepath.Join(file, "cache"), file} {
-		code, o, e = runCmd(t, "run", "--embedded", "--bind", ip, "--port", strconv.Itoa(freePort(t, ip)), "--cache-dir", dir)
+		code, o, e = runCmd(t, "run", "--embedded", "--bind", ip, "--port", strconv.Itoa(proctest.FreePort(t, ip)), "--cache-dir", dir)
 		wantOneMessage(t, "cache directory "+dir, code, o, e, dir, "CACHE_DIR")
 	}
 }
@@ -197,7 +162,7 @@ func (l *lockedBuffer) String() string {
 
 func startProc(t *testing.T, ip string, sets ...string) *daemonProc {
 	t.Helper()
-	port := freePort(t, ip)
+	port := proctest.FreePort(t, ip)
 	args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port), "--cache-dir", filepath.Join(t.TempDir(), "cache")}
 	for _, s := range sets {
 		args = append(args, "--set", s)
@@ -246,7 +211,7 @@ func TestRunningDaemon(t *testing.T) {
 	d := startProc(t, "127.0.0.2")
 
 	// An unreachable mirror: apt gets a 502 that says so, the log says what failed.
-	dead := freePort(t, "127.0.0.1")
+	dead := proctest.FreePort(t, "127.0.0.1")
 	u := "http://" + d.addr + "/127.0.0.1:" + strconv.Itoa(dead) + "/debian/dists/stable/InRelease"
 	resp, err := http.Get(u)
 	if err != nil {

@@ -10,39 +10,21 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/internal/apttest"
+	"github.com/apt-p2p/apt-p2p/internal/proctest"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
 
 var binary string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "apt-p2p-e2e-bin")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "apt-p2p")
-	build := exec.Command("go", "build", "-o", binary, "github.com/apt-p2p/apt-p2p/cmd/apt-p2p")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building apt-p2p:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { proctest.RunWithDaemon(m, &binary) }
 
 // daemon is one apt-p2p process.
 type daemon struct {
@@ -51,50 +33,13 @@ type daemon struct {
 	ip   string
 	port int
 	cmd  *exec.Cmd
-	log  *lockedBuffer
+	log  *proctest.LockedBuffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// freePort finds a port free for both TCP and UDP on ip.
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", ip+":0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		uc, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		ln.Close()
-		if err == nil {
-			uc.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 func startDaemon(t *testing.T, name, ip string, port int, sets ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, name: name, ip: ip, port: port, log: &lockedBuffer{}, done: make(chan struct{})}
+	d := &daemon{t: t, name: name, ip: ip, port: port, log: &proctest.LockedBuffer{}, done: make(chan struct{})}
 	args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port), "--cache-dir", filepath.Join(t.TempDir(), "cache"),
 		"--set", "LOCAL_OK=yes", "--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
 	for _, s := range sets {
@@ -109,7 +54,7 @@ func startDaemon(t *testing.T, name, ip string, port int, sets ...string) *daemo
 	t.Cleanup(func() {
 		d.stop()
 		if t.Failed() {
-			t.Logf("--- log of daemon %s ---\n%s", name, tail(d.log.String(), 120))
+			t.Logf("--- log of daemon %s ---\n%s", name, proctest.Tail(d.log.String(), 120))
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
@@ -127,14 +72,6 @@ func startDaemon(t *testing.T, name, ip string, port int, sets ...string) *daemo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-func tail(s string, lines int) string {
-	l := strings.Split(s, "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
 }
 
 func (d *daemon) addr() string { return net.JoinHostPort(d.ip, strconv.Itoa(d.port)) }
@@ -256,7 +193,7 @@ func TestThreeDaemons(t *testing.T) {
 	defer mirror.Close()
 	mirrorBase := mirror.Addr() + "/debian"
 
-	pa, pb, pc := freePort(t, "127.0.0.2"), freePort(t, "127.0.0.3"), freePort(t, "127.0.0.4")
+	pa, pb, pc := proctest.FreePort(t, "127.0.0.2"), proctest.FreePort(t, "127.0.0.3"), proctest.FreePort(t, "127.0.0.4")
 	common := []string{"MIN_DOWNLOAD_PEERS=1", "MIRROR_DELAY=5s"}
 	a := startDaemon(t, "A", "127.0.0.2", pa, append(common, "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")...)
 	b := startDaemon(t, "B", "127.0.0.3", pb, append(common, "apt_p2p_Khashmir.BOOTSTRAP="+a.addr())...)

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/front"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
 	"github.com/apt-p2p/apt-p2p/internal/node"
+	"github.com/apt-p2p/apt-p2p/internal/proctest"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
 
@@ -83,24 +83,6 @@ func serveMirror(t *testing.T, root string) *testrepo.Mirror {
 	return m
 }
 
-// lockedBuffer collects a daemon's log.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // killableListener remembers its connections so a test can make the peer
 // "die": close the listener and every open connection at once.
 type killableListener struct {
@@ -148,7 +130,7 @@ type daemon struct {
 	fr     *front.Server
 	srv    *fasthttp.Server
 	ln     *killableListener
-	log    *lockedBuffer
+	log    *proctest.LockedBuffer
 	served chan struct{}
 	once   sync.Once
 }
@@ -174,7 +156,7 @@ func startDaemon(t *testing.T, name, ip, dir string, sets ...string) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, name: name, ip: ip, dir: dir, log: &lockedBuffer{}, served: make(chan struct{}),
+	d := &daemon{t: t, name: name, ip: ip, dir: dir, log: &proctest.LockedBuffer{}, served: make(chan struct{}),
 		port: tcp.Addr().(*net.TCPAddr).Port, udp: freeUDP(t, ip)}
 	d.ln = &killableListener{Listener: tcp, conns: map[net.Conn]struct{}{}}
 	base := []string{
@@ -201,18 +183,10 @@ func startDaemon(t *testing.T, name, ip, dir string, sets ...string) *daemon {
 	t.Cleanup(func() {
 		d.stop()
 		if t.Failed() || os.Getenv("NODE_TEST_LOG") != "" {
-			t.Logf("--- log of daemon %s ---\n%s", name, tail(d.log.String(), 150))
+			t.Logf("--- log of daemon %s ---\n%s", name, proctest.Tail(d.log.String(), 150))
 		}
 	})
 	return d
-}
-
-func tail(s string, lines int) string {
-	l := strings.Split(s, "\n")
-	if len(l) > lines {
-		l = l[len(l)-lines:]
-	}
-	return strings.Join(l, "\n")
 }
 
 // stop shuts the daemon down as the command does: HTTP server, front, node.
