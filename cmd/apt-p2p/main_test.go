@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -139,25 +138,8 @@ func TestStartFailures(t *testing.T) {
 type daemonProc struct {
 	cmd  *exec.Cmd
 	addr string
-	log  *lockedBuffer
+	log  *proctest.LockedBuffer
 	done chan struct{}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func startProc(t *testing.T, ip string, sets ...string) *daemonProc {
@@ -167,7 +149,7 @@ func startProc(t *testing.T, ip string, sets ...string) *daemonProc {
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
-	d := &daemonProc{cmd: exec.Command(binary, args...), addr: net.JoinHostPort(ip, strconv.Itoa(port)), log: &lockedBuffer{}, done: make(chan struct{})}
+	d := &daemonProc{cmd: exec.Command(binary, args...), addr: net.JoinHostPort(ip, strconv.Itoa(port)), log: &proctest.LockedBuffer{}, done: make(chan struct{})}
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
