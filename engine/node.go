@@ -411,3 +411,27 @@ func (n *Node) Close() error {
 	})
 	return err
 }
+
+// Claim stores value under key and reads back every value the storing nodes
+// hold under it (Core.Claim).
+func (n *Node) Claim(ctx context.Context, key wire.ID, value []byte) (Result, [][]byte, error) {
+	value = append([]byte(nil), value...)
+	type claimed struct {
+		r    Result
+		vals [][]byte
+	}
+	ch := make(chan claimed, 1)
+	if !n.do(func(now time.Time) {
+		n.core.Claim(now, key, value, func(r Result, v [][]byte) { ch <- claimed{r, v} })
+	}) {
+		return Result{Err: ErrClosed}, nil, ErrClosed
+	}
+	select {
+	case c := <-ch:
+		return c.r, c.vals, c.r.Err
+	case <-ctx.Done():
+		return Result{Err: ctx.Err()}, nil, ctx.Err()
+	case <-n.done:
+		return Result{Err: ErrClosed}, nil, ErrClosed
+	}
+}

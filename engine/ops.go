@@ -212,8 +212,14 @@ func (g *getOp) complete(err error, elapsed time.Duration) {
 // us a token (find_node, then store_value, §2.11). onDone gets the number of
 // nodes that stored it; Err is ErrNotStored when none did.
 func (c *Core) Put(now time.Time, key wire.ID, value []byte, onDone func(Result)) {
+	c.put(now, key, value, func(_ time.Time, r Result, _ []cand) { onDone(r) })
+}
+
+// put is Put with the completion time and the candidates the store went to
+// (those with a token among the K closest, ourselves included).
+func (c *Core) put(now time.Time, key wire.ID, value []byte, onDone func(now time.Time, r Result, to []cand)) {
 	if err := c.ready(); err != nil {
-		onDone(Result{Err: err})
+		onDone(now, Result{Err: err}, nil)
 		return
 	}
 	c.st.Puts++
@@ -223,15 +229,17 @@ func (c *Core) Put(now time.Time, key wire.ID, value []byte, onDone func(Result)
 	fl.seed(c, now)
 	fl.onDone = func(c *Core, now time.Time, fl *lookup, err error) {
 		if err != nil {
-			onDone(Result{Err: err, Elapsed: now.Sub(start), Messages: fl.sent})
+			onDone(now, Result{Err: err, Elapsed: now.Sub(start), Messages: fl.sent}, nil)
 			return
 		}
 		l := c.newLookup(now, lookupStoreValue, key)
 		l.value = value
+		var to []cand
 		for _, cd := range fl.closest(nil, c.cfg.K, true) {
 			if !cd.hasToken {
 				continue
 			}
+			to = append(to, cd)
 			if cd.self {
 				if c.storeLocal(now, key, value, netip.AddrPort{}) == nil {
 					l.results++
@@ -251,11 +259,63 @@ func (c *Core) Put(now time.Time, key wire.ID, value []byte, onDone func(Result)
 			if r.Err == nil {
 				c.st.PutsOK++
 			}
-			onDone(r)
+			onDone(now, r, to)
 		}
 		l.schedule(c, now)
 	}
 	fl.schedule(c, now)
+}
+
+// Claim stores value under key like Put, then asks the nodes the store went
+// to for every value they hold under key (get_value with num 0). onDone gets
+// the Put's counts and the values found, ours included: the caller learns
+// which claims were already stored when its own landed. Daemons that start
+// the same download at the same moment use it to elect the one that fetches
+// from the mirror (internal/download): of any two claimants storing on a
+// common node, at least one sees the other's claim there, so an order over
+// the claims each one sees leaves one leader. The check costs one round trip
+// after the store, and original nodes answer it as any get_value.
+func (c *Core) Claim(now time.Time, key wire.ID, value []byte, onDone func(Result, [][]byte)) {
+	start := now
+	c.put(now, key, value, func(now time.Time, pr Result, to []cand) {
+		if pr.Err != nil && pr.Err != ErrNotStored || c.closed || len(to) == 0 {
+			onDone(pr, nil)
+			return
+		}
+		// A get of its own, never merged with a concurrent Get of the key:
+		// its values must be read after the store.
+		g := &getOp{key: key, start: now}
+		var vals [][]byte
+		g.waiters = []getWaiter{{
+			onValue: func(v []byte) { vals = append(vals, v) },
+			onDone: func(r Result) {
+				pr.Elapsed = r.Elapsed + now.Sub(start)
+				pr.Messages += r.Messages
+				pr.Values = len(vals)
+				if r.Err != nil && pr.Err == nil {
+					pr.Err = r.Err
+				}
+				onDone(pr, vals)
+			},
+		}}
+		l := c.newLookup(now, lookupGetValue, key)
+		l.get = g
+		l.onDone = func(c *Core, now time.Time, l *lookup, err error) {
+			g.msgs += l.sent
+			g.complete(err, now.Sub(g.start))
+		}
+		for _, cd := range to {
+			if cd.self {
+				c.localValues(now, l, c.store.count(key))
+				continue
+			}
+			cd.state = candNew
+			cd.slow = false
+			cd.num = 0
+			l.cands = append(l.cands, cd)
+		}
+		l.schedule(c, now)
+	})
 }
 
 // FindNode runs an iterative find_node for target and returns the K closest
@@ -285,3 +345,4 @@ func (c *Core) findNode(now time.Time, target wire.ID, done func(now time.Time, 
 	}
 	l.schedule(c, now)
 }
+
