@@ -345,4 +345,3 @@ func (c *Core) findNode(now time.Time, target wire.ID, done func(now time.Time, 
 	}
 	l.schedule(c, now)
 }
-
