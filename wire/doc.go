@@ -63,4 +63,21 @@
 // cases; the original's 70 fits none (reply 1491, request 1563 bytes), which
 // made its 70-piece files unretrievable (reference §2.8, §8.2 item 1).
 // Files of more than 64 pieces (32 MiB) use the l form.
+//
+// # Downloads in progress (an extension)
+//
+// The original announces a file only once its download has been verified.
+// apt-p2p also announces a download while it runs, so that daemons asking for
+// the same file at the same moment find each other (internal/download has the
+// protocol). Such a peer stores a value under PartialKey(k), not under the
+// file's key k: original peers only ever look up k, so they never take a
+// partial holder for a complete one. The value is the ordinary {c} with one
+// more key, p: the time the download started, in milliseconds since the Unix
+// epoch (i<ms>e), e.g. d1:c6:<6B>1:pi1733472000123ee (30 bytes). Peers order
+// claims by (p, c) to elect the one that fetches from the mirror.
+//
+// Value dicts skip keys they do not know, in both directions: the original
+// read values as Python dicts and ignored other keys, and Parse skips them
+// too, so a later extension does not make a daemon drop a value. A known key
+// of the wrong shape still makes the value malformed.
 package wire

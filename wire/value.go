@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"crypto/sha1"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -40,12 +41,17 @@ var (
 	ErrPieceString = errors.New("wire: malformed piece string")
 )
 
-// PeerValue is the apt-p2p value stored under a file's key (reference §3.2).
+// PeerValue is the apt-p2p value stored under a file's key (reference §3.2),
+// or under its PartialKey by a peer whose download of it is running.
 type PeerValue struct {
 	Contact    netip.AddrPort // c: 6-byte compact peer (IPv4 + TCP port)
 	Form       ValueForm
 	Pieces     []byte // FormInline: the 20*n-byte piece string (aliases the input on Parse)
 	PiecesHash ID     // FormHash / FormLink: SHA1 of the piece string
+	// Claim (p, an extension: package documentation, "Downloads in progress")
+	// is when the peer's download started, in milliseconds since the Unix
+	// epoch; 0 when absent (every original value).
+	Claim int64
 }
 
 // ChooseForm returns the value form for a file of numPieces pieces: contact
@@ -76,10 +82,6 @@ func AppendPeerValue(dst []byte, v *PeerValue) []byte {
 	port := v.Contact.Port()
 	dst = append(dst, a4[0], a4[1], a4[2], a4[3], byte(port>>8), byte(port))
 	switch v.Form {
-	case FormInline:
-		dst = append(dst, "1:td1:t"...)
-		dst = appendStr(dst, v.Pieces)
-		dst = append(dst, 'e')
 	case FormHash:
 		dst = append(dst, "1:h20:"...)
 		dst = appendID(dst, v.PiecesHash)
@@ -87,13 +89,26 @@ func AppendPeerValue(dst []byte, v *PeerValue) []byte {
 		dst = append(dst, "1:l20:"...)
 		dst = appendID(dst, v.PiecesHash)
 	}
+	if v.Claim > 0 {
+		dst = append(dst, "1:pi"...)
+		dst = strconv.AppendInt(dst, v.Claim, 10)
+		dst = append(dst, 'e')
+	}
+	if v.Form == FormInline { // keys in sorted order: c, h, l, p, t
+		dst = append(dst, "1:td1:t"...)
+		dst = appendStr(dst, v.Pieces)
+		dst = append(dst, 'e')
+	}
 	return append(dst, 'e')
 }
 
-// Parse decodes a stored value strictly: it must be a dict holding a 6-byte c
-// and at most one of t (a dict {t: piece string}), h or l (20 bytes each), with
-// no other key and nothing after it. A piece string is a non-empty multiple of
-// 20 bytes. Pieces aliases b.
+// Parse decodes a stored value: a strictly bencoded dict holding a 6-byte c,
+// at most one of t (a dict {t: piece string}), h or l (20 bytes each), an
+// optional positive integer p (Claim), and nothing after it. Keys it does not
+// know are skipped, as the original skipped them, so that a later extension
+// does not make today's daemons drop the value; a known key of the wrong
+// shape is an error. A piece string is a non-empty multiple of 20 bytes.
+// Pieces aliases b.
 func (v *PeerValue) Parse(b []byte) error {
 	*v = PeerValue{}
 	if err := Valid(b); err != nil {
@@ -106,10 +121,11 @@ func (v *PeerValue) Parse(b []byte) error {
 	for i := 1; b[i] != 'e'; {
 		k, j, _ := readStr(b, i)
 		next, _ := skip(b, j, 1, nil)
-		if len(k) != 1 {
-			return ErrPeerValue
-		}
 		val := b[j:next]
+		if len(k) != 1 {
+			i = next // an unknown (longer) key
+			continue
+		}
 		switch k[0] {
 		case 'c':
 			s, _, err := readStr(val, 0)
@@ -136,8 +152,12 @@ func (v *PeerValue) Parse(b []byte) error {
 			}
 			v.Pieces, v.Form = p, FormInline
 			extra++
-		default:
-			return ErrPeerValue
+		case 'p':
+			n, ok, end, err := readInt(val, 0)
+			if err != nil || !ok || end != len(val) || n <= 0 {
+				return ErrPeerValue
+			}
+			v.Claim = n
 		}
 		i = next
 	}
@@ -161,6 +181,19 @@ func AppendPieceString(dst, pieces []byte) []byte {
 
 // PieceStringLen is the encoded size of a piece string of n pieces.
 func PieceStringLen(n int) int { return len("d1:te") + strLen(n*PieceHashLen) }
+
+// PartialKey is the DHT key under which peers whose download of the file with
+// key k is still running announce themselves (with a Claim): SHA1 of
+// "apt-p2p partial " followed by k. Original peers never look it up, so they
+// never take a partial holder for a complete one.
+func PartialKey(k ID) ID {
+	var b [len(partialPrefix) + IDLen]byte
+	copy(b[:], partialPrefix)
+	copy(b[len(partialPrefix):], k[:])
+	return sha1.Sum(b[:])
+}
+
+const partialPrefix = "apt-p2p partial "
 
 // ParsePieceString decodes a bencoded {t: pieces} strictly and returns the
 // piece string, which aliases b: a non-empty multiple of 20 bytes.

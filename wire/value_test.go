@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"errors"
 	"net/netip"
 	"strings"
@@ -74,16 +75,18 @@ func TestPeerValueRejects(t *testing.T) {
 	h := "20:" + strings.Repeat("h", 20)
 	for _, in := range []string{
 		"", "de", "le", "d1:c5:abcdee", "d1:ci1ee", "d1:c" + peer + "1:h19:" + strings.Repeat("h", 19) + "e",
-		"d1:c" + peer + "1:h" + h + "1:l" + h + "e", // two forms
-		"d1:c" + peer + "1:td1:t0:ee",               // empty piece string
-		"d1:c" + peer + "1:td1:t3:abcee",            // not a multiple of 20
-		"d1:c" + peer + "1:t" + h + "e",             // t not a dict
-		"d1:c" + peer + "1:td1:t" + h + "1:u0:ee",   // extra key in t
-		"d1:c" + peer + "1:x0:e",                    // unknown key
-		"d1:c" + peer + "e1:x",                      // trailing data
-		"d1:h" + h + "e",                            // no c
-		"d1:c" + peer + "1:c" + peer + "e",          // duplicate
-		"d2:cc" + peer + "e",
+		"d1:c" + peer + "1:h" + h + "1:l" + h + "e",  // two forms
+		"d1:c" + peer + "1:td1:t0:ee",                // empty piece string
+		"d1:c" + peer + "1:td1:t3:abcee",             // not a multiple of 20
+		"d1:c" + peer + "1:t" + h + "e",              // t not a dict
+		"d1:c" + peer + "1:td1:t" + h + "1:u0:ee",    // extra key in t
+		"d1:c" + peer + "e1:x",                       // trailing data
+		"d1:h" + h + "e",                             // no c
+		"d1:c" + peer + "1:c" + peer + "e",           // duplicate
+		"d2:cc" + peer + "e",                         // c missing (cc is another key)
+		"d1:c" + peer + "1:pi0ee",                    // claim not positive
+		"d1:c" + peer + "1:p3:abce",                  // claim not an integer
+		"d1:c" + peer + "1:pi99999999999999999999ee", // claim beyond int64
 	} {
 		var v PeerValue
 		if err := v.Parse([]byte(in)); err == nil {
@@ -234,5 +237,51 @@ func TestPeerValueErrors(t *testing.T) {
 	var v PeerValue
 	if err := v.Parse([]byte("d1:c5:abcdee")); !errors.Is(err, ErrPeerValue) {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// TestPeerValueExtensions: unknown keys are skipped (a later extension must
+// not make a daemon drop the value, as the original skipped them too), and
+// the claim of a download in progress round-trips in sorted key order.
+func TestPeerValueExtensions(t *testing.T) {
+	peer := "6:" + string([]byte{1, 2, 3, 4, 0, 80})
+	h := "20:" + strings.Repeat("h", 20)
+	for _, in := range []string{
+		"d1:c" + peer + "1:x0:e",
+		"d1:c" + peer + "1:h" + h + "4:xtrai7ee",
+		"d4:aaaali1ei2ee1:c" + peer + "1:zd1:qi1eee",
+	} {
+		var v PeerValue
+		if err := v.Parse([]byte(in)); err != nil || v.Contact != refPeer2 {
+			t.Errorf("Parse(%q) = %+v, %v; want contact %v", in, v, err, refPeer2)
+		}
+	}
+	for _, v := range []PeerValue{
+		{Contact: refPeer2, Claim: 1733472000123},
+		{Contact: refPeer2, Form: FormInline, Pieces: pieces(2), Claim: 7},
+		{Contact: refPeer2, Form: FormHash, PiecesHash: ID{1}, Claim: 9},
+	} {
+		enc := AppendPeerValue(nil, &v)
+		if err := Valid(enc); err != nil {
+			t.Fatalf("%q is not valid bencode: %v", enc, err)
+		}
+		var got PeerValue
+		if err := got.Parse(enc); err != nil || got.Claim != v.Claim || got.Form != v.Form || got.Contact != v.Contact {
+			t.Errorf("round trip of %+v: %+v, %v (%q)", v, got, err, enc)
+		}
+	}
+	if got := AppendPeerValue(nil, &PeerValue{Contact: refPeer2, Claim: 5}); string(got) != "d1:c"+peer+"1:pi5ee" {
+		t.Errorf("claim value = %q", got)
+	}
+}
+
+var refPeer2 = netip.MustParseAddrPort("1.2.3.4:80")
+
+// TestPartialKey pins the derivation: SHA1("apt-p2p partial " + key).
+func TestPartialKey(t *testing.T) {
+	k := ID{0xca, 0xec, 0xb8}
+	want := sha1.Sum(append([]byte("apt-p2p partial "), k[:]...))
+	if got := PartialKey(k); got != ID(want) || got == k {
+		t.Fatalf("PartialKey = %v, want %x", got, want)
 	}
 }

@@ -20,8 +20,18 @@ type URL struct {
 	Path string // percent-decoded, normalised, starting with '/'
 }
 
-// Site is the "host:port" key the index and the original use (§4.9).
-func (u URL) Site() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }
+// Site is the mirror's key in the apt index: "host:port", as the original
+// (§4.9), and "https:host:port" for a mirror fetched over TLS, so that the
+// indexes of an https mirror stay apart from a plain one on the same host.
+// It is the only place that key is made: the request path, the reload of
+// cached indexes at start-up and the lookup tool all use it.
+func (u URL) Site() string {
+	hp := net.JoinHostPort(u.Host, strconv.Itoa(u.Port))
+	if u.TLS {
+		return "https:" + hp
+	}
+	return hp
+}
 
 // Addr is where to connect.
 func (u URL) Addr() string { return net.JoinHostPort(u.Host, strconv.Itoa(u.Port)) }

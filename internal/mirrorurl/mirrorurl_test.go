@@ -13,7 +13,7 @@ func TestParsePrefix(t *testing.T) {
 	}{
 		{"/deb.debian.org/debian/dists/bookworm/InRelease", "http://deb.debian.org/debian/dists/bookworm/InRelease", "deb.debian.org:80", nil},
 		{"/ftp.us.debian.org:8080/debian/pool/main/d/dpkg/dpkg_1.2.1-1.tar.gz", "http://ftp.us.debian.org:8080/debian/pool/main/d/dpkg/dpkg_1.2.1-1.tar.gz", "ftp.us.debian.org:8080", nil},
-		{"/https/security.debian.org/debian-security/dists/x/Release", "https://security.debian.org/debian-security/dists/x/Release", "security.debian.org:443", nil},
+		{"/https/security.debian.org/debian-security/dists/x/Release", "https://security.debian.org/debian-security/dists/x/Release", "https:security.debian.org:443", nil},
 		{"/127.0.0.1:8000/debian/pool/main/h/hello/hello_2.10%2B1_amd64.deb", "http://127.0.0.1:8000/debian/pool/main/h/hello/hello_2.10+1_amd64.deb", "127.0.0.1:8000", nil},
 		{"/[::1]:81/debian//dists/x/Release?x=1", "http://[::1]:81/debian/dists/x/Release", "[::1]:81", nil},
 		{"/deb.debian.org/debian/dists/../../etc/passwd", "", "", ErrBadPath},
@@ -52,5 +52,43 @@ func TestParseAbsolute(t *testing.T) {
 	}
 	if _, err := ParseAbsolute("http://evil.example/"); err == nil {
 		t.Fatal("non-mirror path accepted")
+	}
+}
+
+// TestSiteOneKeyForEveryForm: the index key of a mirror is the same whichever
+// form names it (prefix, proxy-mode absolute URL, a cached URL read back at
+// start-up), and an https mirror's never equals the plain one's on the same
+// host (issue 11 item 1: three places computed it, and they disagreed).
+func TestSiteOneKeyForEveryForm(t *testing.T) {
+	forms := func(tls bool) []string {
+		if tls {
+			return []string{"/https/deb.debian.org/debian/pool/main/h/hello/h.deb", "https://deb.debian.org/debian/pool/main/h/hello/h.deb", "https://deb.debian.org:443/debian/pool/main/h/hello/h.deb"}
+		}
+		return []string{"/deb.debian.org/debian/pool/main/h/hello/h.deb", "http://deb.debian.org/debian/pool/main/h/hello/h.deb", "http://deb.debian.org:80/debian/pool/main/h/hello/h.deb"}
+	}
+	sites := map[bool]string{}
+	for _, tls := range []bool{false, true} {
+		for _, raw := range forms(tls) {
+			parse := ParseAbsolute
+			if strings.HasPrefix(raw, "/") {
+				parse = ParsePrefix
+			}
+			u, err := parse(raw)
+			if err != nil {
+				t.Fatalf("%s: %v", raw, err)
+			}
+			// The cached-URL path: String() is what the mirror cache records.
+			back, err := ParseAbsolute(u.String())
+			if err != nil || back.Site() != u.Site() {
+				t.Fatalf("%s: cached form %s gives site %q, want %q (%v)", raw, u, back.Site(), u.Site(), err)
+			}
+			if s, ok := sites[tls]; ok && s != u.Site() {
+				t.Errorf("%s: site %q, other forms gave %q", raw, u.Site(), s)
+			}
+			sites[tls] = u.Site()
+		}
+	}
+	if sites[true] == sites[false] {
+		t.Errorf("https and http mirrors on one host share the index key %q", sites[true])
 	}
 }

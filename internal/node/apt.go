@@ -61,9 +61,6 @@ func (n *Node) ServeApt(ctx *fasthttp.RequestCtx, u mirrorurl.URL) (src Source, 
 
 func (n *Node) serveApt(ctx *fasthttp.RequestCtx, u mirrorurl.URL, later *chan Source) Source {
 	site := u.Site()
-	if u.TLS {
-		site = "https:" + site // keep an https mirror's index apart from a plain one on the same host
-	}
 	base, path := aptindex.SplitPath(site, u.Path, n.index.BaseDirs)
 	d, ok := n.index.Lookup(site, base, path)
 	if !ok && strings.Contains(u.Path, "/pool/") && n.waitIndexes(site) {

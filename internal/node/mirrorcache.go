@@ -99,7 +99,7 @@ func (c *mirrorCache) localPath(u mirrorurl.URL) string {
 		scheme = "https"
 	}
 	// u.Path is normalised (no "..", no empty segments), so Join cannot escape.
-	return filepath.Join(c.dir, scheme, strings.ReplaceAll(u.Site(), ":", "_"), filepath.FromSlash(u.Path))
+	return filepath.Join(c.dir, scheme, strings.ReplaceAll(u.Addr(), ":", "_"), filepath.FromSlash(u.Path))
 }
 
 // clientMaxAge reads how old a cached answer the client accepts from its
