@@ -23,11 +23,11 @@ func TestClaimSeesEarlierClaims(t *testing.T) {
 		nodes = append(nodes, n)
 	}
 	key := sha1Key("claimed")
-	_, vals, err := nodes[1].Claim(ctxT(t, 10*time.Second), key, []byte("first"))
+	_, vals, err := nodes[1].Claim(ctxT(t, 10*time.Second), key, fixed("first"), 0)
 	if err != nil || !slices.ContainsFunc(vals, func(v []byte) bool { return string(v) == "first" }) {
 		t.Fatalf("first claim: %q %v", vals, err)
 	}
-	r, vals, err := nodes[2].Claim(ctxT(t, 10*time.Second), key, []byte("second"))
+	r, vals, err := nodes[2].Claim(ctxT(t, 10*time.Second), key, fixed("second"), time.Millisecond)
 	if err != nil || r.Stored < 1 {
 		t.Fatalf("second claim: %+v %v", r, err)
 	}
@@ -44,7 +44,7 @@ func TestClaimSeesEarlierClaims(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, n := range nodes {
 		wg.Go(func() {
-			_, vals, err := n.Claim(ctxT(t, 10*time.Second), key, fmt.Appendf(nil, "claim-%d", i))
+			_, vals, err := n.Claim(ctxT(t, 10*time.Second), key, fixed(fmt.Sprintf("claim-%d", i)), 0)
 			if err != nil {
 				t.Errorf("claim %d: %v", i, err)
 			}
@@ -63,3 +63,5 @@ func TestClaimSeesEarlierClaims(t *testing.T) {
 		}
 	}
 }
+
+func fixed(v string) func(time.Time) []byte { return func(time.Time) []byte { return []byte(v) } }

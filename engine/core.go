@@ -54,6 +54,8 @@ type Core struct {
 	lookups    map[uint32]*lookup
 	nextLookup uint32
 	gets       map[wire.ID]*getOp
+	claims     map[uint32]*pendingClaim // Claims waiting to check
+	nextClaim  uint32
 
 	join joinState
 
@@ -85,6 +87,7 @@ func New(cfg Config, out Output) (*Core, error) {
 		probation: make(map[wire.ID]struct{}),
 		lookups:   make(map[uint32]*lookup),
 		gets:      make(map[wire.ID]*getOp),
+		claims:    make(map[uint32]*pendingClaim),
 		buf:       make([]byte, 0, 2048),
 	}
 	c.txns.byTID = make(map[wire.ID]uint32)
@@ -168,6 +171,10 @@ func (c *Core) Close() {
 		g.complete(ErrClosed, 0)
 	}
 	clear(c.gets)
+	for _, pc := range c.claims {
+		pc.onDone(Result{Err: ErrClosed}, nil)
+	}
+	clear(c.claims)
 	c.join.fail(ErrClosed)
 	c.timers = c.timers[:0]
 }
@@ -191,6 +198,8 @@ func (c *Core) Tick(now time.Time) {
 			c.checkpoint(now)
 		case timerRejoin:
 			c.joinAttempt(now)
+		case timerClaim:
+			c.claimTimer(now, t.slot)
 		}
 	}
 }

@@ -412,17 +412,17 @@ func (n *Node) Close() error {
 	return err
 }
 
-// Claim stores value under key and reads back every value the storing nodes
-// hold under it (Core.Claim).
-func (n *Node) Claim(ctx context.Context, key wire.ID, value []byte) (Result, [][]byte, error) {
-	value = append([]byte(nil), value...)
+// Claim stores the value build makes under key and reads back, settle after
+// the store, every value the storing nodes hold under it (Core.Claim). build
+// runs on the event loop and must not block.
+func (n *Node) Claim(ctx context.Context, key wire.ID, build func(now time.Time) []byte, settle time.Duration) (Result, [][]byte, error) {
 	type claimed struct {
 		r    Result
 		vals [][]byte
 	}
 	ch := make(chan claimed, 1)
 	if !n.do(func(now time.Time) {
-		n.core.Claim(now, key, value, func(r Result, v [][]byte) { ch <- claimed{r, v} })
+		n.core.Claim(now, key, build, settle, func(r Result, v [][]byte) { ch <- claimed{r, v} })
 	}) {
 		return Result{Err: ErrClosed}, nil, ErrClosed
 	}

@@ -212,18 +212,19 @@ func (g *getOp) complete(err error, elapsed time.Duration) {
 // us a token (find_node, then store_value, §2.11). onDone gets the number of
 // nodes that stored it; Err is ErrNotStored when none did.
 func (c *Core) Put(now time.Time, key wire.ID, value []byte, onDone func(Result)) {
-	c.put(now, key, value, func(_ time.Time, r Result, _ []cand) { onDone(r) })
+	value = bytes.Clone(value)
+	c.put(now, key, func(time.Time) []byte { return value }, func(_ time.Time, r Result, _ []cand) { onDone(r) })
 }
 
-// put is Put with the completion time and the candidates the store went to
-// (those with a token among the K closest, ourselves included).
-func (c *Core) put(now time.Time, key wire.ID, value []byte, onDone func(now time.Time, r Result, to []cand)) {
+// put is Put with the value made when the store starts (build), and with the
+// completion time and the candidates the store went to (those with a token
+// among the K closest, ourselves included).
+func (c *Core) put(now time.Time, key wire.ID, build func(now time.Time) []byte, onDone func(now time.Time, r Result, to []cand)) {
 	if err := c.ready(); err != nil {
 		onDone(now, Result{Err: err}, nil)
 		return
 	}
 	c.st.Puts++
-	value = bytes.Clone(value)
 	start := now
 	fl := c.newLookup(now, lookupFindNode, key)
 	fl.seed(c, now)
@@ -232,6 +233,7 @@ func (c *Core) put(now time.Time, key wire.ID, value []byte, onDone func(now tim
 			onDone(now, Result{Err: err, Elapsed: now.Sub(start), Messages: fl.sent}, nil)
 			return
 		}
+		value := build(now)
 		l := c.newLookup(now, lookupStoreValue, key)
 		l.value = value
 		var to []cand
@@ -266,56 +268,92 @@ func (c *Core) put(now time.Time, key wire.ID, value []byte, onDone func(now tim
 	fl.schedule(c, now)
 }
 
-// Claim stores value under key like Put, then asks the nodes the store went
+// Claim stores a value under key like Put, then asks the nodes the store went
 // to for every value they hold under key (get_value with num 0). onDone gets
 // the Put's counts and the values found, ours included: the caller learns
-// which claims were already stored when its own landed. Daemons that start
+// which claims were stored by the time its own had settled. Daemons that start
 // the same download at the same moment use it to elect the one that fetches
 // from the mirror (internal/download): of any two claimants storing on a
-// common node, at least one sees the other's claim there, so an order over
-// the claims each one sees leaves one leader. The check costs one round trip
-// after the store, and original nodes answer it as any get_value.
-func (c *Core) Claim(now time.Time, key wire.ID, value []byte, onDone func(Result, [][]byte)) {
+// common node, at least one sees the other's claim there.
+//
+// The value is made by build when the store starts, after the find_node, so
+// that a time it carries is close to when it lands. The check waits settle
+// after the stores have been answered: a claim that was sent before ours but
+// arrived a little later (a slower path) is then seen as well. The check
+// costs settle plus one round trip, and original nodes answer it as any
+// get_value.
+func (c *Core) Claim(now time.Time, key wire.ID, build func(now time.Time) []byte, settle time.Duration, onDone func(Result, [][]byte)) {
 	start := now
-	c.put(now, key, value, func(now time.Time, pr Result, to []cand) {
+	c.put(now, key, build, func(now time.Time, pr Result, to []cand) {
 		if pr.Err != nil && pr.Err != ErrNotStored || c.closed || len(to) == 0 {
 			onDone(pr, nil)
 			return
 		}
-		// A get of its own, never merged with a concurrent Get of the key:
-		// its values must be read after the store.
-		g := &getOp{key: key, start: now}
-		var vals [][]byte
-		g.waiters = []getWaiter{{
-			onValue: func(v []byte) { vals = append(vals, v) },
-			onDone: func(r Result) {
-				pr.Elapsed = r.Elapsed + now.Sub(start)
-				pr.Messages += r.Messages
-				pr.Values = len(vals)
-				if r.Err != nil && pr.Err == nil {
-					pr.Err = r.Err
-				}
-				onDone(pr, vals)
-			},
-		}}
-		l := c.newLookup(now, lookupGetValue, key)
-		l.get = g
-		l.onDone = func(c *Core, now time.Time, l *lookup, err error) {
-			g.msgs += l.sent
-			g.complete(err, now.Sub(g.start))
+		pc := &pendingClaim{key: key, start: start, pr: pr, to: to, onDone: onDone}
+		if settle <= 0 {
+			c.checkClaim(now, pc)
+			return
 		}
-		for _, cd := range to {
-			if cd.self {
-				c.localValues(now, l, c.store.count(key))
-				continue
-			}
-			cd.state = candNew
-			cd.slow = false
-			cd.num = 0
-			l.cands = append(l.cands, cd)
-		}
-		l.schedule(c, now)
+		c.nextClaim++
+		c.claims[c.nextClaim] = pc
+		c.addTimer(timer{at: now.Add(settle), kind: timerClaim, slot: c.nextClaim})
 	})
+}
+
+// pendingClaim is a Claim between its store and its check.
+type pendingClaim struct {
+	key    wire.ID
+	start  time.Time
+	pr     Result
+	to     []cand
+	onDone func(Result, [][]byte)
+}
+
+func (c *Core) claimTimer(now time.Time, slot uint32) {
+	pc := c.claims[slot]
+	if pc == nil {
+		return
+	}
+	delete(c.claims, slot)
+	c.checkClaim(now, pc)
+}
+
+// checkClaim reads back the values under the claimed key from the nodes the
+// store went to. It runs on a get of its own, never merged with a concurrent
+// Get of the key, since its values must be read after the store.
+func (c *Core) checkClaim(now time.Time, pc *pendingClaim) {
+	g := &getOp{key: pc.key, start: now}
+	var vals [][]byte
+	pr := pc.pr
+	g.waiters = []getWaiter{{
+		onValue: func(v []byte) { vals = append(vals, v) },
+		onDone: func(r Result) {
+			pr.Elapsed = now.Add(r.Elapsed).Sub(pc.start)
+			pr.Messages += r.Messages
+			pr.Values = len(vals)
+			if r.Err != nil && pr.Err == nil {
+				pr.Err = r.Err
+			}
+			pc.onDone(pr, vals)
+		},
+	}}
+	l := c.newLookup(now, lookupGetValue, pc.key)
+	l.get = g
+	l.onDone = func(c *Core, now time.Time, l *lookup, err error) {
+		g.msgs += l.sent
+		g.complete(err, now.Sub(g.start))
+	}
+	for _, cd := range pc.to {
+		if cd.self {
+			c.localValues(now, l, c.store.count(pc.key))
+			continue
+		}
+		cd.state = candNew
+		cd.slow = false
+		cd.num = 0
+		l.cands = append(l.cands, cd)
+	}
+	l.schedule(c, now)
 }
 
 // FindNode runs an iterative find_node for target and returns the K closest

@@ -14,6 +14,7 @@ const (
 	timerPing                            // a scheduled ping: re-ping of a new node or ping after a failure
 	timerCheckpoint                      // the periodic checkpoint
 	timerRejoin                          // the next join attempt
+	timerClaim                           // the check of a Claim (slot: its number)
 )
 
 // timer is one pending event. Cancelled events are not removed: the handler
