@@ -147,7 +147,17 @@ func (s *source) setupRequest(req *fasthttp.Request) {
 	req.URI().SetHost(s.host) // fasthttp writes the Host header from the URI
 	req.Header.SetHost(s.host)
 	req.Header.SetUserAgent(s.ua)
+	if s.src.Partial {
+		req.Header.SetCanonical(hdrPartial, valPartial)
+	}
 }
+
+// The request header that asks a peer for a file it is still downloading
+// (wire/doc.go, "Downloads in progress"); original peers never send it.
+var (
+	hdrPartial = []byte("X-Apt-P2P-Partial")
+	valPartial = []byte("1")
+)
 
 // getPiece fetches piece i from s into buf and returns the piece and its
 // SHA-1. The body is read only after status, Content-Range and
@@ -169,7 +179,7 @@ func (dl *download) getPiece(s *source, i int, buf []byte, sum *[20]byte, t0 tim
 	if err = s.hc.DoDeadline(req, resp, t0.Add(dl.d.cfg.PieceTimeout)); err != nil {
 		return nil, hdrAt, fmt.Errorf("fetch: %s: %w", s.key, err)
 	}
-	hdrAt = time.Now()
+	hdrAt = dl.d.clk.Now()
 	defer resp.CloseBodyStream() //nolint:errcheck // closing discards the connection if the body was not read to its end
 	switch st := resp.StatusCode(); {
 	case st == fasthttp.StatusNotFound:

@@ -85,6 +85,9 @@ func newDownload(ctx context.Context, d *Downloader, job *Job, n int) *download 
 
 func (dl *download) pieceDone(i int) bool { return dl.isDone[i].Load() || dl.over.Load() }
 
+// slowCheck is how often the supervisor looks at the peers' throughput.
+const slowCheck = 250 * time.Millisecond
+
 // run is the supervisor: it takes peers from the channel, starts the mirror
 // when the rules say so, and notices when nothing can succeed any more.
 func (dl *download) run() (Result, error) {
@@ -110,14 +113,14 @@ func (dl *download) run() (Result, error) {
 		if job.MirrorDelay <= 0 {
 			delayPassed = true
 		} else {
-			t := time.NewTimer(job.MirrorDelay)
+			t := dl.d.clk.NewTimer(job.MirrorDelay)
 			defer t.Stop()
-			delay = t.C
+			delay = t.C()
 		}
 	}
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := dl.d.clk.NewTimer(slowCheck)
 	defer tick.Stop()
-	rateAt, rateBytes := time.Now(), int64(0)
+	rateAt, rateBytes := dl.d.clk.Now(), int64(0)
 	slow := false
 	dl.evaluate(peersOpen, delayPassed, slow)
 loop:
@@ -136,8 +139,9 @@ loop:
 			}
 		case <-delay:
 			delayPassed, delay = true, nil
-			rateAt, rateBytes = time.Now(), dl.peerRecv.Load()
-		case now := <-tick.C:
+			rateAt, rateBytes = dl.d.clk.Now(), dl.peerRecv.Load()
+		case now := <-tick.C():
+			tick.Reset(slowCheck)
 			// Slow peers: measured over windows of at least a second, and only
 			// once the race deadline has passed.
 			if el := now.Sub(rateAt); delayPassed && el >= time.Second {
@@ -158,7 +162,7 @@ loop:
 	defer dl.mu.Unlock()
 	if dl.err == nil { // the piece hashes proved right: the suspects lied
 		for _, k := range dl.suspects {
-			dl.d.Ban(k, time.Now().Add(dl.d.cfg.BanDuration))
+			dl.d.Ban(k, dl.d.clk.Now().Add(dl.d.cfg.BanDuration))
 			dl.banned = append(dl.banned, k)
 		}
 	}
@@ -200,6 +204,9 @@ func (dl *download) evaluate(peersOpen, delayPassed, slow bool) {
 		}
 	}
 	minPeers := max(dl.job.MinPeers, 1)
+	if dl.job.Herd {
+		minPeers, slow = 1, false
+	}
 	m := dl.job.Mirror
 	if dl.mirror == nil && m != nil && !dl.d.Banned(m.Addr) {
 		start := !peersOpen && live < minPeers ||
@@ -308,7 +315,7 @@ func (dl *download) worker(s *source) {
 		if !ok {
 			return
 		}
-		t0 := time.Now()
+		t0 := dl.d.clk.Now()
 		data, hdr, err := dl.getPiece(s, i, *bp, sum, t0)
 		dl.complete(s, i, data, sum, err, t0, hdr)
 	}
@@ -339,7 +346,7 @@ func (dl *download) hold(s *source, i, slot int) {
 	p.holders[slot] = s
 	if slot == 0 {
 		p.state = active
-		p.since = time.Now()
+		p.since = dl.d.clk.Now()
 	}
 	s.inflight++
 }
@@ -438,7 +445,7 @@ func (dl *download) complete(s *source, i int, data []byte, sum *[20]byte, err e
 	dl.isDone[i].Store(true)
 	dl.supplier[i] = s.key
 	s.errs = 0
-	s.observe(int64(len(data)), t0, hdr, time.Now())
+	s.observe(int64(len(data)), t0, hdr, dl.d.clk.Now())
 	rate, lat := s.rate, s.lat
 	dl.mu.Unlock()
 	dl.d.saveHistory(s, rate, lat)
@@ -491,7 +498,7 @@ func (dl *download) sourceErrorLocked(s *source, err error) {
 			// and honest peers must not be banned for it. Decided at the end.
 			dl.suspects = append(dl.suspects, s.key)
 		default: // broke the protocol whatever the hashes
-			dl.d.Ban(s.key, time.Now().Add(dl.d.cfg.BanDuration))
+			dl.d.Ban(s.key, dl.d.clk.Now().Add(dl.d.cfg.BanDuration))
 			dl.banned = append(dl.banned, s.key)
 		}
 		dl.dropLocked(s)

@@ -6,10 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/apt-p2p/apt-p2p/internal/clock"
+	"github.com/apt-p2p/apt-p2p/internal/httpserve"
+	"github.com/apt-p2p/apt-p2p/wire"
 )
 
 // PieceSize is the size of every piece but the last (reference §3.1).
@@ -30,6 +36,11 @@ type Source struct {
 	Path   string // request path: "/~/<quote_plus(hash)>" for peers, the mirror path for the mirror
 	Mirror bool
 	TLS    bool // https upstream
+	// Partial marks a peer whose own download of the file is running (a
+	// claimant found under wire.PartialKey): requests to it carry
+	// X-Apt-P2P-Partial, which asks its peer server to stream the verified
+	// part of its growing file, waiting a bounded time for what is on its way.
+	Partial bool
 }
 
 // Job describes one file to fetch.
@@ -40,7 +51,13 @@ type Job struct {
 	Mirror      *Source       // nil if there is no mirror
 	MirrorDelay time.Duration // start the mirror if no peer bytes have arrived by then (adaptive: the node passes it)
 	MinPeers    int           // MIN_DOWNLOAD_PEERS: also use the mirror as a Range source when fewer peers
-	Sink        Sink
+	// Herd: the peers are earlier claimants still downloading the file (a
+	// flash crowd's leader and its first followers). They can be no faster
+	// than their own download, so the mirror joins only when they fail or have
+	// delivered nothing by MirrorDelay, never for being few or slow: that
+	// would fetch a second copy from a mirror the crowd already shares.
+	Herd bool
+	Sink Sink
 }
 
 // Result says where the bytes came from.
@@ -103,6 +120,9 @@ type Config struct {
 	TLSConfig *tls.Config
 	// Logger gets per-source events at debug level (nil: slog.Default()).
 	Logger *slog.Logger
+	// Clock drives the scheduler's timers, measurements and bans (nil: the
+	// system clock). Socket deadlines stay on the system clock.
+	Clock clock.Clock
 }
 
 func (c *Config) setDefaults() {
@@ -145,6 +165,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Clock == nil {
+		c.Clock = clock.Real
+	}
 }
 
 // Errors returned by Fetch (wrapped with details).
@@ -174,6 +197,7 @@ var (
 // connections), bans and per-source history. It is safe for concurrent use.
 type Downloader struct {
 	cfg Config
+	clk clock.Clock
 	ua  string
 
 	mu      sync.Mutex
@@ -187,6 +211,7 @@ func New(cfg Config) *Downloader {
 	cfg.setDefaults()
 	return &Downloader{
 		cfg:     cfg,
+		clk:     cfg.Clock,
 		ua:      "apt-p2p/" + cfg.Version,
 		clients: make(map[clientKey]*clientEntry),
 		bans:    make(map[string]time.Time),
@@ -208,7 +233,7 @@ func (d *Downloader) Ban(addr string, until time.Time) {
 func (d *Downloader) Banned(addr string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.bannedLocked(addr, time.Now())
+	return d.bannedLocked(addr, d.clk.Now())
 }
 
 func (d *Downloader) bannedLocked(addr string, now time.Time) bool {
@@ -256,7 +281,7 @@ type clientEntry struct {
 // Entries idle for an hour are forgotten (the original kept every peer forever).
 func (d *Downloader) client(s *Source) *fasthttp.HostClient {
 	k := clientKey{s.Addr, s.TLS, s.Mirror}
-	now := time.Now()
+	now := d.clk.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	e := d.clients[k]
@@ -273,4 +298,37 @@ func (d *Downloader) client(s *Source) *fasthttp.HostClient {
 	}
 	e.lastUsed = now
 	return e.hc
+}
+
+// pieceStringClient fetches piece strings from peers (the l form); bodies are small.
+var pieceStringClient = &fasthttp.Client{
+	ReadTimeout:         5 * time.Second,
+	WriteTimeout:        5 * time.Second,
+	MaxResponseBodySize: 1 << 20, // 20 bytes per 512 KiB piece: 1 MiB covers a 25 GiB file
+	Dial: func(addr string) (net.Conn, error) {
+		return fasthttp.DialTimeout(addr, 2*time.Second)
+	},
+}
+
+// PieceString GETs /~/<quote_plus(h)> from peer: the bencoded {t: piece
+// string} of the l form (reference §3.3). The caller checks it against h.
+func (d *Downloader) PieceString(ctx context.Context, peer netip.AddrPort, h wire.ID) ([]byte, error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	p := httpserve.QuotePlus([]byte("/~/"), h[:])
+	req.SetRequestURI("http://" + peer.String() + string(p))
+	req.Header.SetUserAgent(d.ua)
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	if err := pieceStringClient.DoDeadline(req, resp, deadline); err != nil {
+		return nil, err
+	}
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return nil, fmt.Errorf("peer %s: piece string: HTTP %d", peer, resp.StatusCode())
+	}
+	return append([]byte(nil), resp.Body()...), nil
 }

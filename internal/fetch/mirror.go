@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -154,7 +153,7 @@ func (dl *download) enterPiece(s *source, k int, pos int64) (bool, error) {
 	if p.streamer != s { // the stream holds its piece without a request slot
 		switch {
 		case p.state == missing:
-			p.state, p.holders[0], p.since = active, s, time.Now()
+			p.state, p.holders[0], p.since = active, s, dl.d.clk.Now()
 		case p.holders[0] != s:
 			p.holders[1] = s
 		}
