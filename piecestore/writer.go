@@ -345,6 +345,7 @@ func (w *Writer) advanceLocked() error {
 func (w *Writer) finishLocked() error {
 	d, pieces := w.h.Finish()
 	if d.Size != w.want.Size || !w.want.Matches(&d) {
+		w.pieces = pieces // what arrived, to find the bad pieces (PieceHashes)
 		w.s.mu.Lock()
 		w.s.st.Mismatches++
 		w.s.mu.Unlock()
@@ -357,6 +358,15 @@ func (w *Writer) finishLocked() error {
 	w.state = wVerified
 	w.notifyLocked()
 	return nil
+}
+
+// PieceHashes returns the SHA-1 of every piece as written, once every byte is
+// in (nil before): after a whole-file mismatch they tell, compared with a
+// verified copy, which pieces were wrong.
+func (w *Writer) PieceHashes() []byte {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pieces
 }
 
 // HavePiece reports whether piece i has been written.

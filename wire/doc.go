@@ -72,9 +72,10 @@
 // protocol). Such a peer stores a value under PartialKey(k), not under the
 // file's key k: original peers only ever look up k, so they never take a
 // partial holder for a complete one. The value is the ordinary {c} with one
-// more key, p: the time the download started, in milliseconds since the Unix
-// epoch (i<ms>e), e.g. d1:c6:<6B>1:pi1733472000123ee (30 bytes). Peers order
-// claims by (p, c) to elect the one that fetches from the mirror.
+// more key, p: when the claim was sent, in microseconds since the Unix epoch
+// (i<µs>e), e.g. d1:c6:<6B>1:pi1733472000123456ee (33 bytes). Peers order
+// claims by (p, c) to elect the one that fetches from the mirror; the
+// microseconds keep ties rare among daemons of one host.
 //
 // Value dicts skip keys they do not know, in both directions: the original
 // read values as Python dicts and ignored other keys, and Parse skips them

@@ -49,7 +49,7 @@ type PeerValue struct {
 	Pieces     []byte // FormInline: the 20*n-byte piece string (aliases the input on Parse)
 	PiecesHash ID     // FormHash / FormLink: SHA1 of the piece string
 	// Claim (p, an extension: package documentation, "Downloads in progress")
-	// is when the peer's download started, in milliseconds since the Unix
+	// is when the peer claimed its download, in microseconds since the Unix
 	// epoch; 0 when absent (every original value).
 	Claim int64
 }

@@ -53,6 +53,10 @@ func (d *dirContent) OpenByHash(h []byte) (*os.File, int64, time.Time, func(), b
 
 func (d *dirContent) PieceString([]byte) ([]byte, bool) { return nil, false }
 
+func (d *dirContent) OpenPartial([]byte) (httpserve.Growing, int64, func(), bool) {
+	return nil, 0, nil, false
+}
+
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	dir := flag.String("dir", "", "directory of files to serve")

@@ -26,8 +26,10 @@ type Config struct {
 	UploadLimit         int64         // peer uploads, bytes/s for the whole daemon; 0 = unlimited
 	UploadLimitPerPeer  int64         // peer uploads, bytes/s per peer address; 0 = unlimited
 	MaxUploads          int           // concurrent peer uploads; 0 = unlimited
-	MinDownloadPeers    int           // below this many peers the mirror is used as one more source
+	MinDownloadPeers    int           // below this many peers the mirror is used as one more source (0: by throughput)
 	MirrorDelay         time.Duration // longest wait for peer bytes before the mirror is raced too
+	Herd                bool          // flash-crowd coordination: claims, one mirror fetch per crowd
+	HerdPatience        time.Duration // how long a follower waits for its leader's first bytes
 	CacheDir            string
 	CacheSize           int64 // bytes; 0 = unlimited
 	OtherDirs           []string
@@ -117,8 +119,10 @@ var options = []option{
 	{name: "UPLOAD_LIMIT", kind: kInt, def: "0", help: "peer upload limit for the whole daemon in KB/s (0 = unlimited)", apply: func(c *Config, v any) { c.UploadLimit = v.(int64) * 1024 }},
 	{name: "UPLOAD_LIMIT_PER_PEER", kind: kInt, def: "0", help: "peer upload limit per peer address in KB/s (0 = unlimited)", apply: func(c *Config, v any) { c.UploadLimitPerPeer = v.(int64) * 1024 }},
 	{name: "MAX_UPLOADS", kind: kInt, def: "32", help: "concurrent peer uploads (0 = unlimited); more get 503", apply: intOpt(func(c *Config) *int { return &c.MaxUploads })},
-	{name: "MIN_DOWNLOAD_PEERS", kind: kInt, def: "3", help: "with fewer peers than this the mirror is one more source (0 = never when peers exist)", apply: intOpt(func(c *Config) *int { return &c.MinDownloadPeers })},
+	{name: "MIN_DOWNLOAD_PEERS", kind: kInt, def: "0", help: "with fewer peers than this the mirror is one more source, the original's rule (it used 3); 0 = decide by measured throughput: the mirror joins when peers fail, stall or are clearly slower than it", apply: intOpt(func(c *Config) *int { return &c.MinDownloadPeers })},
 	{name: "MIRROR_DELAY", kind: kTime, def: "1s", help: "longest wait for peer bytes before the mirror is raced too (the actual delay adapts below this)", apply: durOpt(func(c *Config) *time.Duration { return &c.MirrorDelay })},
+	{name: "HERD", kind: kBool, def: "yes", help: "when several daemons start the same download at once, elect one to fetch it from the mirror and let the others stream it from that one while it downloads", apply: boolOpt(func(c *Config) *bool { return &c.Herd })},
+	{name: "HERD_PATIENCE", kind: kTime, def: "3s", help: "how long a download that follows another daemon's waits for its first bytes before it uses the mirror too", apply: durOpt(func(c *Config) *time.Duration { return &c.HerdPatience })},
 	{name: "CACHE_DIR", kind: kString, def: "~/.apt-p2p/cache", help: "directory for the cache, temporary files and state", apply: strOpt(func(c *Config) *string { return &c.CacheDir })},
 	{name: "CACHE_SIZE", kind: kBytes, def: "0", help: "largest cache size, e.g. 20G (0 = unlimited); unreferenced files are evicted first, then least recently used", apply: i64Opt(func(c *Config) *int64 { return &c.CacheSize })},
 	{name: "OTHER_DIRS", kind: kList, def: "", help: "other directories whose files are hashed and shared (everything in them becomes downloadable)", apply: listOpt(func(c *Config) *[]string { return &c.OtherDirs })},
@@ -512,6 +516,10 @@ func (c *Config) valueString(o option) string {
 		return strconv.Itoa(c.MinDownloadPeers)
 	case "MIRROR_DELAY":
 		return fmtTime(c.MirrorDelay)
+	case "HERD":
+		return fmtBool(c.Herd)
+	case "HERD_PATIENCE":
+		return fmtTime(c.HerdPatience)
 	case "CACHE_DIR":
 		return c.CacheDir
 	case "CACHE_SIZE":

@@ -59,7 +59,7 @@ func TestCaseInsensitiveNamesAndLists(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	c := load(t, "")
-	if c.Port != 9977 || c.DHT.Port != 9977 || c.MinDownloadPeers != 3 || c.DHT.ConcurrentReqs != 6 ||
+	if c.Port != 9977 || c.DHT.Port != 9977 || c.MinDownloadPeers != 0 || !c.Herd || c.HerdPatience != 3*time.Second || c.DHT.ConcurrentReqs != 6 ||
 		c.DHT.StoreRedundancy != 6 || c.DHT.RetrieveValues != -10000 || c.DHT.MaxFailures != 3 ||
 		c.DHT.KRPCTimeout != 9*time.Second || c.DHT.KRPCInitialDelay != 2*time.Second ||
 		c.DHT.KeyExpire != 3*time.Hour || c.KeyRefresh != 9000*time.Second ||

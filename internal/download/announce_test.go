@@ -1,4 +1,4 @@
-package node
+package download
 
 import (
 	"crypto/md5"
@@ -53,7 +53,7 @@ func TestAnnounceKeysMatchRequesters(t *testing.T) {
 		{"MD5-only index", set(digest.MD5), set(digest.MD5), 1},
 	} {
 		want, _ := tc.index.Key()
-		keys := announceKeys(&tc.stored)
+		keys := AnnounceKeys(&tc.stored)
 		if !contains(keys, want) || len(keys) != tc.wantKeys {
 			t.Errorf("%s: announced under %v, requester looks up %v", tc.name, keys, want)
 		}

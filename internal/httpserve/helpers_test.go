@@ -75,6 +75,7 @@ type memContent struct {
 	mu       sync.Mutex
 	files    map[string]string // hash bytes → path
 	pieces   map[string][]byte // piece-string hash → piece string
+	partial  map[string]*partialFile
 	modTime  time.Time
 	opened   int
 	released int
@@ -117,6 +118,27 @@ func (m *memContent) PieceString(h []byte) ([]byte, bool) {
 	defer m.mu.Unlock()
 	ps, ok := m.pieces[string(h)]
 	return ps, ok
+}
+
+// partialFile is a file still being downloaded: g grows, size is its final length.
+type partialFile struct {
+	g    Growing
+	size int64
+}
+
+func (m *memContent) OpenPartial(h []byte) (Growing, int64, func(), bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.partial[string(h)]
+	if !ok {
+		return nil, 0, nil, false
+	}
+	m.opened++
+	return p.g, p.size, func() {
+		m.mu.Lock()
+		m.released++
+		m.mu.Unlock()
+	}, true
 }
 
 func (m *memContent) balance() (opened, released int) {
@@ -208,6 +230,8 @@ func (c *fixedContent) PieceString(h []byte) ([]byte, bool) {
 	ps, ok := c.ps[string(h)]
 	return ps, ok
 }
+
+func (c *fixedContent) OpenPartial([]byte) (Growing, int64, func(), bool) { return nil, 0, nil, false }
 
 func newFixedContent(t testing.TB, size int) *fixedContent {
 	p, _ := writeTemp(t, size, 99)

@@ -24,6 +24,11 @@ type Content interface {
 	// PieceString returns the piece string (20-byte SHA-1 per piece) whose SHA-1 is h.
 	// The handler copies it before returning.
 	PieceString(h []byte) ([]byte, bool)
+	// OpenPartial finds a file still being downloaded, by the full hash peers ask for it by,
+	// for a peer that accepts one (it sent X-Apt-P2P-Partial). g streams the verified
+	// contiguous part, the last byte only once the whole file is verified, and gives up
+	// when the download stalls; release is called when the response is done.
+	OpenPartial(h []byte) (g Growing, size int64, release func(), ok bool)
 }
 
 // PeerStats counts what the peer handler did since it was created.
@@ -33,6 +38,7 @@ type PeerStats struct {
 	Pieces    int64 // piece-string responses
 	NotFound  int64 // 404s
 	Busy      int64 // 503s because MaxUploads was reached
+	Partial   int64 // responses streamed from files still being downloaded
 	BytesSent int64 // file body bytes actually written to peers ("peer uploads")
 }
 
@@ -46,7 +52,7 @@ type PeerHandler struct {
 	t   *Throttle
 	log *slog.Logger
 
-	requests, files, pieces, notFound, busy, sent atomic.Int64
+	requests, files, pieces, notFound, busy, partial, sent atomic.Int64
 }
 
 // NewPeerHandler returns a handler serving c, limited by t (nil: unlimited).
@@ -98,8 +104,15 @@ func (h *PeerHandler) ServeFastHTTP(ctx *fasthttp.RequestCtx) {
 	switch len(hash) {
 	case 16, 20, 32, 64:
 		if f, size, modTime, release, ok := h.c.OpenByHash(hash); ok {
-			h.serveFile(ctx, hash, f, size, modTime, release)
+			h.serveFile(ctx, &FileResponse{File: f, Size: size, ModTime: modTime, ETag: hash, Release: release})
 			return
+		}
+		if len(ctx.Request.Header.PeekBytes(hdrPartial)) > 0 {
+			if g, size, release, ok := h.c.OpenPartial(hash); ok {
+				h.partial.Add(1)
+				h.serveFile(ctx, &FileResponse{Growing: g, Size: size, ETag: hash, Release: release})
+				return
+			}
 		}
 	}
 	if len(hash) == 20 {
@@ -116,7 +129,13 @@ func (h *PeerHandler) notFound404(ctx *fasthttp.RequestCtx) {
 	ctx.SetStatusCode(fasthttp.StatusNotFound)
 }
 
-func (h *PeerHandler) serveFile(ctx *fasthttp.RequestCtx, hash []byte, f *os.File, size int64, modTime time.Time, release func()) {
+// hdrPartial asks for a file still being downloaded (wire/doc.go, "Downloads
+// in progress"); original peers never send it, so they only ever get whole,
+// verified files.
+var hdrPartial = []byte("X-Apt-P2P-Partial")
+
+func (h *PeerHandler) serveFile(ctx *fasthttp.RequestCtx, r *FileResponse) {
+	release := r.Release
 	s := sender{thr: h.t, sent: &h.sent}
 	if !ctx.IsHead() {
 		addr := remoteAddr(ctx)
@@ -135,8 +154,7 @@ func (h *PeerHandler) serveFile(ctx *fasthttp.RequestCtx, hash []byte, f *os.Fil
 		s.peer, s.slot = peer, h.t != nil
 	}
 	h.files.Add(1)
-	r := FileResponse{File: f, Size: size, ModTime: modTime, ETag: hash, Release: release}
-	serveFile(ctx, &r, s)
+	serveFile(ctx, r, s)
 }
 
 // servePieces sends bencode({'t': ps}), the original's PiecesUploader body.
@@ -169,6 +187,6 @@ func remoteAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 func (h *PeerHandler) Stats() PeerStats {
 	return PeerStats{
 		Requests: h.requests.Load(), Files: h.files.Load(), Pieces: h.pieces.Load(),
-		NotFound: h.notFound.Load(), Busy: h.busy.Load(), BytesSent: h.sent.Load(),
+		NotFound: h.notFound.Load(), Busy: h.busy.Load(), Partial: h.partial.Load(), BytesSent: h.sent.Load(),
 	}
 }

@@ -3,6 +3,7 @@ package httpserve
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -422,5 +423,89 @@ func TestThrottlePeerKeys(t *testing.T) {
 	}
 	if s := NewThrottle(Limits{PerPeerBytesPerSec: 1000}).step; s != minPaceStep {
 		t.Fatalf("low rate step %d", s)
+	}
+}
+
+// TestPartialUploads: a file still being downloaded is served only to a peer
+// that asks for one (X-Apt-P2P-Partial): an original peer gets 404, as from a
+// peer without the file, and never a byte that is not verified. The asking
+// peer gets the growing file as it grows, a Range included; the response is
+// cut before its end when the download fails.
+func TestPartialUploads(t *testing.T) {
+	c := newMemContent()
+	g := newFakeGrowing(t)
+	const size = 3 * 1000
+	data := bytes.Repeat([]byte("0123456789"), size/10)
+	c.partial = map[string]*partialFile{string(fileHash): {g: g, size: size}}
+	h := NewPeerHandler(c, nil, nil)
+	addr := startServer(t, h.ServeFastHTTP, ServerConfig{})
+	target := "/~/" + string(QuotePlus(nil, fileHash))
+
+	codes, _, _ := rawRequests(t, addr, req("GET", target, ""))
+	if codes[0] != 404 {
+		t.Fatalf("original-style request for a partial file: %d, want 404", codes[0])
+	}
+	g.grow(t, data[:1000])
+	// A whole GET streams as the file grows; the last bytes once it is complete.
+	type got struct {
+		code int
+		body []byte
+	}
+	whole, ranged := make(chan got, 1), make(chan got, 1)
+	go func() {
+		codes, bodies, _ := rawRequests(t, addr, req("GET", target, "X-Apt-P2P-Partial: 1\r\n"))
+		whole <- got{codes[0], bodies[0]}
+	}()
+	go func() {
+		codes, bodies, _ := rawRequests(t, addr, req("GET", target, "X-Apt-P2P-Partial: 1\r\nRange: bytes=500-1499\r\n"))
+		ranged <- got{codes[0], bodies[0]}
+	}()
+	g.grow(t, data[1000:2000])
+	r := <-ranged
+	if r.code != 206 || !bytes.Equal(r.body, data[500:1500]) {
+		t.Errorf("range of a partial file: %d, %d bytes", r.code, len(r.body))
+	}
+	g.grow(t, data[2000:])
+	g.finish(nil)
+	w := <-whole
+	if w.code != 200 || !bytes.Equal(w.body, data) {
+		t.Errorf("whole partial file: %d, %d bytes", w.code, len(w.body))
+	}
+
+	// A download that fails cuts the response before its end.
+	g2 := newFakeGrowing(t)
+	c.mu.Lock()
+	c.partial[string(fileHash)] = &partialFile{g: g2, size: size}
+	c.mu.Unlock()
+	g2.grow(t, data[:100])
+	cut := make(chan error, 1)
+	go func() {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			cut <- err
+			return
+		}
+		defer conn.Close()
+		io.WriteString(conn, req("GET", target, "X-Apt-P2P-Partial: 1\r\n"))
+		resp, err := readHeader(bufio.NewReader(conn))
+		if err != nil {
+			cut <- err
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && int64(len(b)) == resp.ContentLength {
+			err = io.EOF // complete: wrong
+		} else {
+			err = nil
+		}
+		cut <- err
+	}()
+	g2.finish(errors.New("hash mismatch"))
+	if err := <-cut; err != nil {
+		t.Errorf("failed download: %v (want the response cut before its end)", err)
+	}
+	c.waitReleased(t)
+	if st := h.Stats(); st.Partial != 3 || st.NotFound != 1 {
+		t.Errorf("stats %+v", st)
 	}
 }

@@ -21,13 +21,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/engine"
 	"github.com/apt-p2p/apt-p2p/internal/aptindex"
 	"github.com/apt-p2p/apt-p2p/internal/config"
 	"github.com/apt-p2p/apt-p2p/internal/digest"
+	"github.com/apt-p2p/apt-p2p/internal/download"
 	"github.com/apt-p2p/apt-p2p/internal/fetch"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
 	"github.com/apt-p2p/apt-p2p/piecestore"
@@ -43,26 +43,22 @@ type Node struct {
 	log   *slog.Logger
 	start time.Time
 
-	store    *piecestore.Store
-	index    *aptindex.Index
-	dht      *engine.Node
-	dl       *fetch.Downloader
-	mirrors  *mirrorCache
-	throttle *httpserve.Throttle
-	peers    *httpserve.PeerHandler
-	Stats    *Stats
+	store     *piecestore.Store
+	index     *aptindex.Index
+	dht       *engine.Node
+	fetcher   *fetch.Downloader
+	downloads *download.Manager
+	mirrors   *mirrorCache
+	throttle  *httpserve.Throttle
+	peers     *httpserve.PeerHandler
+	Stats     *Stats
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
 	mu         sync.Mutex
-	active     map[wire.ID]*download // one download per content, keyed by DHT key
-	noValues   map[wire.ID]time.Time // keys the DHT had no values for, recently
-	mirrorOnly map[wire.ID]time.Time // keys whose peer download failed verification
-	indexFiles map[string]indexFile  // hashed index files to re-parse at start-up
-
-	lookupEWMA atomic.Int64 // ns: smoothed time until a DHT lookup delivered its first value
+	indexFiles map[string]indexFile // hashed index files to re-parse at start-up
 }
 
 // indexFile records a hashed index file (Packages.xz, ...) kept in the store.
@@ -90,9 +86,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		log:        log,
 		start:      time.Now(),
 		index:      aptindex.New(),
-		active:     map[wire.ID]*download{},
-		noValues:   map[wire.ID]time.Time{},
-		mirrorOnly: map[wire.ID]time.Time{},
 		indexFiles: map[string]indexFile{},
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -113,7 +106,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.mirrors = newMirrorCache(filepath.Join(cfg.CacheDir, "mirrors"), 30*time.Second, "apt-p2p/"+Version, tlsConfig)
-	n.dl = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch"), TLSConfig: tlsConfig})
+	n.fetcher = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch"), TLSConfig: tlsConfig})
 	n.throttle = httpserve.NewThrottle(httpserve.Limits{
 		GlobalBytesPerSec:  cfg.UploadLimit,
 		PerPeerBytesPerSec: cfg.UploadLimitPerPeer,
@@ -128,6 +121,17 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	n.downloads = download.New(download.Config{
+		MirrorDelay:  cfg.MirrorDelay,
+		MinPeers:     cfg.MinDownloadPeers,
+		Herd:         cfg.Herd,
+		HerdPatience: cfg.HerdPatience,
+		KeyRefresh:   cfg.KeyRefresh,
+		Contact:      n.Contact,
+		Logger:       log.With("part", "download"),
+	}, n.dht, n.store, n.fetcher)
+	n.downloads.ObserveLookup = n.Stats.LookupLatency.Observe
+	n.Stats.dl = func() *download.Counters { return &n.downloads.Counters }
 	n.wg.Go(n.Stats.persistLoop(n.ctx))
 	if cfg.DHTOnly {
 		// A bootstrap node (DHT-ONLY): it answers the DHT and shows its status
@@ -135,11 +139,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		n.log.Info("DHT-only mode: serving the DHT and the status page only")
 		return n, nil
 	}
-	n.wg.Go(n.announceLoop)
+	n.wg.Go(n.downloads.RefreshLoop)
 	if len(cfg.OtherDirs) > 0 {
 		n.wg.Go(func() {
 			err := n.store.ScanDirs(n.ctx, cfg.OtherDirs, func(info piecestore.Info) {
-				n.announce(n.ctx, info)
+				n.downloads.Announce(n.ctx, info)
 			})
 			if err != nil && n.ctx.Err() == nil {
 				n.log.Warn("scanning OTHER_DIRS", "err", err)
@@ -227,11 +231,7 @@ func joinHostPort(host string, port int) string {
 // Close stops background work, saves statistics and closes the store and DHT.
 func (n *Node) Close() error {
 	n.cancel()
-	n.mu.Lock()
-	for _, d := range n.active {
-		d.cancel()
-	}
-	n.mu.Unlock()
+	n.downloads.Close()
 	n.wg.Wait()
 	n.Stats.save()
 	var errs []error
@@ -241,6 +241,9 @@ func (n *Node) Close() error {
 	errs = append(errs, n.store.Close())
 	return errors.Join(errs...)
 }
+
+// DownloadCounters are what the download manager has done this session.
+func (n *Node) DownloadCounters() *download.Counters { return &n.downloads.Counters }
 
 // DHT returns the engine, for statistics.
 func (n *Node) DHT() *engine.Node { return n.dht }
@@ -368,15 +371,44 @@ type Active struct {
 	Size    int64  `json:"size"`
 	Done    int64  `json:"done"`
 	Waiters int    `json:"waiters"`
+	Uploads int    `json:"uploads"` // peers streaming it from us while it downloads
+	Role    string `json:"role"`
 }
 
 // ActiveDownloads lists the downloads in progress.
 func (n *Node) ActiveDownloads() []Active {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make([]Active, 0, len(n.active))
-	for _, d := range n.active {
-		out = append(out, Active{Path: d.path, Size: d.w.Size(), Done: d.w.Contiguous(), Waiters: int(d.nwait.Load())})
+	fs := n.downloads.Active()
+	out := make([]Active, 0, len(fs))
+	for _, f := range fs {
+		w := f.Writer()
+		out = append(out, Active{Path: f.Request().Path, Size: w.Size(), Done: w.Contiguous(), Waiters: f.Readers(),
+			Uploads: f.Uploads(), Role: string(f.Role())})
 	}
 	return out
+}
+
+// partialStall is how long a peer's response from a file still being
+// downloaded waits for bytes that do not come before it gives up (the
+// download has stalled: the peer then asks elsewhere). It is below the
+// downloaders' idle timeout (5 s), so the cut, not their timeout, tells them.
+const partialStall = 4 * time.Second
+
+func (c storeContent) OpenPartial(h []byte) (httpserve.Growing, int64, func(), bool) {
+	f, ok := c.n.downloads.Partial(h)
+	if !ok {
+		return nil, 0, nil, false
+	}
+	f.StartUpload()
+	w := f.Writer()
+	return stallBounded{w}, w.Size(), f.EndUpload, true
+}
+
+// stallBounded is a growing file whose waits end after partialStall without
+// new bytes.
+type stallBounded struct{ *piecestore.Writer }
+
+func (s stallBounded) Wait(ctx context.Context, off int64) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, partialStall)
+	defer cancel()
+	return s.Writer.Wait(ctx, off)
 }

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/apt-p2p/apt-p2p/internal/download"
 	"github.com/apt-p2p/apt-p2p/internal/metrics"
 )
 
@@ -16,17 +18,19 @@ import (
 type Stats struct {
 	Registry metrics.Registry
 
-	Mirror, Peers, Cache *metrics.Counter // bytes sent to apt, by where they came from
+	// Bytes sent to apt, by where they came from: Mirror counts files the
+	// index has no hash for (relayed through the mirror cache); downloads of
+	// hashed files count in the download manager (downloaded).
+	Mirror, Cache *metrics.Counter
+	downloaded    func() (mirror, peers int64)
 	// uploaded reads the bytes actually written to peers (the peer handler
 	// counts them as they leave, so cut and endgame-duplicate responses count
 	// only what was sent).
-	uploaded       func() int64
-	Requests       *metrics.Counter
-	Lookups        *metrics.Counter
-	Mismatches     *metrics.Counter
-	Announced      *metrics.Counter
-	AnnounceFailed *metrics.Counter
-	LookupLatency  *metrics.Histogram
+	uploaded      func() int64
+	Requests      *metrics.Counter
+	LookupLatency *metrics.Histogram
+	// dl reads the download manager's counters (an empty set until it exists).
+	dl             func() *download.Counters
 	RequestLatency *metrics.Histogram
 
 	path     string
@@ -48,16 +52,29 @@ func newStats(path string) *Stats {
 	s := &Stats{path: path}
 	r := &s.Registry
 	const dl = "Bytes sent to apt, by where they came from."
-	s.Mirror = r.Counter("aptp2p_download_bytes_total", `source="mirror"`, dl)
-	s.Peers = r.Counter("aptp2p_download_bytes_total", `source="peer"`, dl)
+	s.Mirror = r.Counter("aptp2p_mirror_relay_bytes_total", "", "Bytes of files without a known hash relayed from mirrors (part of the mirror download bytes).")
+	var none download.Counters
+	s.dl = func() *download.Counters { return &none }
+	s.downloaded = func() (int64, int64) { c := s.dl(); return c.MirrorBytes.Load(), c.PeerBytes.Load() }
+	dlc := func(name, labels, help string, get func(c *download.Counters) *atomic.Int64) {
+		r.CounterFunc(name, labels, help, func() float64 { return float64(get(s.dl()).Load()) })
+	}
+	r.CounterFunc("aptp2p_download_bytes_total", `source="mirror"`, dl, func() float64 { return float64(s.mirrorDown()) })
+	r.CounterFunc("aptp2p_download_bytes_total", `source="peer"`, dl, func() float64 { _, p := s.downloaded(); return float64(p) })
 	s.Cache = r.Counter("aptp2p_download_bytes_total", `source="cache"`, dl)
 	s.uploaded = func() int64 { return 0 }
 	r.CounterFunc("aptp2p_upload_bytes_total", "", "Bytes uploaded to other peers.", func() float64 { return float64(s.uploaded()) })
 	s.Requests = r.Counter("aptp2p_apt_requests_total", "", "apt requests answered.")
-	s.Lookups = r.Counter("aptp2p_dht_lookups_total", "", "DHT lookups started for downloads.")
-	s.Mismatches = r.Counter("aptp2p_verification_failures_total", "", "Downloads whose whole-file hash did not match (sources banned).")
-	s.Announced = r.Counter("aptp2p_announcements_total", `result="ok"`, "Announcements stored in the DHT.")
-	s.AnnounceFailed = r.Counter("aptp2p_announcements_total", `result="failed"`, "Announcements stored in the DHT.")
+	dlc("aptp2p_dht_lookups_total", "", "DHT lookups started for downloads.", func(c *download.Counters) *atomic.Int64 { return &c.Lookups })
+	dlc("aptp2p_verification_failures_total", "", "Downloads whose whole-file hash did not match (refetched from the mirror; the suppliers of wrong pieces banned).", func(c *download.Counters) *atomic.Int64 { return &c.Mismatches })
+	dlc("aptp2p_banned_peers_total", "", "Peers banned for sending bad data.", func(c *download.Counters) *atomic.Int64 { return &c.Banned })
+	dlc("aptp2p_wasted_bytes_total", "", "Bytes received and thrown away: endgame duplicates that lost, bad pieces, resent prefixes.", func(c *download.Counters) *atomic.Int64 { return &c.WastedBytes })
+	const an = "Announcements stored in the DHT."
+	dlc("aptp2p_announcements_total", `result="ok"`, an, func(c *download.Counters) *atomic.Int64 { return &c.Announced })
+	dlc("aptp2p_announcements_total", `result="failed"`, an, func(c *download.Counters) *atomic.Int64 { return &c.AnnounceFailed })
+	const roles = "Downloads by what they decided: lead (fetch from the mirror at once: alone, or first of a crowd) or follow an earlier download of the same file."
+	dlc("aptp2p_download_roles_total", `role="leader"`, roles, func(c *download.Counters) *atomic.Int64 { return &c.Leaders })
+	dlc("aptp2p_download_roles_total", `role="follower"`, roles, func(c *download.Counters) *atomic.Int64 { return &c.Followers })
 	s.LookupLatency = r.Histogram("aptp2p_dht_lookup_seconds", "Time of DHT lookups for downloads.", metrics.LatencyBuckets...)
 	s.RequestLatency = r.Histogram("aptp2p_apt_request_seconds", "Time to answer apt requests (headers).", metrics.LatencyBuckets...)
 	if b, err := os.ReadFile(path); err == nil {
@@ -66,9 +83,15 @@ func newStats(path string) *Stats {
 	return s
 }
 
+func (s *Stats) mirrorDown() int64 {
+	m, _ := s.downloaded()
+	return m + s.Mirror.Load()
+}
+
 // Session returns this session's counters.
 func (s *Stats) Session() AllTime {
-	return AllTime{Mirror: s.Mirror.Load(), Peers: s.Peers.Load(), Cache: s.Cache.Load(), Uploaded: s.uploaded(), Requests: s.Requests.Load()}
+	_, peers := s.downloaded()
+	return AllTime{Mirror: s.mirrorDown(), Peers: peers, Cache: s.Cache.Load(), Uploaded: s.uploaded(), Requests: s.Requests.Load()}
 }
 
 // Total returns the all-time counters.

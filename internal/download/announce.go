@@ -1,0 +1,135 @@
+package download
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/apt-p2p/apt-p2p/internal/clock"
+	"github.com/apt-p2p/apt-p2p/internal/digest"
+	"github.com/apt-p2p/apt-p2p/piecestore"
+	"github.com/apt-p2p/apt-p2p/wire"
+)
+
+// announceParallel bounds concurrent DHT stores during refresh rounds. Each
+// store is a lookup plus up to STORE_REDUNDANCY stores; 16 in flight refresh a
+// cache of 100 000 files in a 2.5 h window even at several seconds per store
+// (the original's one-every-3-seconds loop managed ~3 600, §4.11).
+const announceParallel = 16
+
+// Announce stores info's value under its keys, in the form its piece count
+// calls for, plus the piece string under its own key for the h form. It
+// reports whether every store succeeded (the refresh loop retries otherwise).
+func (m *Manager) Announce(ctx context.Context, info piecestore.Info) bool {
+	if m.dht == nil {
+		return false
+	}
+	contact, ok := m.cfg.Contact()
+	if !ok {
+		m.log.Debug("not announcing yet: our address is not known")
+		return false
+	}
+	keys := AnnounceKeys(&info.Digest)
+	if len(keys) == 0 {
+		return false
+	}
+	v := wire.PeerValue{Contact: contact, Form: wire.ChooseForm(piecestore.NumPieces(info.Digest.Size))}
+	switch v.Form {
+	case wire.FormInline:
+		v.Pieces = info.Pieces
+	case wire.FormHash, wire.FormLink:
+		v.PiecesHash = info.PiecesHash
+	}
+	if v.Form != wire.FormContact && len(info.Pieces) == 0 {
+		v.Form = wire.FormContact // no piece hashes recorded: contact only
+	}
+	actx, cancel := clock.WithTimeout(ctx, m.clk, time.Minute)
+	defer cancel()
+	value := wire.AppendPeerValue(nil, &v)
+	for _, key := range keys {
+		res, err := m.dht.Put(actx, key, value)
+		if err != nil || res.Stored == 0 {
+			m.Counters.AnnounceFailed.Add(1)
+			m.log.Debug("announce failed", "key", key, "stored", res.Stored, "err", err)
+			return false
+		}
+		m.log.Debug("announced", "key", key, "form", v.Form, "stored", res.Stored, "took", res.Elapsed)
+	}
+	if v.Form == wire.FormHash {
+		if _, err := m.dht.Put(actx, info.PiecesHash, wire.AppendPieceString(nil, info.Pieces)); err != nil {
+			m.Counters.AnnounceFailed.Add(1)
+		}
+	}
+	m.Counters.Announced.Add(1)
+	_ = m.store.MarkAnnounced(&info, m.clk.Now())
+	return true
+}
+
+// RefreshLoop re-announces files before their DHT entries expire and
+// announces those whose first announcement failed (e.g. before our address
+// was known), once a minute, the first time after a few seconds. It returns
+// when the Manager closes.
+func (m *Manager) RefreshLoop() {
+	if !clock.Sleep(m.ctx, m.clk, 5*time.Second) {
+		return
+	}
+	for {
+		m.Prune()
+		m.refreshRound()
+		if !clock.Sleep(m.ctx, m.clk, time.Minute) {
+			return
+		}
+	}
+}
+
+func (m *Manager) refreshRound() {
+	due := m.store.DueForAnnounce(m.clk.Now().Add(-m.cfg.KeyRefresh), 4096)
+	if len(due) == 0 {
+		return
+	}
+	t0 := m.clk.Now()
+	sem := make(chan struct{}, announceParallel)
+	var wg sync.WaitGroup
+	var ok, failed int
+	var mu sync.Mutex
+	for _, info := range due {
+		if m.ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r := m.Announce(m.ctx, info)
+			mu.Lock()
+			if r {
+				ok++
+			} else {
+				failed++
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	m.log.Info("announce round", "due", len(due), "ok", ok, "failed", failed, "took", clock.Since(m.clk, t0).Round(time.Millisecond))
+}
+
+// AnnounceKeys are the DHT keys a requester may look this content up by. A
+// requester derives its key from its index (digest.Set.Key: SHA1, else SHA256,
+// else MD5), and indexes differ: Debian's Packages have listed only MD5 and
+// SHA256 since bookworm, older archives and other repositories also give SHA1.
+// A file whose stored digest knows both SHA1 and SHA256 (an index that gave
+// both, or a file shared from OTHER_DIRS, hashed here) is announced under both;
+// one downloaded through a SHA256-only index only under the SHA256 key, the key
+// every requester with that index uses. MD5 is a key only when nothing else is.
+func AnnounceKeys(d *digest.Set) []wire.ID {
+	var keys []wire.ID
+	for _, t := range []digest.Type{digest.SHA1, digest.SHA256} {
+		if d.Has(t) {
+			keys = append(keys, wire.NormKey(d.Get(t)))
+		}
+	}
+	if len(keys) == 0 && d.Has(digest.MD5) {
+		keys = append(keys, wire.NormKey(d.MD5[:]))
+	}
+	return keys
+}
