@@ -290,7 +290,8 @@ func (c *Core) Claim(now time.Time, key wire.ID, build func(now time.Time) []byt
 			return
 		}
 		pc := &pendingClaim{key: key, start: start, pr: pr, to: to, onDone: onDone}
-		if settle <= 0 {
+		if settle <= 0 || len(to) == 1 && to[0].self {
+			// (stored only here: nobody else's claim can be on its way)
 			c.checkClaim(now, pc)
 			return
 		}

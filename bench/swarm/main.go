@@ -87,12 +87,16 @@ type options struct {
 	timeout  time.Duration
 	// mirrorRate, when > 0, limits the mirror's total upload in bytes/s.
 	mirrorRate int64
+	// keep leaves each scenario's directory (daemon logs, caches) in work.
+	keep bool
+	// sets are extra configuration settings for every apt-p2p daemon.
+	sets []string
 	log        *slog.Logger
 }
 
 func main() {
 	var o options
-	set := flag.String("set", "quick", "package set: quick (30 packages, ~68 MB) or full (60 packages, ~265 MB)")
+	pkgSet := flag.String("set", "quick", "package set: quick (30 packages, ~68 MB) or full (60 packages, ~265 MB)")
 	daemons := flag.String("daemons", "16", "comma-separated daemon counts")
 	minPeers := flag.String("min-peers", "1", "comma-separated MIN_DOWNLOAD_PEERS values for apt-p2p")
 	systems := flag.String("systems", "apt-p2p,direct,apt-cacher-ng", "systems to run")
@@ -105,12 +109,15 @@ func main() {
 	flag.DurationVar(&o.stagger, "stagger", 2*time.Second, "delay between client starts in the staggered mode")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit for one scenario")
 	flag.Int64Var(&o.mirrorRate, "mirror-rate", 0, "limit the mirror's total upload to this many bytes/s (0 = unlimited)")
+	flag.BoolVar(&o.keep, "keep", false, "keep each scenario's directory (daemon logs and caches) under -work")
+	set := flag.String("set-daemon", "", "comma-separated NAME=value settings for every apt-p2p daemon (e.g. LOG_LEVEL=debug,HERD=no)")
 	flag.Parse()
+	o.sets = split(*set)
 	o.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, &o, *set, ints(*daemons), ints(*minPeers), split(*systems), split(*modes), *jsonOut); err != nil {
+	if err := run(ctx, &o, *pkgSet, ints(*daemons), ints(*minPeers), split(*systems), split(*modes), *jsonOut); err != nil {
 		fmt.Fprintln(os.Stderr, "swarm:", err)
 		os.Exit(1)
 	}
@@ -266,7 +273,9 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 	if err != nil {
 		return r, err
 	}
-	defer os.RemoveAll(dir)
+	if !o.keep {
+		defer os.RemoveAll(dir)
+	}
 	mirrorBase := "http://" + mirrorAddr + "/debian/"
 	clients := make([]*client, n)
 	var ds []*daemon
@@ -578,7 +587,7 @@ func startDaemons(ctx context.Context, o *options, dir string, n, minPeers int) 
 			return ds, err
 		}
 		d := &daemon{ip: ip, port: port, logp: filepath.Join(dir, fmt.Sprintf("daemon-%02d.log", i)), done: make(chan struct{})}
-		sets := []string{"LOCAL_OK=yes", "LOG_LEVEL=info", "MIN_DOWNLOAD_PEERS=" + strconv.Itoa(minPeers)}
+		sets := append([]string{"LOCAL_OK=yes", "LOG_LEVEL=info", "MIN_DOWNLOAD_PEERS=" + strconv.Itoa(minPeers)}, o.sets...)
 		if i == 0 {
 			sets = append(sets, "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
 		} else {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -337,12 +338,36 @@ func TestHerdElectsOneLeader(t *testing.T) {
 			}
 			t.Fatalf("%d leaders, want 1", leaders)
 		}
-		for i, r := range rigs {
-			if flights[i].Role() != RoleFollower {
-				continue
+		// The claimants form a tree in claim order: rank r follows rank
+		// (r-1)/fanOut, so the leader feeds fanOut followers, each of them
+		// fanOut more.
+		key, _ := d.Key()
+		var order []claimRecord
+		for _, v := range dht.values(wire.PartialKey(key)) {
+			var pv wire.PeerValue
+			if pv.Parse(v) == nil {
+				order = append(order, claimRecord{contact: pv.Contact, at: pv.Claim})
 			}
-			if _, peers := r.fetch.lastJob(); peers[0].Addr != leader.String() {
-				t.Errorf("follower %v: first source %s, want the leader %v", r.self, peers[0].Addr, leader)
+		}
+		slices.SortFunc(order, func(a, b claimRecord) int {
+			if a.before(b) {
+				return -1
+			}
+			return 1
+		})
+		if order[0].contact != leader {
+			t.Fatalf("leader %v, first claim %v", leader, order[0].contact)
+		}
+		for rank, c := range order[1:] {
+			rank++
+			for i, r := range rigs {
+				if r.self != c.contact {
+					continue
+				}
+				_, peers := r.fetch.lastJob()
+				if want := order[(rank-1)/fanOut].contact; flights[i].Role() != RoleFollower || peers[0].Addr != want.String() {
+					t.Errorf("claim rank %d (%v): role %s, first source %s, want %v", rank, r.self, flights[i].Role(), peers[0].Addr, want)
+				}
 			}
 		}
 	})

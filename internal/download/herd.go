@@ -24,11 +24,40 @@ func (a claimRecord) before(b claimRecord) bool {
 	return a.contact.Compare(b.contact) < 0
 }
 
+// fanOut is how many followers stream from one earlier download: the
+// claimants, in claim order, form a tree of this degree rooted at the leader
+// (the claim of rank r follows the one of rank (r-1)/fanOut), so no daemon
+// uploads a crowd's file to more than about fanOut others while the depth
+// grows only with the logarithm of the crowd.
+const fanOut = 4
+
 // claimResult is what a claim found.
 type claimResult struct {
 	earlier []claimRecord // recent claims ordered before ours, leader first
 	seen    int           // claims seen, ours included
 	ok      bool          // the claim was stored and checked
+}
+
+// sources are the earlier claimants in the order a follower tries them: its
+// parent in the crowd's tree first, then its parent's ancestors up to the
+// leader, then the others.
+func (r claimResult) sources() []claimRecord {
+	rank := len(r.earlier) // ours, counting from the leader's 0
+	var out []claimRecord
+	used := make([]bool, len(r.earlier))
+	for p := (rank - 1) / fanOut; ; p = (p - 1) / fanOut {
+		out = append(out, r.earlier[p])
+		used[p] = true
+		if p == 0 {
+			break
+		}
+	}
+	for i, c := range r.earlier {
+		if !used[i] {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // claim stores this download's claim under the content's PartialKey and

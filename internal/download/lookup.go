@@ -112,6 +112,7 @@ func (f *Flight) lookup(ctx context.Context) plan {
 		haveClaim = !claiming
 		lookedUp  = unshared
 		found     bool
+		extended  bool
 		gotten    = getDone // nil once received
 	)
 	if lookedUp && haveClaim {
@@ -134,6 +135,13 @@ wait:
 				break wait
 			}
 		case <-deadline.C():
+			if !haveClaim && !extended {
+				// The claim is what keeps a crowd from all going to the
+				// mirror: on a slow DHT it gets one more MirrorDelay.
+				extended = true
+				deadline.Reset(m.cfg.MirrorDelay)
+				continue
+			}
 			break wait
 		case <-ctx.Done():
 			break wait
@@ -163,7 +171,7 @@ wait:
 		m.Counters.Followers.Add(1)
 		p.follow = true
 		p.mirrorDelay = m.cfg.HerdPatience
-		for _, c := range claim.earlier {
+		for _, c := range claim.sources() {
 			mu.Lock()
 			dup := seen[c.contact]
 			seen[c.contact] = true
@@ -176,7 +184,7 @@ wait:
 			}
 		}
 		m.log.Debug("following an earlier download", "path", f.req.Path, "leader", claim.earlier[0].contact,
-			"claims", claim.seen, "took", elapsed.Round(time.Millisecond))
+			"from", claim.sources()[0].contact, "claims", claim.seen, "took", elapsed.Round(time.Millisecond))
 	default:
 		// Nobody holds it and nobody earlier is fetching it (or the lookup
 		// and the claim did not answer in time): the mirror starts now, and

@@ -184,6 +184,8 @@ func (dl *download) getPiece(s *source, i int, buf []byte, sum *[20]byte, t0 tim
 	switch st := resp.StatusCode(); {
 	case st == fasthttp.StatusNotFound:
 		return nil, hdrAt, errNotFound
+	case st == fasthttp.StatusServiceUnavailable && !s.mirror:
+		return nil, hdrAt, busyError(resp)
 	case st == fasthttp.StatusOK && !single:
 		return nil, hdrAt, errIgnoredRange
 	case st == fasthttp.StatusPartialContent:
@@ -277,3 +279,13 @@ func parseDec(s []byte) (int64, bool) {
 	}
 	return n, true
 }
+
+// busyError is errBusy carrying how long to leave the source alone.
+func busyError(resp *fasthttp.Response) error {
+	return &busy{retryAfter(resp.Header.Peek(fasthttp.HeaderRetryAfter))}
+}
+
+type busy struct{ d time.Duration }
+
+func (b *busy) Error() string { return fmt.Sprintf("%v; retry after %v", errBusy, b.d) }
+func (b *busy) Unwrap() error { return errBusy }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -142,6 +143,9 @@ loop:
 			rateAt, rateBytes = dl.d.clk.Now(), dl.peerRecv.Load()
 		case now := <-tick.C():
 			tick.Reset(slowCheck)
+			dl.mu.Lock()
+			dl.sampleRatesLocked(slowCheck.Seconds())
+			dl.mu.Unlock()
 			// Slow peers: measured over windows of at least a second, and only
 			// once the race deadline has passed.
 			if el := now.Sub(rateAt); delayPassed && el >= time.Second {
@@ -195,14 +199,19 @@ func (dl *download) evaluate(peersOpen, delayPassed, slow bool) {
 		return
 	}
 	live := dl.livePeersLocked()
-	for live < dl.d.cfg.MaxPeers && len(dl.standby) > 0 {
-		src := dl.standby[0]
-		dl.standby = dl.standby[1:]
-		if dl.byKey[src.Addr] == nil && !dl.d.Banned(src.Addr) {
+	keep := dl.standby[:0]
+	for _, src := range dl.standby {
+		switch {
+		case dl.byKey[src.Addr] != nil || dl.d.Banned(src.Addr):
+		case live >= dl.d.cfg.MaxPeers || src.Partial && dl.livePartialLocked() > 0:
+			keep = append(keep, src)
+		default:
 			dl.addSourceLocked(dl.d.newSource(src, false), false)
 			live++
 		}
 	}
+	clear(dl.standby[len(keep):])
+	dl.standby = keep
 	minPeers := max(dl.job.MinPeers, 1)
 	if dl.job.Herd {
 		minPeers, slow = 1, false
@@ -242,7 +251,9 @@ func (dl *download) addPeer(src Source) {
 	if dl.finished || dl.byKey[src.Addr] != nil {
 		return
 	}
-	if dl.livePeersLocked() >= dl.d.cfg.MaxPeers {
+	// One partial peer streams at a time: the others are its stand-ins (a
+	// crowd's followers each follow one earlier download, not all of them).
+	if dl.livePeersLocked() >= dl.d.cfg.MaxPeers || src.Partial && dl.livePartialLocked() > 0 {
 		if len(dl.standby) < maxStandby && !slices.ContainsFunc(dl.standby, func(x Source) bool { return x.Addr == src.Addr }) {
 			dl.standby = append(dl.standby, src)
 		}
@@ -253,6 +264,16 @@ func (dl *download) addPeer(src Source) {
 
 // maxStandby bounds the stand-in peers one download remembers.
 const maxStandby = 256
+
+func (dl *download) livePartialLocked() int {
+	live := 0
+	for _, s := range dl.sources {
+		if s.partial && !s.dropped {
+			live++
+		}
+	}
+	return live
+}
 
 func (dl *download) livePeersLocked() int {
 	live := 0
@@ -265,11 +286,14 @@ func (dl *download) livePeersLocked() int {
 }
 
 // addSourceLocked registers s and starts its workers: one stream for a mirror
-// that is the only source, Depth piece workers otherwise.
+// that is the only source and for a peer still downloading the file (it can
+// only send what it has, as it gets it: one request that streams holds one of
+// its upload slots, where Depth piece requests would hold Depth, mostly
+// waiting), Depth piece workers otherwise.
 func (dl *download) addSourceLocked(s *source, stream bool) {
 	dl.sources = append(dl.sources, s)
 	dl.byKey[s.key] = s
-	if stream {
+	if stream || s.partial {
 		s.streaming = true
 		go dl.streamWorker(s)
 		return
@@ -297,6 +321,37 @@ func (dl *download) finishLocked(err error) {
 	dl.cond.Broadcast()
 }
 
+// busyLocked leaves s alone for the time its 503 asked: it keeps its place
+// (a busy peer is not a bad one) and its requests wait (waitNotBusy); the
+// supervisor brings in the mirror meanwhile by its usual rules.
+func (dl *download) busyLocked(s *source, b *busy) {
+	until := dl.d.clk.Now().Add(b.d)
+	if until.After(s.busyUntil) {
+		s.busyUntil = until
+		dl.d.cfg.Logger.Debug("fetch: source busy", "source", s.key, "for", b.d)
+	}
+	dl.nudge()
+}
+
+// waitNotBusy waits until s may be asked again; false if the download ended
+// meanwhile.
+func (dl *download) waitNotBusy(s *source) bool {
+	dl.mu.Lock()
+	wait := s.busyUntil.Sub(dl.d.clk.Now())
+	dl.mu.Unlock()
+	if wait <= 0 {
+		return true
+	}
+	t := dl.d.clk.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C():
+		return true
+	case <-dl.doneCh:
+		return false
+	}
+}
+
 func (dl *download) nudge() {
 	select {
 	case dl.wake <- struct{}{}:
@@ -311,6 +366,9 @@ func (dl *download) worker(s *source) {
 	defer bufPool.Put(bp)
 	sum := new([20]byte) // one per worker: it escapes into the Sink call
 	for {
+		if !dl.waitNotBusy(s) {
+			return
+		}
 		i, ok := dl.claim(s)
 		if !ok {
 			return
@@ -373,28 +431,63 @@ func (dl *download) pickMissing(s *source) int {
 	return i
 }
 
-// pickEndgame gives an idle source a second copy of the piece that has been
-// outstanding longest. Single-piece files are not duplicated among peers
-// (one GET from the best source, the next on failure); the mirror may still
-// take one over a silent peer.
+// pickEndgame gives an idle source a second copy of a piece another source
+// holds, only near the end (no piece is left that nobody fetches) and only
+// when it is overdue: the idle source is expected to finish it in less than
+// half the time its holder still needs at the holder's current rate (a
+// stalled holder needs forever). Of those, the one the holder needs longest
+// for. A copy that loses is wasted bytes, so honest, merely busy holders are
+// left alone. Single-piece files are not duplicated among peers (one GET from
+// the best source, the next on failure); the mirror may still take one over a
+// stalled peer. A partial peer streams only and is never given a copy.
 func (dl *download) pickEndgame(s *source) int {
-	if s.inflight > 0 || dl.n == 1 && !s.mirror {
+	if s.inflight > 0 || dl.n == 1 && !s.mirror || s.partial || dl.next < dl.n {
 		return -1
 	}
-	best := -1
+	now := dl.d.clk.Now()
+	mine := s.lat + PieceSize/s.rate // seconds for a whole piece from s
+	best, bestLeft := -1, 0.0
 	for i := range dl.pieces {
 		p := &dl.pieces[i]
 		if p.state != active || p.holders[1] != nil || p.holders[0] == s || p.holders[0] == nil || p.streamer != nil {
 			continue
 		}
-		if best < 0 || p.since.Before(dl.pieces[best].since) {
-			best = i
+		left := dl.timeLeftLocked(p.holders[0], i, now)
+		if left > 2*mine && left > bestLeft {
+			best, bestLeft = i, left
 		}
 	}
 	if best >= 0 {
 		dl.hold(s, best, 1)
 	}
 	return best
+}
+
+// timeLeftLocked estimates the seconds holder h still needs for piece i at
+// its current rate: its requests share its rate; a stream reaches i after
+// the pieces before it. +Inf for a holder that has received nothing lately.
+func (dl *download) timeLeftLocked(h *source, i int, now time.Time) float64 {
+	if h.liveRate <= 0 {
+		return math.Inf(1)
+	}
+	end := float64(int64(i)*PieceSize + pieceLen(i, dl.job.Size))
+	if h.streaming {
+		return (end - float64(dl.job.Sink.Contiguous())) / h.liveRate
+	}
+	perRequest := h.liveRate / float64(max(h.inflight, 1))
+	elapsed := now.Sub(dl.pieces[i].since).Seconds()
+	return float64(pieceLen(i, dl.job.Size))/perRequest - elapsed
+}
+
+// sampleRatesLocked updates every source's current receive rate from the
+// bytes it received since the last sample, dt seconds ago.
+func (dl *download) sampleRatesLocked(dt float64) {
+	for _, s := range dl.sources {
+		got := s.recv.Load()
+		inst := float64(got-s.recvSampled) / dt
+		s.recvSampled = got
+		s.liveRate += 0.5 * (inst - s.liveRate)
+	}
 }
 
 // release removes s from piece i's holders; a piece nobody holds is missing again.
@@ -429,9 +522,13 @@ func (dl *download) complete(s *source, i int, data []byte, sum *[20]byte, err e
 		if held {
 			dl.releaseLocked(s, i)
 		}
-		if err == nil {
+		var b *busy
+		switch {
+		case err == nil:
 			dl.wasted.Add(int64(len(data)))
-		} else if !errors.Is(err, errLost) && !errors.Is(err, fasthttp.ErrNoFreeConns) && !dl.finished {
+		case errors.As(err, &b):
+			dl.busyLocked(s, b)
+		case !errors.Is(err, errLost) && !errors.Is(err, fasthttp.ErrNoFreeConns) && !dl.finished:
 			// (no free connection: other downloads use this source; not its fault)
 			dl.sourceErrorLocked(s, err)
 		}

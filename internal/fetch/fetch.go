@@ -190,6 +190,7 @@ var (
 	errBodyLength   = errors.New("fetch: body length differs from the range asked for")
 	errStatus       = errors.New("fetch: unexpected HTTP status")
 	errNotFound     = errors.New("fetch: source does not have the file (404)")
+	errBusy         = errors.New("fetch: source is busy (503)")     // not its fault: try it again later
 	errLost         = errors.New("fetch: request no longer needed") // not the source's fault
 )
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -38,15 +39,30 @@ func (dl *download) streamWorker(s *source) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	for {
-		pos, yield, ok := dl.streamStart(s)
+		if !dl.waitNotBusy(s) {
+			return
+		}
+		pos, end, yield, ok := dl.streamStart(s)
 		if !ok {
 			return
 		}
 		err := errYield
 		if !yield {
-			err = dl.streamOnce(s, st, pos, *bp)
+			err = dl.streamOnce(s, st, pos, end, *bp)
+			dl.mu.Lock()
+			dl.unreserveLocked(s)
+			dl.mu.Unlock()
 		}
-		if err == nil || errors.Is(err, errLost) || errors.Is(err, errGap) {
+		if err == nil || errors.Is(err, errLost) || errors.Is(err, errGap) || s.partial && errors.Is(err, errYield) {
+			// (a partial peer never turns to piece mode: it streams again
+			// from the next piece it can take)
+			continue
+		}
+		var b *busy
+		if errors.As(err, &b) {
+			dl.mu.Lock()
+			dl.busyLocked(s, b)
+			dl.mu.Unlock()
 			continue
 		}
 		dl.mu.Lock()
@@ -73,16 +89,37 @@ func (dl *download) streamWorker(s *source) {
 	}
 }
 
-// streamStart waits for a place to stream from and returns its file offset;
-// yield means a Range-capable mirror should serve pieces instead.
-func (dl *download) streamStart(s *source) (pos int64, yield, ok bool) {
+// A streaming request asks for about streamAhead of data at the stream's
+// current rate, between minStreamSpan and maxStreamSpan pieces. The stream
+// reserves those pieces, so no other source starts on them while it runs,
+// and the request is bounded, so a stream cut early (a piece taken over, a
+// gap behind it) leaves little in flight that nobody wants, while the pieces
+// beyond stay free for other sources. Each span costs one round trip more
+// than an open-ended stream: at 2 s of data per span, a few percent.
+const (
+	streamAhead   = 2 * time.Second
+	minStreamSpan = 8
+	maxStreamSpan = 64
+)
+
+// streamSpan is how many pieces s's next streaming request reserves.
+func streamSpan(s *source) int {
+	rate := max(s.liveRate, s.rate)
+	n := int(rate * streamAhead.Seconds() / PieceSize)
+	return min(max(n, minStreamSpan), maxStreamSpan)
+}
+
+// streamStart waits for a place to stream from and returns its file offset
+// and the end of the span it reserved; yield means a Range-capable mirror
+// should serve pieces instead.
+func (dl *download) streamStart(s *source) (pos, end int64, yield, ok bool) {
 	dl.mu.Lock()
 	defer dl.mu.Unlock()
 	for {
 		if dl.finished || s.dropped {
 			s.streaming = false
 			dl.cond.Broadcast()
-			return 0, false, false
+			return 0, 0, false, false
 		}
 		k := -1
 		for i := 0; i < dl.n; i++ {
@@ -99,13 +136,50 @@ func (dl *download) streamStart(s *source) (pos int64, yield, ok bool) {
 			if dl.pieces[k].streamer == s && c > pos && c < pos+pieceLen(k, dl.job.Size) {
 				pos = c // resume inside our own partial piece
 			}
-			return pos, false, true
+			return pos, dl.reserveLocked(s, k), false, true
 		}
-		if !s.noRange {
-			return 0, true, true
+		if !s.noRange && !s.partial {
+			return 0, 0, true, true
 		}
+		// Nothing this stream can take now (a partial peer waits for the
+		// pieces others hold to be done or given back).
 		dl.cond.Wait()
 	}
+}
+
+// reserveLocked holds the pieces from k on that nobody else holds, up to
+// streamSpan of them, for s's stream (without request slots, as the stream's
+// current piece), and returns the file offset where they end. A mirror that
+// ignores Range sends everything to the end anyway.
+func (dl *download) reserveLocked(s *source, k int) int64 {
+	if s.noRange {
+		return dl.job.Size
+	}
+	now := dl.d.clk.Now()
+	span := streamSpan(s)
+	i := k
+	for ; i < dl.n && i-k < span; i++ {
+		p := &dl.pieces[i]
+		switch {
+		case p.streamer == s || p.holders[0] == s:
+		case p.state == missing:
+			p.state, p.holders[0], p.since = active, s, now
+		default:
+			return int64(i) * PieceSize
+		}
+	}
+	return min(int64(i)*PieceSize, dl.job.Size)
+}
+
+// unreserveLocked gives back the pieces s's stream reserved and did not
+// reach (its current piece stays its own, to resume in).
+func (dl *download) unreserveLocked(s *source) {
+	for i := range dl.pieces {
+		if p := &dl.pieces[i]; p.state == active && p.holders[0] == s && p.streamer != s {
+			dl.releaseLocked(s, i)
+		}
+	}
+	dl.cond.Broadcast()
 }
 
 func (dl *download) allDoneBelow(k int) bool {
@@ -123,8 +197,8 @@ func (dl *download) streamCanTake(s *source, i int) bool {
 	switch {
 	case p.state == done:
 		return false
-	case p.streamer == s:
-		return true
+	case p.streamer == s, p.holders[0] == s && p.holders[1] == nil:
+		return true // ours, or reserved by us and not duplicated
 	case p.streamer != nil:
 		return false
 	case p.state == missing:
@@ -178,42 +252,55 @@ func (dl *download) enterPiece(s *source, k int, pos int64) (bool, error) {
 	return true, nil
 }
 
-// streamOnce runs one streaming request starting at file offset pos.
-func (dl *download) streamOnce(s *source, st *streamState, pos int64, buf []byte) error {
+// streamOnce runs one streaming request for the file's bytes [pos, end).
+func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf []byte) error {
 	size := dl.job.Size
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	s.setupRequest(req)
-	if pos > 0 && !s.noRange {
+	switch {
+	case s.noRange:
+	case end < size:
+		req.Header.SetByteRange(int(pos), int(end-1))
+	case pos > 0:
 		req.Header.SetByteRange(int(pos), -1)
 	}
 	if err := s.hc.Do(req, resp); err != nil {
-		return fmt.Errorf("fetch: mirror %s: %w", s.key, err)
+		return fmt.Errorf("fetch: %s: %w", s.key, err)
 	}
 	defer resp.CloseBodyStream() //nolint:errcheck // discards the connection if the body was not read to its end
 	skip := int64(0)             // leading bytes the mirror resends
 	switch st := resp.StatusCode(); st {
 	case fasthttp.StatusOK:
 		skip = pos
-		if pos > 0 && !s.noRange {
+		if (pos > 0 || end < size) && !s.noRange {
+			if !s.mirror {
+				return fmt.Errorf("%w: stream of %d-%d", errIgnoredRange, pos, end-1)
+			}
 			dl.mu.Lock()
 			s.noRange = true
 			dl.mu.Unlock()
 		}
+		end = size
 		if cl := resp.Header.ContentLength(); cl >= 0 && int64(cl) != size {
-			return fmt.Errorf("%w: mirror sent %d bytes, the index says %d", errBodyLength, cl, size)
+			return fmt.Errorf("%w: %s sent %d bytes, the index says %d", errBodyLength, s.key, cl, size)
 		}
 	case fasthttp.StatusPartialContent:
 		a, b, total, ok := parseContentRange(resp.Header.Peek(fasthttp.HeaderContentRange))
-		if !ok || a != pos || b != size-1 || total != size {
-			return fmt.Errorf("%w: asked %d-/%d, got %q", errContentRange, pos, size, resp.Header.Peek(fasthttp.HeaderContentRange))
+		if !ok || a != pos || b != end-1 || total != size {
+			return fmt.Errorf("%w: asked %d-%d/%d, got %q", errContentRange, pos, end-1, size, resp.Header.Peek(fasthttp.HeaderContentRange))
 		}
 	case fasthttp.StatusNotFound:
 		return errNotFound
+	case fasthttp.StatusServiceUnavailable:
+		if !s.mirror {
+			return busyError(resp)
+		}
+		return fmt.Errorf("%w %d from %s", errStatus, st, s.key)
 	default:
-		return fmt.Errorf("%w %d from mirror", errStatus, st)
+		return fmt.Errorf("%w %d from %s", errStatus, st, s.key)
 	}
 	body := resp.BodyStream()
 	if body == nil {
@@ -224,8 +311,8 @@ func (dl *download) streamOnce(s *source, st *streamState, pos int64, buf []byte
 	cur := pos - skip
 	k := -1
 	writing := false
-	for cur < size {
-		want := min(int64(len(buf)), size-cur)
+	for cur < end {
+		want := min(int64(len(buf)), end-cur)
 		want = min(want, 64<<10) // hand bytes on in small steps
 		m, rerr := body.Read(buf[:want])
 		s.noteRecv(dl, m)
@@ -294,16 +381,16 @@ func (dl *download) streamOnce(s *source, st *streamState, pos int64, buf []byte
 			return errLost
 		}
 	}
-	if cur < size {
-		return fmt.Errorf("%w: mirror body ended at %d of %d", errBodyLength, cur, size)
+	if cur < end {
+		return fmt.Errorf("%w: %s body ended at %d of %d", errBodyLength, s.key, cur, end)
 	}
 	// Read to EOF so the keep-alive connection goes back to the pool (apt
 	// fetches many files from one mirror), and so a longer body is caught.
 	var extra [1]byte
 	if m, rerr := body.Read(extra[:]); m > 0 {
-		return fmt.Errorf("%w: mirror sent more than %d bytes", errBodyLength, size)
+		return fmt.Errorf("%w: %s sent more than %d bytes", errBodyLength, s.key, end-(pos-skip))
 	} else if rerr != nil && rerr != io.EOF {
-		return fmt.Errorf("fetch: mirror %s at the end: %w", s.key, rerr)
+		return fmt.Errorf("fetch: %s at the end: %w", s.key, rerr)
 	}
 	return nil
 }

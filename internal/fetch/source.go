@@ -43,14 +43,20 @@ type source struct {
 	host   string // Host header
 	ua     string
 
+	partial   bool // a peer still downloading the file (Source.Partial): streamed, never asked piece by piece
 	inflight  int
 	errs      int
 	dropped   bool
-	streaming bool // the mirror's stream worker is running
-	noRange   bool // the mirror answered 200 to a Range request: stream only
+	streaming bool      // the source's stream worker is running (the mirror alone, or a partial peer)
+	noRange   bool      // the mirror answered 200 to a Range request: stream only
+	busyUntil time.Time // it answered 503: no request before then
 	rate, lat float64
-	delivered int64 // bytes written into the Sink from this source
-	lastErr   error
+	// liveRate is bytes/s received lately (sampled by the supervisor), for
+	// the endgame: how long a holder still needs for what it holds.
+	liveRate    float64
+	recvSampled int64
+	delivered   int64 // bytes written into the Sink from this source
+	lastErr     error
 
 	recv atomic.Int64 // body bytes received, valid or not (progress, not accounting)
 }
@@ -88,14 +94,15 @@ func (s *source) noteRecv(dl *download, n int) {
 func (d *Downloader) newSource(src Source, mirror bool) *source {
 	src.Mirror = mirror
 	s := &source{
-		src:    src,
-		key:    src.Addr,
-		mirror: mirror,
-		hc:     d.client(&src),
-		host:   hostHeader(&src),
-		ua:     d.ua,
-		rate:   defaultRate,
-		lat:    defaultLat,
+		src:     src,
+		key:     src.Addr,
+		mirror:  mirror,
+		partial: src.Partial && !mirror,
+		hc:      d.client(&src),
+		host:    hostHeader(&src),
+		ua:      d.ua,
+		rate:    defaultRate,
+		lat:     defaultLat,
 	}
 	d.mu.Lock()
 	if h := d.hist[src.Addr]; h != nil {
@@ -117,4 +124,20 @@ func (d *Downloader) saveHistory(s *source, rate, lat float64) {
 	}
 	h.rate, h.lat = rate, lat
 	d.mu.Unlock()
+}
+
+// busyBackoff is how long a source that answered 503 without a usable
+// Retry-After is left alone; maxBusyBackoff caps what a Retry-After may ask.
+const (
+	busyBackoff    = time.Second
+	maxBusyBackoff = 10 * time.Second
+)
+
+// retryAfter reads a 503's Retry-After (seconds) for the busy back-off.
+func retryAfter(v []byte) time.Duration {
+	n, ok := parseDec(v)
+	if !ok || n <= 0 {
+		return busyBackoff
+	}
+	return min(time.Duration(n)*time.Second, maxBusyBackoff)
 }
