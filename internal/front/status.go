@@ -11,6 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/apt-p2p/apt-p2p/engine"
+	"github.com/apt-p2p/apt-p2p/internal/httpserve"
 	"github.com/apt-p2p/apt-p2p/internal/node"
 	"github.com/apt-p2p/apt-p2p/piecestore"
 )
@@ -272,7 +273,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		Histogram: latencyChart(st.Lookups),
 	}
 	if err := pageTmpl.Execute(ctx, data); err != nil {
-		ctx.Error("template: "+err.Error(), fasthttp.StatusInternalServerError)
+		httpserve.Error(ctx, fasthttp.StatusInternalServerError, "status page template: "+err.Error())
 	}
 }
 
