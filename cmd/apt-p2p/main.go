@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -199,8 +200,12 @@ func cmdRun(args []string) int {
 
 	// Bind the TCP port first: a port in use is the most common start-up
 	// failure and deserves a clear message before anything else starts.
-	listenAddr := net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.Port))
+	listenAddr := cfg.ListenAddr(cfg.Port)
 	ln, err := net.Listen("tcp", listenAddr)
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		fmt.Fprintf(os.Stderr, "apt-p2p: cannot listen on TCP %s: BIND_ADDRESS %s is not an address of this machine\napt-p2p: set BIND_ADDRESS (--bind) to one of its addresses, or leave it empty to listen on every address\n", listenAddr, cfg.BindAddress)
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "apt-p2p: cannot listen on TCP %s: %v\napt-p2p: another apt-p2p (or another program) uses the port; stop it or set PORT (--port)\n", listenAddr, err)
 		return 1
@@ -322,11 +327,10 @@ func daemonURL(o *options, path string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		host := cfg.BindAddress
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
+		addr = "127.0.0.1:" + strconv.Itoa(cfg.Port)
+		if b := cfg.Bind; b.IsValid() && !b.IsUnspecified() {
+			addr = netip.AddrPortFrom(b, uint16(cfg.Port)).String()
 		}
-		addr = net.JoinHostPort(host, strconv.Itoa(cfg.Port))
 	}
 	return "http://" + addr + path, nil
 }
