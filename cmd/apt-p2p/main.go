@@ -377,11 +377,21 @@ func cmdStatus(args []string) int {
 		front.ByteFormat(st.Session.Mirror), front.ByteFormat(st.Session.Peers), front.ByteFormat(st.Session.Cache), front.ByteFormat(st.Session.Uploaded))
 	fmt.Printf("all time: mirror %s, peers %s, cache %s, uploaded %s\n", front.ByteFormat(st.AllTime.Mirror), front.ByteFormat(st.AllTime.Peers), front.ByteFormat(st.AllTime.Cache), front.ByteFormat(st.AllTime.Uploaded))
 	fmt.Printf("cache: %d files, %s; index: %d entries\n", st.Cache.Files, front.ByteFormat(st.Cache.Bytes), st.Index.Entries)
-	fmt.Printf("DHT: %d nodes, ~%.0f users, %d keys stored here; lookups p50 %.0f ms p99 %.0f ms\n", st.DHT.Nodes, st.DHT.EstimatedUsers, st.DHT.Keys, st.Lookups.P50ms, st.Lookups.P99ms)
+	fmt.Printf("DHT: %d nodes, %.0f users (%s), %d keys stored here; lookups p50 %.0f ms p99 %.0f ms\n", st.DHT.Nodes, st.DHT.EstimatedUsers, st.DHT.EstimatedUsersFrom, st.DHT.Keys, st.Lookups.P50ms, st.Lookups.P99ms)
+	for _, b := range st.Bans {
+		fmt.Printf("banned: %s for %s more%s\n", b.Addr, time.Until(b.Until).Round(time.Second), orEmpty(": ", b.Reason))
+	}
 	for _, a := range st.Active {
 		fmt.Printf("downloading %s: %s of %s, %d apt client(s) waiting\n", a.Path, front.ByteFormat(a.Done), front.ByteFormat(a.Size), a.Waiters)
 	}
 	return 0
+}
+
+func orEmpty(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }
 
 func orDash(s string) string {
