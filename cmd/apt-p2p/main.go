@@ -2,8 +2,8 @@
 //
 //	apt-p2p [run] [flags]         run the daemon (the default)
 //	apt-p2p status [flags]        show a running daemon's status
-//	apt-p2p lookup [flags] PATH|HASH
-//	                              look a mirror path or a hash up in the index, the cache and the DHT
+//	apt-p2p lookup [flags] URL|PATH|HASH
+//	                              look a file up in the index, the cache and the DHT
 //	apt-p2p verify [flags]        rehash every cached file, drop bad ones (daemon stopped)
 //	apt-p2p gc [flags]            drop stale metadata and files nothing refers to (daemon stopped)
 //	apt-p2p config [flags]        print the effective configuration
@@ -129,8 +129,9 @@ const helpText = `apt-p2p: share Debian packages between machines; apt talks to 
 usage:
   apt-p2p [run] [flags]          run the daemon (default)
   apt-p2p status [flags]         show a running daemon's status
-  apt-p2p lookup [flags] PATH|HASH
-                                 look a mirror path (host/debian/pool/...) or a hex hash up
+  apt-p2p lookup [flags] URL|PATH|HASH
+                                 look a file up (a URL as apt prints it, host/debian/pool/...,
+                                 or a hex hash); exits 1 if it reports an error
   apt-p2p verify [flags]         rehash every cached file and drop bad ones (daemon stopped)
   apt-p2p gc [flags]             remove stale metadata and temporary files (daemon stopped)
   apt-p2p config [flags]         print the effective configuration
@@ -403,7 +404,7 @@ func orDash(s string) string {
 
 func cmdLookup(args []string) int {
 	var o options
-	fs := newFlags("lookup", "lookup [flags] PATH|HASH", &o, false)
+	fs := newFlags("lookup", "lookup [flags] URL|PATH|HASH\n\nURL is a file's URL as apt prints it (http://localhost:9977/deb.debian.org/debian/pool/...,\n.../https/<host>/..., or the mirror's own URL in proxy mode); PATH is <host>/<path> or\nhttps/<host>/<path>; HASH is a hex MD5, SHA1, SHA256 or SHA512. Exits 1 if the answer\nreports an error (e.g. the index has no hash for the path)", &o, false)
 	if code, ok := parse(fs, &o, args); !ok {
 		return code
 	}
@@ -423,6 +424,10 @@ func cmdLookup(args []string) int {
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Println(string(b))
+	if msg, ok := res["error"].(string); ok && msg != "" {
+		fmt.Fprintln(os.Stderr, "apt-p2p: lookup:", msg)
+		return 1
+	}
 	return 0
 }
 

@@ -215,10 +215,15 @@ func TestRunningDaemon(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(o), &st) != nil || st["version"] == nil {
 		t.Errorf("status --json: exit %d:\n%s%s", code, o, e)
 	}
-	code, o, e = runCmd(t, "lookup", "--addr", d.addr, "127.0.0.1:9/debian/pool/main/x/x/x_1_amd64.deb")
+	// A lookup that reports an error exits 1 (issue 11 item 8: it exited 0),
+	// whichever form names the file: the path, or the URL as apt prints it.
 	var lr map[string]any
-	if code != 0 || json.Unmarshal([]byte(o), &lr) != nil || lr["error"] == nil || lr["cached"] != false {
-		t.Errorf("lookup of an unknown path: exit %d:\n%s%s", code, o, e)
+	for _, q := range []string{"127.0.0.1:9/debian/pool/main/x/x/x_1_amd64.deb", "http://" + d.addr + "/127.0.0.1:9/debian/pool/main/x/x/x_1_amd64.deb"} {
+		code, o, e = runCmd(t, "lookup", "--addr", d.addr, q)
+		if code != 1 || json.Unmarshal([]byte(o), &lr) != nil || lr["error"] == nil || lr["cached"] != false ||
+			lr["url"] != "http://127.0.0.1:9/debian/pool/main/x/x/x_1_amd64.deb" || !strings.HasPrefix(e, "apt-p2p: lookup: the index has no hash") {
+			t.Errorf("lookup of an unknown path (%s): exit %d:\n%s%s", q, code, o, e)
+		}
 	}
 	code, o, e = runCmd(t, "lookup", "--addr", d.addr, strings.Repeat("ab", 20))
 	if code != 0 || json.Unmarshal([]byte(o), &lr) != nil || lr["dht_key"] != strings.Repeat("ab", 20) {
