@@ -109,7 +109,7 @@ func ParsePrefix(raw string) (URL, error) {
 		return URL{}, ErrNotMirrorPath
 	}
 	if err := u.setHostPort(rest[:slash]); err != nil {
-		return URL{}, fmt.Errorf("%w %q: expected /<host>[:<port>]/<path> after the daemon's address, e.g. /deb.debian.org/debian/...", err, rest[:slash])
+		return URL{}, fmt.Errorf("%w %q: expected /<host>[:<port>]/<path> after the daemon's address (e.g. /deb.debian.org/debian/...)", err, rest[:slash])
 	}
 	p, err := cleanPath(rest[slash:])
 	if err != nil {
@@ -139,7 +139,7 @@ func fullURL(rest string) error {
 	}
 	host, first := strings.ToLower(parts[0]), parts[1]
 	if tls {
-		return fmt.Errorf("%w: write /https/%s/%s/... instead of /https://%s/%s/...", ErrFullURL, host, first, host, first)
+		return fmt.Errorf("%w: write /https/%s/%s/... instead of /https://%s/%s/... (the daemon fetches it over TLS)", ErrFullURL, host, first, host, first)
 	}
 	return fmt.Errorf("%w: write /%s/%s/... instead of /http://%s/%s/... (/https/%s/%s/... for https)", ErrFullURL, host, first, host, first, host, first)
 }
