@@ -2,8 +2,8 @@
 //
 //	apt-p2p [run] [flags]         run the daemon (the default)
 //	apt-p2p status [flags]        show a running daemon's status
-//	apt-p2p lookup [flags] PATH|HASH
-//	                              look a mirror path or a hash up in the index, the cache and the DHT
+//	apt-p2p lookup [flags] URL|PATH|HASH
+//	                              look a file up in the index, the cache and the DHT
 //	apt-p2p verify [flags]        rehash every cached file, drop bad ones (daemon stopped)
 //	apt-p2p gc [flags]            drop stale metadata and files nothing refers to (daemon stopped)
 //	apt-p2p config [flags]        print the effective configuration
@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/signal"
@@ -128,8 +129,9 @@ const helpText = `apt-p2p: share Debian packages between machines; apt talks to 
 usage:
   apt-p2p [run] [flags]          run the daemon (default)
   apt-p2p status [flags]         show a running daemon's status
-  apt-p2p lookup [flags] PATH|HASH
-                                 look a mirror path (host/debian/pool/...) or a hex hash up
+  apt-p2p lookup [flags] URL|PATH|HASH
+                                 look a file up (a URL as apt prints it, host/debian/pool/...,
+                                 or a hex hash); exits 1 if it reports an error
   apt-p2p verify [flags]         rehash every cached file and drop bad ones (daemon stopped)
   apt-p2p gc [flags]             remove stale metadata and temporary files (daemon stopped)
   apt-p2p config [flags]         print the effective configuration
@@ -199,8 +201,12 @@ func cmdRun(args []string) int {
 
 	// Bind the TCP port first: a port in use is the most common start-up
 	// failure and deserves a clear message before anything else starts.
-	listenAddr := net.JoinHostPort(cfg.BindAddress, strconv.Itoa(cfg.Port))
+	listenAddr := cfg.ListenAddr(cfg.Port)
 	ln, err := net.Listen("tcp", listenAddr)
+	if errors.Is(err, syscall.EADDRNOTAVAIL) {
+		fmt.Fprintf(os.Stderr, "apt-p2p: cannot listen on TCP %s: BIND_ADDRESS %s is not an address of this machine\napt-p2p: set BIND_ADDRESS (--bind) to one of its addresses, or leave it empty to listen on every address\n", listenAddr, cfg.BindAddress)
+		return 1
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "apt-p2p: cannot listen on TCP %s: %v\napt-p2p: another apt-p2p (or another program) uses the port; stop it or set PORT (--port)\n", listenAddr, err)
 		return 1
@@ -322,11 +328,10 @@ func daemonURL(o *options, path string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		host := cfg.BindAddress
-		if host == "" || host == "0.0.0.0" || host == "::" {
-			host = "127.0.0.1"
+		addr = "127.0.0.1:" + strconv.Itoa(cfg.Port)
+		if b := cfg.Bind; b.IsValid() && !b.IsUnspecified() {
+			addr = netip.AddrPortFrom(b, uint16(cfg.Port)).String()
 		}
-		addr = net.JoinHostPort(host, strconv.Itoa(cfg.Port))
 	}
 	return "http://" + addr + path, nil
 }
@@ -373,11 +378,21 @@ func cmdStatus(args []string) int {
 		front.ByteFormat(st.Session.Mirror), front.ByteFormat(st.Session.Peers), front.ByteFormat(st.Session.Cache), front.ByteFormat(st.Session.Uploaded))
 	fmt.Printf("all time: mirror %s, peers %s, cache %s, uploaded %s\n", front.ByteFormat(st.AllTime.Mirror), front.ByteFormat(st.AllTime.Peers), front.ByteFormat(st.AllTime.Cache), front.ByteFormat(st.AllTime.Uploaded))
 	fmt.Printf("cache: %d files, %s; index: %d entries\n", st.Cache.Files, front.ByteFormat(st.Cache.Bytes), st.Index.Entries)
-	fmt.Printf("DHT: %d nodes, ~%.0f users, %d keys stored here; lookups p50 %.0f ms p99 %.0f ms\n", st.DHT.Nodes, st.DHT.EstimatedUsers, st.DHT.Keys, st.Lookups.P50ms, st.Lookups.P99ms)
+	fmt.Printf("DHT: %d nodes, %.0f users (%s), %d keys stored here; lookups p50 %.0f ms p99 %.0f ms\n", st.DHT.Nodes, st.DHT.EstimatedUsers, st.DHT.EstimatedUsersFrom, st.DHT.Keys, st.Lookups.P50ms, st.Lookups.P99ms)
+	for _, b := range st.Bans {
+		fmt.Printf("banned: %s for %s more%s\n", b.Addr, time.Until(b.Until).Round(time.Second), orEmpty(": ", b.Reason))
+	}
 	for _, a := range st.Active {
 		fmt.Printf("downloading %s: %s of %s, %d apt client(s) waiting\n", a.Path, front.ByteFormat(a.Done), front.ByteFormat(a.Size), a.Waiters)
 	}
 	return 0
+}
+
+func orEmpty(prefix, s string) string {
+	if s == "" {
+		return ""
+	}
+	return prefix + s
 }
 
 func orDash(s string) string {
@@ -389,7 +404,7 @@ func orDash(s string) string {
 
 func cmdLookup(args []string) int {
 	var o options
-	fs := newFlags("lookup", "lookup [flags] PATH|HASH", &o, false)
+	fs := newFlags("lookup", "lookup [flags] URL|PATH|HASH\n\nURL is a file's URL as apt prints it (http://localhost:9977/deb.debian.org/debian/pool/...,\n.../https/<host>/..., or the mirror's own URL in proxy mode); PATH is <host>/<path> or\nhttps/<host>/<path>; HASH is a hex MD5, SHA1, SHA256 or SHA512. Exits 1 if the answer\nreports an error (e.g. the index has no hash for the path)", &o, false)
 	if code, ok := parse(fs, &o, args); !ok {
 		return code
 	}
@@ -409,6 +424,10 @@ func cmdLookup(args []string) int {
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Println(string(b))
+	if msg, ok := res["error"].(string); ok && msg != "" {
+		fmt.Fprintln(os.Stderr, "apt-p2p: lookup:", msg)
+		return 1
+	}
 	return 0
 }
 

@@ -215,10 +215,15 @@ func TestRunningDaemon(t *testing.T) {
 	if code != 0 || json.Unmarshal([]byte(o), &st) != nil || st["version"] == nil {
 		t.Errorf("status --json: exit %d:\n%s%s", code, o, e)
 	}
-	code, o, e = runCmd(t, "lookup", "--addr", d.addr, "127.0.0.1:9/debian/pool/main/x/x/x_1_amd64.deb")
+	// A lookup that reports an error exits 1 (issue 11 item 8: it exited 0),
+	// whichever form names the file: the path, or the URL as apt prints it.
 	var lr map[string]any
-	if code != 0 || json.Unmarshal([]byte(o), &lr) != nil || lr["error"] == nil || lr["cached"] != false {
-		t.Errorf("lookup of an unknown path: exit %d:\n%s%s", code, o, e)
+	for _, q := range []string{"127.0.0.1:9/debian/pool/main/x/x/x_1_amd64.deb", "http://" + d.addr + "/127.0.0.1:9/debian/pool/main/x/x/x_1_amd64.deb"} {
+		code, o, e = runCmd(t, "lookup", "--addr", d.addr, q)
+		if code != 1 || json.Unmarshal([]byte(o), &lr) != nil || lr["error"] == nil || lr["cached"] != false ||
+			lr["url"] != "http://127.0.0.1:9/debian/pool/main/x/x/x_1_amd64.deb" || !strings.HasPrefix(e, "apt-p2p: lookup: the index has no hash") {
+			t.Errorf("lookup of an unknown path (%s): exit %d:\n%s%s", q, code, o, e)
+		}
 	}
 	code, o, e = runCmd(t, "lookup", "--addr", d.addr, strings.Repeat("ab", 20))
 	if code != 0 || json.Unmarshal([]byte(o), &lr) != nil || lr["dht_key"] != strings.Repeat("ab", 20) {
@@ -299,4 +304,72 @@ func TestHelpAndConfig(t *testing.T) {
 			t.Errorf("effective configuration lacks %q", want)
 		}
 	}
+}
+
+// TestBindHostName: --bind localhost (BIND_ADDRESS = localhost) panicked in
+// netip.MustParseAddr; the name is resolved at start and the daemon listens
+// there, TCP and UDP. A name that does not resolve, or an address that is not
+// this machine's, is one message saying what to set (issue 11 item 4).
+func TestBindHostName(t *testing.T) {
+	port := proctest.FreePort(t, "127.0.0.1")
+	cmd := exec.Command(binary, "run", "--embedded", "--bind", "localhost", "--port", strconv.Itoa(port), "--cache-dir", filepath.Join(t.TempDir(), "cache"))
+	cmd.Env = append(os.Environ(), "HOME="+t.TempDir())
+	out := &proctest.LockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	var st struct {
+		Contact string `json:"contact"`
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/stats.json")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && json.Unmarshal(b, &st) == nil {
+				break
+			}
+		}
+		select {
+		case <-done:
+			t.Fatalf("--bind localhost: the daemon exited:\n%s", out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("--bind localhost: no answer on %s:\n%s", addr, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if st.Contact != addr {
+		t.Errorf("--bind localhost: contact %q, want %s", st.Contact, addr)
+	}
+	// The DHT's UDP socket is bound there too: the port is taken on 127.0.0.1.
+	if c, err := net.ListenPacket("udp", addr); err == nil {
+		c.Close()
+		t.Errorf("--bind localhost: nothing listens on UDP %s", addr)
+	}
+	if code, o, e := runCmd(t, "status", "--bind", "localhost", "--port", strconv.Itoa(port), "--embedded"); code != 0 || !strings.Contains(o, "apt-p2p ") {
+		t.Errorf("status --bind localhost: exit %d:\n%s%s", code, o, e)
+	}
+
+	// .onion names are never sent to DNS (RFC 7686): the lookup fails here.
+	code, o, e := runCmd(t, "run", "--embedded", "--bind", "cache.lna.onion", "--port", strconv.Itoa(proctest.FreePort(t, "127.0.0.1")), "--cache-dir", filepath.Join(t.TempDir(), "c"))
+	wantOneMessage(t, "unresolvable --bind", code, o, e, "BIND_ADDRESS", `"cache.lna.onion"`, "leave it empty")
+	// 192.0.2.1 (TEST-NET-1) is nobody's address.
+	code, o, e = runCmd(t, "run", "--embedded", "--bind", "192.0.2.1", "--port", strconv.Itoa(proctest.FreePort(t, "127.0.0.1")), "--cache-dir", filepath.Join(t.TempDir(), "c"))
+	wantOneMessage(t, "foreign --bind", code, o, e, "BIND_ADDRESS 192.0.2.1 is not an address of this machine", "--bind")
 }

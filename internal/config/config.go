@@ -6,9 +6,11 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -22,7 +24,8 @@ import (
 // Config is the effective configuration.
 type Config struct {
 	Port                int           // TCP port for apt, peers and the status page; also the DHT's UDP port by default
-	BindAddress         string        // address to listen on (empty: all)
+	BindAddress         string        // BIND_ADDRESS as written (an IP address or a host name; empty: all)
+	Bind                netip.Addr    // BIND_ADDRESS resolved once when loading; invalid (zero): every address
 	UploadLimit         int64         // peer uploads, bytes/s for the whole daemon; 0 = unlimited
 	UploadLimitPerPeer  int64         // peer uploads, bytes/s per peer address; 0 = unlimited
 	MaxUploads          int           // concurrent peer uploads; 0 = unlimited
@@ -78,6 +81,7 @@ const (
 	kBytes
 	kPrefixes
 	kEnum
+	kBind
 )
 
 // option describes one configuration option: where it lives, its type, its
@@ -115,7 +119,10 @@ func listOpt(p func(*Config) *[]string) func(*Config, any) {
 // CONCURRENT_REQS defaults to 6 here (DESIGN.md §4).
 var options = []option{
 	{name: "PORT", kind: kInt, def: "9977", help: "TCP port for apt requests, peer uploads and the status page; the DHT's UDP port unless its section sets one", apply: intOpt(func(c *Config) *int { return &c.Port })},
-	{name: "BIND_ADDRESS", kind: kString, def: "", help: "address to listen on (empty: every address)", apply: strOpt(func(c *Config) *string { return &c.BindAddress })},
+	{name: "BIND_ADDRESS", kind: kBind, def: "", help: "address to listen on: an IP address of this machine or a host name resolving to one (empty: every address)", apply: func(c *Config, v any) {
+		b := v.(bindValue)
+		c.BindAddress, c.Bind = b.name, b.addr
+	}},
 	{name: "UPLOAD_LIMIT", kind: kInt, def: "0", help: "peer upload limit for the whole daemon in KB/s (0 = unlimited)", apply: func(c *Config, v any) { c.UploadLimit = v.(int64) * 1024 }},
 	{name: "UPLOAD_LIMIT_PER_PEER", kind: kInt, def: "0", help: "peer upload limit per peer address in KB/s (0 = unlimited)", apply: func(c *Config, v any) { c.UploadLimitPerPeer = v.(int64) * 1024 }},
 	{name: "MAX_UPLOADS", kind: kInt, def: "32", help: "concurrent peer uploads (0 = unlimited); more get 503", apply: intOpt(func(c *Config) *int { return &c.MaxUploads })},
@@ -397,6 +404,8 @@ func parseValue(o option, s string) (any, error) {
 			out = append(out, p.Masked())
 		}
 		return out, nil
+	case kBind:
+		return resolveBind(strings.TrimSpace(s))
 	case kEnum:
 		v := strings.ToLower(strings.TrimSpace(s))
 		for _, e := range o.enum {
@@ -407,6 +416,71 @@ func parseValue(o option, s string) (any, error) {
 		return nil, fmt.Errorf("expected one of %s, got %q", strings.Join(o.enum, ", "), s)
 	}
 	return nil, fmt.Errorf("unknown option kind %d", o.kind)
+}
+
+// bindValue is BIND_ADDRESS as written and as resolved.
+type bindValue struct {
+	name string
+	addr netip.Addr
+}
+
+// lookupHost resolves a host name; tests replace it.
+var lookupHost = func(ctx context.Context, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+}
+
+// resolveBind turns BIND_ADDRESS into the one address to listen on. An IP
+// literal is taken as it is. A host name ("localhost", the machine's name) is
+// resolved once, here, and its first IPv4 address is used, else its first
+// IPv6 one, as net.Listen does for a name: the TCP listener and the DHT's UDP
+// socket then bind the same address, and it cannot change under a running
+// daemon.
+func resolveBind(s string) (bindValue, error) {
+	if s == "" {
+		return bindValue{}, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return bindValue{}, fmt.Errorf("%q: an address with a zone cannot be bound here; use an address without %%zone or leave it empty", s)
+		}
+		return bindValue{name: s, addr: a.Unmap()}, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addrs, err := lookupHost(ctx, s)
+	var v4, v6 netip.Addr
+	for _, a := range addrs {
+		a = a.Unmap().WithZone("")
+		switch {
+		case a.Is4() && !v4.IsValid():
+			v4 = a
+		case a.Is6() && !v6.IsValid():
+			v6 = a
+		}
+	}
+	if err == nil && !v4.IsValid() && !v6.IsValid() {
+		err = errors.New("no address")
+	}
+	if err != nil {
+		var dnsErr *net.DNSError
+		if errors.As(err, &dnsErr) {
+			err = errors.New(dnsErr.Err)
+		}
+		return bindValue{}, fmt.Errorf("host name %q does not resolve (%v): set an IP address of this machine (e.g. 127.0.0.1 or ::1), a name that resolves to one, or leave it empty to listen on every address", s, err)
+	}
+	if v4.IsValid() {
+		return bindValue{name: s, addr: v4}, nil
+	}
+	return bindValue{name: s, addr: v6}, nil
+}
+
+// ListenAddr is where to listen on port: "ip:port" for a BIND_ADDRESS, else
+// ":port" (every address).
+func (c *Config) ListenAddr(port int) string {
+	if !c.Bind.IsValid() {
+		return ":" + strconv.Itoa(port)
+	}
+	return netip.AddrPortFrom(c.Bind, uint16(port)).String()
 }
 
 // ParseTime parses a time as the original did: a number (fractions allowed)

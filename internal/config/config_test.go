@@ -1,6 +1,8 @@
 package config
 
 import (
+	"context"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -161,5 +163,50 @@ func TestInheritedErrorReportedOnce(t *testing.T) {
 	msg := loadErr(t, "[DEFAULT]\nPORT = abc\n")
 	if n := strings.Count(msg, "PORT: expected an integer"); n != 1 {
 		t.Fatalf("reported %d times: %q", n, msg)
+	}
+}
+
+// TestBindAddressHostName: BIND_ADDRESS = localhost panicked at start
+// (netip.MustParseAddr); a host name is resolved once when the configuration
+// is loaded, and one that does not resolve is a configuration error saying
+// what to write instead (issue 11 item 4).
+func TestBindAddressHostName(t *testing.T) {
+	c := load(t, "[DEFAULT]\nBIND_ADDRESS = localhost\n")
+	if c.BindAddress != "localhost" || c.Bind != netip.MustParseAddr("127.0.0.1") || c.ListenAddr(9977) != "127.0.0.1:9977" {
+		t.Errorf("localhost: %q %v %s, want 127.0.0.1", c.BindAddress, c.Bind, c.ListenAddr(9977))
+	}
+	for in, want := range map[string]string{"": ":9977", "::1": "[::1]:9977", "10.0.0.7": "10.0.0.7:9977", "::ffff:10.0.0.7": "10.0.0.7:9977", "0.0.0.0": "0.0.0.0:9977"} {
+		c := load(t, "", "BIND_ADDRESS="+in)
+		if got := c.ListenAddr(9977); got != want || c.BindAddress != in {
+			t.Errorf("BIND_ADDRESS=%q: listen %q (written %q), want %q", in, got, c.BindAddress, want)
+		}
+	}
+
+	saved := lookupHost
+	t.Cleanup(func() { lookupHost = saved })
+	// A name with both families binds its first IPv4 address, as net.Listen does.
+	lookupHost = func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("fd42::5"), netip.MustParseAddr("10.240.0.5"), netip.MustParseAddr("10.240.0.6")}, nil
+	}
+	if c := load(t, "", "BIND_ADDRESS=cache.lan"); c.Bind != netip.MustParseAddr("10.240.0.5") {
+		t.Errorf("two families: bound %v, want the first IPv4 address", c.Bind)
+	}
+	lookupHost = func(context.Context, string) ([]netip.Addr, error) {
+		return []netip.Addr{netip.MustParseAddr("fd42::5")}, nil
+	}
+	if c := load(t, "", "BIND_ADDRESS=cache.lan"); c.Bind != netip.MustParseAddr("fd42::5") || c.ListenAddr(1) != "[fd42::5]:1" {
+		t.Errorf("IPv6 only: bound %v", c.Bind)
+	}
+	lookupHost = func(_ context.Context, h string) ([]netip.Addr, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: h, IsNotFound: true}
+	}
+	msg := loadErr(t, "[DEFAULT]\nPORT = 9977\nBIND_ADDRESS = cache.lna\n")
+	for _, want := range []string{"test.conf:3", "BIND_ADDRESS", `"cache.lna"`, "no such host", "127.0.0.1", "leave it empty"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("unresolvable BIND_ADDRESS: %q lacks %q", msg, want)
+		}
+	}
+	if msg := loadErr(t, "[DEFAULT]\nBIND_ADDRESS = fe80::1%%eth0\n"); !strings.Contains(msg, "zone") {
+		t.Errorf("zoned address: %q", msg)
 	}
 }

@@ -204,6 +204,7 @@ type Downloader struct {
 	mu      sync.Mutex
 	clients map[clientKey]*clientEntry
 	bans    map[string]time.Time
+	why     map[string]banReason // reasons given to BanFor (bans.go), by address
 	hist    map[string]*history
 }
 

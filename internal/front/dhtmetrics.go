@@ -3,8 +3,10 @@ package front
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/apt-p2p/apt-p2p/engine"
+	"github.com/apt-p2p/apt-p2p/internal/fetch"
 	"github.com/apt-p2p/apt-p2p/piecestore"
 	"github.com/apt-p2p/apt-p2p/wire"
 )
@@ -40,3 +42,22 @@ func writeDHTMetrics(w io.Writer, d engine.Stats, c piecestore.Stats) {
 	p("# HELP aptp2p_cache_evictions_total Files evicted from the cache.\n# TYPE aptp2p_cache_evictions_total counter\naptp2p_cache_evictions_total %d\n", c.Evictions)
 	p("# HELP aptp2p_cache_mismatches_total Stores refused because content did not match its hash.\n# TYPE aptp2p_cache_mismatches_total counter\naptp2p_cache_mismatches_total %d\n", c.Mismatches)
 }
+
+// maxBanSeries bounds the per-address ban series: a flood of hostile peers
+// must not flood the scrape. The status page lists every ban.
+const maxBanSeries = 32
+
+// writeBanMetrics adds the sources the downloader shuns now: their number,
+// and when the ban of each ends for the maxBanSeries that end last (bans
+// lists them soonest end first).
+func writeBanMetrics(w io.Writer, bans []fetch.Ban) {
+	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
+	p("# HELP aptp2p_banned_sources Sources (peers, mirrors) banned now for bad data or protocol errors.\n# TYPE aptp2p_banned_sources gauge\naptp2p_banned_sources %d\n", len(bans))
+	p("# HELP aptp2p_ban_expiry_timestamp_seconds When the ban of a source ends (Unix time), for the %d bans that end last.\n# TYPE aptp2p_ban_expiry_timestamp_seconds gauge\n", maxBanSeries)
+	for _, b := range bans[max(0, len(bans)-maxBanSeries):] {
+		p("aptp2p_ban_expiry_timestamp_seconds{addr=\"%s\"} %d\n", labelEscaper.Replace(b.Addr), b.Until.Unix())
+	}
+}
+
+// labelEscaper escapes a Prometheus label value.
+var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)

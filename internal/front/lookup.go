@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 // lookupResult is what /lookup?q=... answers (the `apt-p2p lookup` subcommand).
 type lookupResult struct {
 	Query  string   `json:"query"`
+	URL    string   `json:"url,omitempty"` // the mirror file the query was read as
 	Site   string   `json:"site,omitempty"`
 	Base   string   `json:"base_dir,omitempty"`
 	Path   string   `json:"path,omitempty"`
@@ -48,19 +51,16 @@ func (s *Server) lookup(ctx *fasthttp.RequestCtx) {
 			d = info.Digest
 		}
 	} else {
-		raw := q
-		if !strings.HasPrefix(raw, "http://") && !strings.HasPrefix(raw, "https://") {
-			raw = "http://" + strings.TrimPrefix(raw, "/")
-		}
-		u, err := mirrorurl.ParseAbsolute(raw)
-		if err != nil {
+		u, d2, found, err := s.lookupPath(q)
+		switch {
+		case err != nil:
 			res.Error = err.Error()
-		} else {
-			res.Site = u.Site()
+		default:
+			res.URL, res.Site = u.String(), u.Site()
 			res.Base, res.Path = aptindex.SplitPath(res.Site, u.Path, s.n.Index().BaseDirs)
-			d, have = s.n.Index().Lookup(res.Site, res.Base, res.Path)
+			d, have = d2, found
 			if !have {
-				res.Error = "the index has no hash for this path (not listed in any cached Release/Packages/Sources)"
+				res.Error = "the index has no hash for " + u.String() + " (not listed in any cached Release/Packages/Sources; has apt-get update run through this daemon?)"
 			}
 		}
 	}
@@ -87,4 +87,81 @@ func (s *Server) lookup(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	b, _ := json.MarshalIndent(res, "", "  ")
 	ctx.SetBody(append(b, '\n'))
+}
+
+// lookupPath reads a mirror file from what a user pastes: the URL as apt
+// prints it in URL-prefix mode (http://localhost:9977/deb.debian.org/debian/...,
+// http://localhost:9977/https/deb.debian.org/...), the mirror's own URL as
+// apt prints it in proxy mode (http://deb.debian.org/debian/...), or the
+// prefix path alone (deb.debian.org/debian/..., https/deb.debian.org/...,
+// with or without the daemon's address in front). Some of these read two
+// ways (is the first path segment a mirror host or a directory?), so every
+// reading is tried and the first one the index knows wins (found; d is its
+// hashes). If none is known, the likeliest reading is returned.
+func (s *Server) lookupPath(q string) (u mirrorurl.URL, d digest.Set, found bool, err error) {
+	var readings []mirrorurl.URL
+	var firstErr, fullURL error
+	try := func(u mirrorurl.URL, err error) {
+		switch {
+		case err == nil:
+			readings = append(readings, u)
+		case errors.Is(err, mirrorurl.ErrFullURL):
+			fullURL = err // a URL pasted after the prefix: say so, whatever else parses
+		case firstErr == nil:
+			firstErr = err
+		}
+	}
+	if strings.HasPrefix(q, "http://") || strings.HasPrefix(q, "https://") {
+		rest := q[strings.Index(q, "://")+3:]
+		path := "/"
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			path = rest[i:]
+		}
+		if hostLike(firstSegment(path)) {
+			try(mirrorurl.ParsePrefix(path)) // http://<daemon>/<mirror host>/...
+			try(mirrorurl.ParseAbsolute(q))
+		} else {
+			try(mirrorurl.ParseAbsolute(q)) // http://<mirror host>/debian/...
+			try(mirrorurl.ParsePrefix(path))
+		}
+	} else {
+		path := "/" + strings.TrimPrefix(q, "/")
+		_, after, _ := strings.Cut(path[1:], "/")
+		after = "/" + after
+		if firstSegment(path) == "https" {
+			try(mirrorurl.ParsePrefix(path)) // https/<mirror host>/...
+		} else if hostLike(firstSegment(after)) {
+			try(mirrorurl.ParsePrefix(after)) // <daemon>/<mirror host>/...
+			try(mirrorurl.ParsePrefix(path))
+		} else {
+			try(mirrorurl.ParsePrefix(path)) // <mirror host>/debian/...
+			try(mirrorurl.ParsePrefix(after))
+		}
+	}
+	if fullURL != nil {
+		return mirrorurl.URL{}, d, false, fullURL
+	}
+	if len(readings) == 0 {
+		return mirrorurl.URL{}, d, false, fmt.Errorf("%w (expected a URL as apt prints it, or <mirror host>/<path>, https/<mirror host>/<path>, or a hex hash)", firstErr)
+	}
+	idx := s.n.Index()
+	for _, r := range readings {
+		site := r.Site()
+		base, p := aptindex.SplitPath(site, r.Path, idx.BaseDirs)
+		if d, ok := idx.Lookup(site, base, p); ok {
+			return r, d, true, nil
+		}
+	}
+	return readings[0], d, false, nil
+}
+
+func firstSegment(path string) string {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return seg
+}
+
+// hostLike: a path segment that reads as a mirror host (or the https/
+// marker) rather than a directory of one.
+func hostLike(seg string) bool {
+	return seg == "https" || strings.ContainsAny(seg, ".:[")
 }

@@ -12,10 +12,12 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/apt-p2p/apt-p2p/internal/httpserve"
 	"github.com/apt-p2p/apt-p2p/internal/mirrorurl"
 	"github.com/apt-p2p/apt-p2p/internal/node"
 )
@@ -83,12 +85,12 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.n.PeerHandler().ServeFastHTTP(ctx) // counts the upload bytes as they are written
 		return
 	case ctx.IsConnect():
-		ctx.Error("apt-p2p does not tunnel CONNECT: use http:// sources, or the /https/<host>/... prefix form for https mirrors\n", fasthttp.StatusMethodNotAllowed)
+		s.refuseConnect(ctx, from, uri)
 		return
 	}
 	if !ctx.IsGet() && !ctx.IsHead() {
+		httpserve.Error(ctx, fasthttp.StatusMethodNotAllowed, "only GET and HEAD")
 		ctx.Response.Header.Set("Allow", "GET, HEAD")
-		ctx.Error("apt-p2p: only GET and HEAD\n", fasthttp.StatusMethodNotAllowed)
 		return
 	}
 	absolute := bytes.HasPrefix(uri, httpPrefix) || bytes.HasPrefix(uri, tlsPrefix)
@@ -110,7 +112,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	if !s.ClientAllowed(from) {
 		// The original answered 404 to strangers; say why instead.
-		ctx.Error("apt-p2p: this address may not use the apt proxy (see ALLOWED_CLIENTS)\n", fasthttp.StatusForbidden)
+		httpserve.Error(ctx, fasthttp.StatusForbidden, from.String()+" may not use the apt proxy (see ALLOWED_CLIENTS)")
 		s.log.Info("apt request refused", "from", from, "uri", string(uri))
 		return
 	}
@@ -123,15 +125,16 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	if err != nil {
 		code := fasthttp.StatusNotFound
-		if errors.Is(err, mirrorurl.ErrBadHost) || errors.Is(err, mirrorurl.ErrBadPath) {
+		if errors.Is(err, mirrorurl.ErrBadHost) || errors.Is(err, mirrorurl.ErrBadPath) || errors.Is(err, mirrorurl.ErrFullURL) {
 			code = fasthttp.StatusBadRequest
 		}
-		ctx.Error(err.Error()+"\n", code)
+		httpserve.Error(ctx, code, strings.TrimPrefix(err.Error(), "mirrorurl: "))
 		s.log.Info("apt request", "from", from, "uri", string(uri), "status", code, "err", err)
 		return
 	}
 	s.n.Stats.Requests.Inc()
 	src, later := s.n.ServeApt(ctx, u)
+	liftReason(ctx)
 	took := time.Since(t0)
 	s.n.Stats.RequestLatency.Observe(took)
 	status, size := ctx.Response.StatusCode(), ctx.Response.Header.ContentLength()
@@ -153,7 +156,7 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 
 func (s *Server) status(ctx *fasthttp.RequestCtx, from netip.Addr, write func(*fasthttp.RequestCtx)) {
 	if !s.statusAllowed(from) {
-		ctx.Error("apt-p2p: the status page is local only (REMOTE_STATS = no)\n", fasthttp.StatusForbidden)
+		httpserve.Error(ctx, fasthttp.StatusForbidden, "the status page is local only (REMOTE_STATS = no)")
 		return
 	}
 	ctx.Response.Header.Set("Cache-Control", "no-store")
@@ -167,7 +170,7 @@ func (s *Server) dhtOnly(ctx *fasthttp.RequestCtx, from netip.Addr, uri []byte) 
 	switch {
 	case bytes.HasPrefix(uri, peerPrefix), bytes.HasPrefix(uri, httpPrefix), bytes.HasPrefix(uri, tlsPrefix),
 		bytes.Contains(uri, []byte("/dists/")), bytes.Contains(uri, []byte("/pool/")):
-		ctx.Error("apt-p2p: this is a DHT-only (bootstrap) node; it serves no files (DHT-ONLY = yes)\n", fasthttp.StatusNotFound)
+		httpserve.Error(ctx, fasthttp.StatusNotFound, "this is a DHT-only (bootstrap) node; it serves no files (DHT-ONLY = yes)")
 	case string(ctx.Path()) == "/stats.json":
 		s.status(ctx, from, s.writeJSON)
 	case string(ctx.Path()) == "/metrics":

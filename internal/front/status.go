@@ -1,9 +1,12 @@
 package front
 
 import (
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"math"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -11,8 +14,12 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/apt-p2p/apt-p2p/engine"
+	"github.com/apt-p2p/apt-p2p/internal/fetch"
+	"github.com/apt-p2p/apt-p2p/internal/httpserve"
 	"github.com/apt-p2p/apt-p2p/internal/node"
+	"github.com/apt-p2p/apt-p2p/kbucket"
 	"github.com/apt-p2p/apt-p2p/piecestore"
+	"github.com/apt-p2p/apt-p2p/wire"
 )
 
 // Status is what the status page, /stats.json and `apt-p2p status` show.
@@ -35,10 +42,22 @@ type Status struct {
 
 	Uploads  int            `json:"uploads_active"`
 	Active   []node.Active  `json:"downloads_active"`
-	DHT      engine.Stats   `json:"dht"`
+	Bans     []fetch.Ban    `json:"bans"` // sources shunned now, soonest end first
+	DHT      DHTStats       `json:"dht"`
 	Lookups  LatencySummary `json:"lookup_latency"`
 	Requests LatencySummary `json:"request_latency"`
 	History  []Sample       `json:"history"`
+}
+
+// DHTStats is the engine's statistics as the status views show them: the
+// node ID in hex rather than an array of 20 numbers, and the number of users
+// estimated as estimateUsers explains rather than as K·2^(buckets−1). (The
+// fields shadow the engine's of the same name, in Go and in JSON.)
+type DHTStats struct {
+	engine.Stats
+	ID                 string  `json:"ID"`
+	EstimatedUsers     float64 `json:"EstimatedUsers"`
+	EstimatedUsersFrom string  `json:"EstimatedUsersFrom"` // how: counted, or from the closest nodes' density
 }
 
 // LatencySummary condenses a latency histogram.
@@ -53,8 +72,38 @@ type LatencySummary struct {
 
 // Bucket is one histogram bucket (non-cumulative).
 type Bucket struct {
-	Le    float64 `json:"le"` // upper bound in seconds; 0 for +Inf
-	Count int64   `json:"count"`
+	Le    float64 // upper bound in seconds; +Inf for the last
+	Count int64
+}
+
+// bucketJSON is a Bucket in stats.json: the bound as Prometheus writes it
+// ("0.005", "30", "+Inf"), since JSON numbers have no infinity.
+type bucketJSON struct {
+	Le    string `json:"le"`
+	Count int64  `json:"count"`
+}
+
+// MarshalJSON writes the bound as a string.
+func (b Bucket) MarshalJSON() ([]byte, error) {
+	le := "+Inf"
+	if !math.IsInf(b.Le, 1) {
+		le = strconv.FormatFloat(b.Le, 'g', -1, 64)
+	}
+	return json.Marshal(bucketJSON{le, b.Count})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (b *Bucket) UnmarshalJSON(data []byte) error {
+	var j bucketJSON
+	if err := json.Unmarshal(data, &j); err != nil {
+		return err
+	}
+	le, err := strconv.ParseFloat(j.Le, 64) // accepts "+Inf"
+	if err != nil {
+		return fmt.Errorf("histogram bucket bound %q: %w", j.Le, err)
+	}
+	b.Le, b.Count = le, j.Count
+	return nil
 }
 
 // Sample is the traffic counters at one moment, for the charts.
@@ -125,7 +174,7 @@ func summarize(h interface {
 	ls.P50ms, ls.P90ms, ls.P99ms = ms(ls.P50), ms(ls.P90), ms(ls.P99)
 	var prev int64
 	for i, c := range cum {
-		le := 0.0
+		le := math.Inf(1)
 		if i < len(bounds) {
 			le = bounds[i]
 		}
@@ -144,7 +193,7 @@ func (s *Server) Snapshot() Status {
 	if c, ok := n.Contact(); ok {
 		st.Contact = c.String()
 	}
-	st.DHT = n.DHT().Stats()
+	st.DHT = dhtStats(n.DHT())
 	st.Reachable, st.Joined = st.DHT.Reachable, st.DHT.Joined
 	st.Cache = n.Store().Stats()
 	is := n.Index().Stats()
@@ -152,9 +201,32 @@ func (s *Server) Snapshot() Status {
 	st.Session, st.AllTime = n.Stats.Session(), n.Stats.Total()
 	st.Uploads = n.Throttle().Active()
 	st.Active = n.ActiveDownloads()
+	st.Bans = n.Bans()
 	st.Lookups = summarize(n.Stats.LookupLatency)
 	st.Requests = summarize(n.Stats.RequestLatency)
 	st.History = s.hist.samples()
+	return st
+}
+
+// dhtStats reads the engine's statistics and, from a snapshot of its routing
+// table, the number of users.
+func dhtStats(d *engine.Node) DHTStats {
+	st := DHTStats{Stats: d.Stats()}
+	st.ID = hex.EncodeToString(st.Stats.ID[:])
+	var (
+		self    wire.ID
+		closest []kbucket.Node
+		buckets []kbucket.BucketInfo
+		k       int
+	)
+	err := d.Do(func(c *engine.Core, _ time.Time) {
+		t := c.Table()
+		self, k = t.Self(), t.K()
+		closest, buckets = t.Closest(nil, self, k), t.Buckets(nil)
+	})
+	if err == nil {
+		st.EstimatedUsers, st.EstimatedUsersFrom = estimateUsers(self, closest, buckets, k)
+	}
 	return st
 }
 
@@ -168,6 +240,7 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	_ = s.n.Stats.Registry.WritePrometheus(ctx)
 	writeDHTMetrics(ctx, s.n.DHT().Stats(), s.n.Store().Stats())
+	writeBanMetrics(ctx, s.n.Bans())
 }
 
 // ByteFormat renders a size as the original's byte_format did (B, KiB, MiB, GiB, TiB).
@@ -190,6 +263,14 @@ func ByteFormat(b int64) string {
 	return fmt.Sprintf("%.0f %s", f, units[i])
 }
 
+// ratio is part/whole with two decimals, "–" when whole is zero.
+func ratio(part, whole int64) string {
+	if whole <= 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", float64(part)/float64(whole))
+}
+
 func pct(part, whole int64) string {
 	if whole <= 0 {
 		return "–"
@@ -200,6 +281,8 @@ func pct(part, whole int64) string {
 var pageTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
 	"bytes": ByteFormat,
 	"pct":   pct,
+	"ratio": ratio,
+	"left":  func(t time.Time) string { return time.Until(t).Round(time.Second).String() },
 	"add":   func(a, b, c int64) int64 { return a + b + c },
 	"dur":   func(d time.Duration) string { return d.Round(time.Second).String() },
 	"ms":    func(d time.Duration) string { return fmt.Sprintf("%.1f ms", ms(d)) },
@@ -220,19 +303,32 @@ DHT {{if .S.Joined}}<span class="ok">joined</span>{{else}}<span class="bad">not 
 up {{dur .S.Uptime}}</p>
 
 <h2>Traffic to apt</h2>
-<table><tr><th></th><th>Mirror</th><th>Peers</th><th>Local cache</th><th>Uploaded to peers</th></tr>
-<tr><td>This session</td><td>{{bytes .S.Session.Mirror}}</td><td>{{bytes .S.Session.Peers}}</td><td>{{bytes .S.Session.Cache}}</td><td>{{bytes .S.Session.Uploaded}}</td></tr>
-<tr><td>Session ratio</td><td>{{pct .S.Session.Mirror .SessTotal}}</td><td>{{pct .S.Session.Peers .SessTotal}}</td><td>{{pct .S.Session.Cache .SessTotal}}</td><td>{{pct .S.Session.Uploaded .SessTotal}}</td></tr>
-<tr><td>All time</td><td>{{bytes .S.AllTime.Mirror}}</td><td>{{bytes .S.AllTime.Peers}}</td><td>{{bytes .S.AllTime.Cache}}</td><td>{{bytes .S.AllTime.Uploaded}}</td></tr>
-<tr><td>All-time ratio</td><td>{{pct .S.AllTime.Mirror .AllTotal}}</td><td>{{pct .S.AllTime.Peers .AllTotal}}</td><td>{{pct .S.AllTime.Cache .AllTotal}}</td><td>{{pct .S.AllTime.Uploaded .AllTotal}}</td></tr>
+<table><tr><th></th><th>Mirror</th><th>Peers</th><th>Local cache</th><th>Total</th></tr>
+<tr><td>This session</td><td>{{bytes .S.Session.Mirror}}</td><td>{{bytes .S.Session.Peers}}</td><td>{{bytes .S.Session.Cache}}</td><td>{{bytes .SessTotal}}</td></tr>
+<tr><td>Session share</td><td>{{pct .S.Session.Mirror .SessTotal}}</td><td>{{pct .S.Session.Peers .SessTotal}}</td><td>{{pct .S.Session.Cache .SessTotal}}</td><td></td></tr>
+<tr><td>All time</td><td>{{bytes .S.AllTime.Mirror}}</td><td>{{bytes .S.AllTime.Peers}}</td><td>{{bytes .S.AllTime.Cache}}</td><td>{{bytes .AllTotal}}</td></tr>
+<tr><td>All-time share</td><td>{{pct .S.AllTime.Mirror .AllTotal}}</td><td>{{pct .S.AllTime.Peers .AllTotal}}</td><td>{{pct .S.AllTime.Cache .AllTotal}}</td><td></td></tr>
 </table>
+
 <p class="legend">Last hour (bytes per 10 s):<span style="background:#c0392b"></span>mirror<span style="background:#2471a3"></span>peers<span style="background:#1a7f37"></span>cache<span style="background:#8e44ad"></span>uploads</p>
 {{.Chart}}
+
+<h2>Uploads to peers</h2>
+<table><tr><th></th><th>Uploaded to peers</th><th>Fetched from mirror and peers</th><th>Upload ratio</th></tr>
+<tr><td>This session</td><td>{{bytes .S.Session.Uploaded}}</td><td>{{bytes .SessFetched}}</td><td>{{ratio .S.Session.Uploaded .SessFetched}}</td></tr>
+<tr><td>All time</td><td>{{bytes .S.AllTime.Uploaded}}</td><td>{{bytes .AllFetched}}</td><td>{{ratio .S.AllTime.Uploaded .AllFetched}}</td></tr>
+</table>
+<p>Upload ratio: bytes uploaded to other peers per byte this daemon fetched for apt from the mirror and from peers; above 1 it gave the network more than it took.</p>
 
 <h2>Transfers</h2>
 <p>{{len .S.Active}} download(s) in progress, {{.S.Uploads}} upload(s) in progress.</p>
 {{if .S.Active}}<table><tr><th>File</th><th>Size</th><th>Done</th><th>Waiting apt clients</th></tr>
 {{range .S.Active}}<tr><td>{{.Path}}</td><td>{{bytes .Size}}</td><td>{{pct .Done .Size}}</td><td>{{.Waiters}}</td></tr>{{end}}</table>{{end}}
+
+<h2>Banned sources</h2>
+{{if .S.Bans}}<table><tr><th>Address</th><th>Banned for</th><th>Reason</th></tr>
+{{range .S.Bans}}<tr><td>{{.Addr}}</td><td>{{left .Until}}</td><td>{{if .Reason}}{{.Reason}}{{else}}–{{end}}</td></tr>{{end}}</table>
+{{else}}<p>No peer or mirror is banned.</p>{{end}}
 
 <h2>Cache</h2>
 <table><tr><td>Files</td><td>{{.S.Cache.Files}}</td><td>{{bytes .S.Cache.Bytes}}</td></tr>
@@ -243,7 +339,7 @@ up {{dur .S.Uptime}}</p>
 
 <h2>DHT</h2>
 <table><tr><td>Routing table</td><td>{{.S.DHT.Nodes}} nodes in {{.S.DHT.Buckets}} buckets</td></tr>
-<tr><td>Estimated users</td><td>{{printf "%.0f" .S.DHT.EstimatedUsers}}</td></tr>
+<tr><td>Estimated users</td><td>{{printf "%.0f" .S.DHT.EstimatedUsers}} ({{.S.DHT.EstimatedUsersFrom}})</td></tr>
 <tr><td>Stored here</td><td>{{.S.DHT.Keys}} keys, {{.S.DHT.Values}} values</td></tr>
 <tr><td>Packets in / out</td><td>{{.S.DHT.PacketsIn}} ({{bytes .BytesIn}}) / {{.S.DHT.PacketsOut}} ({{bytes .BytesOut}})</td></tr>
 <tr><td>Lookups for downloads</td><td>{{.S.Lookups.Count}}: p50 {{ms .S.Lookups.P50}}, p90 {{ms .S.Lookups.P90}}, p99 {{ms .S.Lookups.P99}}</td></tr>
@@ -260,19 +356,23 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		S                 Status
 		SessTotal         int64
 		AllTotal          int64
+		SessFetched       int64 // from the mirror and peers
+		AllFetched        int64
 		BytesIn, BytesOut int64
 		Chart, Histogram  template.HTML
 	}{
-		S:         st,
-		SessTotal: st.Session.Mirror + st.Session.Peers + st.Session.Cache,
-		AllTotal:  st.AllTime.Mirror + st.AllTime.Peers + st.AllTime.Cache,
-		BytesIn:   int64(st.DHT.BytesIn),
-		BytesOut:  int64(st.DHT.BytesOut),
-		Chart:     trafficChart(st.History),
-		Histogram: latencyChart(st.Lookups),
+		S:           st,
+		SessTotal:   st.Session.Mirror + st.Session.Peers + st.Session.Cache,
+		AllTotal:    st.AllTime.Mirror + st.AllTime.Peers + st.AllTime.Cache,
+		SessFetched: st.Session.Mirror + st.Session.Peers,
+		AllFetched:  st.AllTime.Mirror + st.AllTime.Peers,
+		BytesIn:     int64(st.DHT.BytesIn),
+		BytesOut:    int64(st.DHT.BytesOut),
+		Chart:       trafficChart(st.History),
+		Histogram:   latencyChart(st.Lookups),
 	}
 	if err := pageTmpl.Execute(ctx, data); err != nil {
-		ctx.Error("template: "+err.Error(), fasthttp.StatusInternalServerError)
+		httpserve.Error(ctx, fasthttp.StatusInternalServerError, "status page template: "+err.Error())
 	}
 }
 
@@ -320,10 +420,14 @@ func trafficChart(h []Sample) template.HTML {
 	return template.HTML(sb.String())
 }
 
-// latencyChart draws the lookup latency histogram as inline SVG bars.
+// latencyChart draws the lookup latency histogram as inline SVG bars, in a
+// figure with a caption saying what it shows.
 func latencyChart(l LatencySummary) template.HTML {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `<figure><figcaption>DHT lookup latency for downloads: number of lookups by the time they took (%d in all)</figcaption>`, l.Count)
 	if l.Count == 0 {
-		return ""
+		sb.WriteString(`<p>(no lookups yet)</p></figure>`)
+		return template.HTML(sb.String())
 	}
 	const w, ht = 480, 100
 	var max int64 = 1
@@ -333,18 +437,17 @@ func latencyChart(l LatencySummary) template.HTML {
 		}
 	}
 	bw := float64(w) / float64(len(l.Buckets))
-	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg width="%d" height="%d" role="img" aria-label="lookup latency histogram"><rect width="%d" height="%d" fill="#fafafa"/>`, w, ht+14, w, ht+14)
 	for i, b := range l.Buckets {
 		hgt := float64(b.Count) / float64(max) * (ht - 4)
 		x := float64(i) * bw
-		fmt.Fprintf(&sb, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#2471a3"/>`, x+2, ht-hgt, bw-4, hgt)
+		fmt.Fprintf(&sb, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#2471a3"><title>%d</title></rect>`, x+2, ht-hgt, bw-4, hgt, b.Count)
 		label := "+Inf"
-		if b.Le > 0 {
+		if !math.IsInf(b.Le, 1) {
 			label = fmt.Sprintf("≤%gs", b.Le)
 		}
 		fmt.Fprintf(&sb, `<text x="%.1f" y="%d" font-size="8">%s</text>`, x+2, ht+12, label)
 	}
-	sb.WriteString(`</svg>`)
+	sb.WriteString(`</svg></figure>`)
 	return template.HTML(sb.String())
 }

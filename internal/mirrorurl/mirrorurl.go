@@ -5,6 +5,7 @@ package mirrorurl
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"net/url"
@@ -68,11 +69,17 @@ func (u URL) String() string {
 }
 
 // Request-shape errors. They become 400/403/404 answers, never upstream fetches.
+// Parse errors wrap them with what was wrong and the form expected; the HTTP
+// front puts that message in the status line apt shows.
 var (
 	ErrNotMirrorPath = errors.New("mirrorurl: not a Debian mirror path (expected .../dists/... or .../pool/...)")
 	ErrBadHost       = errors.New("mirrorurl: bad mirror host")
 	ErrBadPath       = errors.New("mirrorurl: bad path")
 	ErrBlocked       = errors.New("mirrorurl: not served (pdiffs and favicon.ico are refused so apt falls back)")
+	// ErrFullURL: a whole URL pasted after the daemon's address
+	// (http://localhost:9977/http://deb.debian.org/debian), which would
+	// otherwise read as a mirror named "http".
+	ErrFullURL = errors.New("mirrorurl: a full URL after the daemon's address")
 )
 
 // maxURILen bounds what we parse; apt's paths are far shorter.
@@ -89,6 +96,9 @@ func ParsePrefix(raw string) (URL, error) {
 		raw = raw[:q]
 	}
 	rest := raw[1:]
+	if err := fullURL(rest); err != nil {
+		return URL{}, err
+	}
 	var u URL
 	if strings.HasPrefix(rest, "https/") {
 		u.TLS = true
@@ -99,7 +109,7 @@ func ParsePrefix(raw string) (URL, error) {
 		return URL{}, ErrNotMirrorPath
 	}
 	if err := u.setHostPort(rest[:slash]); err != nil {
-		return URL{}, err
+		return URL{}, fmt.Errorf("%w %q: expected /<host>[:<port>]/<path> after the daemon's address (e.g. /deb.debian.org/debian/...)", err, rest[:slash])
 	}
 	p, err := cleanPath(rest[slash:])
 	if err != nil {
@@ -107,6 +117,31 @@ func ParsePrefix(raw string) (URL, error) {
 	}
 	u.Path = p
 	return u.finish()
+}
+
+// fullURL refuses a prefix-mode path that starts with a URL scheme, saying
+// which form to write instead.
+func fullURL(rest string) error {
+	seg, after, _ := strings.Cut(rest, "/")
+	seg = strings.ToLower(seg)
+	var tls bool
+	switch {
+	case seg == "http:" || strings.HasPrefix(seg, "http%3a"):
+	case seg == "https:" || strings.HasPrefix(seg, "https%3a"):
+		tls = true
+	default:
+		return nil
+	}
+	// after is "/host/first/..." for "http://host/first/...".
+	parts := strings.SplitN(strings.TrimLeft(after, "/"), "/", 3)
+	if len(parts) < 2 || parts[0] == "" || len(parts[0]) > 253 {
+		return fmt.Errorf("%w: write the mirror without its scheme: /<host>/<path>, or /https/<host>/<path> for an https mirror", ErrFullURL)
+	}
+	host, first := strings.ToLower(parts[0]), parts[1]
+	if tls {
+		return fmt.Errorf("%w: write /https/%s/%s/... instead of /https://%s/%s/... (the daemon fetches it over TLS)", ErrFullURL, host, first, host, first)
+	}
+	return fmt.Errorf("%w: write /%s/%s/... instead of /http://%s/%s/... (/https/%s/%s/... for https)", ErrFullURL, host, first, host, first, host, first)
 }
 
 // ParseAbsolute parses a proxy-mode request URI: http://host[:port]/path.
@@ -132,7 +167,7 @@ func ParseAbsolute(raw string) (URL, error) {
 		return URL{}, ErrNotMirrorPath
 	}
 	if err := u.setHostPort(raw[:slash]); err != nil {
-		return URL{}, err
+		return URL{}, fmt.Errorf("%w %q", err, raw[:slash])
 	}
 	p, err := cleanPath(raw[slash:])
 	if err != nil {
@@ -183,7 +218,7 @@ func (u *URL) setHostPort(hp string) error {
 	if u.TLS {
 		u.Port = 443
 	}
-	if port != "" {
+	if port != "" || strings.HasSuffix(hp, ":") {
 		n, err := strconv.Atoi(port)
 		if err != nil || n <= 0 || n > 65535 {
 			return ErrBadHost

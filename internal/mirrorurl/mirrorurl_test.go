@@ -26,6 +26,12 @@ func TestParsePrefix(t *testing.T) {
 		{"/deb.debian.org/debian/pool/" + strings.Repeat("\xff", 1000) + ".deb", "", "", ErrBadPath},
 		{"/user@evil.example/debian/dists/x/Release", "", "", ErrBadHost},
 		{"/deb.debian.org:99999/debian/dists/x/Release", "", "", ErrBadHost},
+		{"/deb.debian.org:/debian/dists/x/Release", "", "", ErrBadHost},
+		{"/[::1]:/debian/dists/x/Release", "", "", ErrBadHost},
+		{"/http://deb.debian.org/debian/dists/x/Release", "", "", ErrFullURL},
+		{"/HTTPS://deb.debian.org/debian/dists/x/Release", "", "", ErrFullURL},
+		{"/http:/deb.debian.org/debian/pool/main/h/h.deb", "", "", ErrFullURL},
+		{"/http%3A%2F%2Fdeb.debian.org/debian/pool/main/h/h.deb", "", "", ErrFullURL},
 		{"/deb.debian.org/secret/admin", "", "", ErrNotMirrorPath},
 		{"/favicon.ico", "", "", ErrNotMirrorPath},
 		{"/deb.debian.org/debian/dists/sid/main/binary-i386/Packages.diff/Index", "", "", ErrBlocked},
@@ -90,5 +96,31 @@ func TestSiteOneKeyForEveryForm(t *testing.T) {
 	}
 	if sites[true] == sites[false] {
 		t.Errorf("https and http mirrors on one host share the index key %q", sites[true])
+	}
+}
+
+// TestFullURLAfterPrefix: a whole URL pasted after the daemon's address was
+// read as a mirror named "http" (issue 11 item 4); it is refused with the form
+// to write instead.
+func TestFullURLAfterPrefix(t *testing.T) {
+	for raw, want := range map[string]string{
+		"/http://deb.debian.org/debian/dists/bookworm/InRelease":     "write /deb.debian.org/debian/... instead of /http://deb.debian.org/debian/...",
+		"/https://deb.debian.org/debian/dists/bookworm/InRelease":    "write /https/deb.debian.org/debian/... instead of /https://deb.debian.org/debian/...",
+		"/http://mirror.example:8080/ubuntu/pool/main/h/hello/h.deb": "write /mirror.example:8080/ubuntu/... instead",
+		"/http:": "/<host>/<path>",
+	} {
+		_, err := ParsePrefix(raw)
+		if !errors.Is(err, ErrFullURL) || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParsePrefix(%q): %v, want ErrFullURL saying %q", raw, err, want)
+		}
+	}
+	// A bad host says which host and what form is expected.
+	_, err := ParsePrefix("/user@evil.example/debian/dists/x/Release")
+	if !errors.Is(err, ErrBadHost) || !strings.Contains(err.Error(), `"user@evil.example"`) || !strings.Contains(err.Error(), "/<host>[:<port>]/<path>") {
+		t.Errorf("bad host: %v", err)
+	}
+	// A host literally named like a scheme is still a host when it has no colon.
+	if u, err := ParsePrefix("/http/debian/dists/x/Release"); err != nil || u.Host != "http" {
+		t.Errorf("host named http: %+v, %v", u, err)
 	}
 }

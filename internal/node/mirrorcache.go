@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -212,7 +214,7 @@ func (c *mirrorCache) fetch(u mirrorurl.URL, path string) (cachedFile, error) {
 		if haveOld {
 			return cachedFile{path: path, meta: old, stale: true}, nil
 		}
-		return cachedFile{}, fmt.Errorf("mirror %s unreachable: %w", u.Addr(), err)
+		return cachedFile{}, &mirrorUnreachable{addr: u.Addr(), why: unreachableReason(err), err: err}
 	}
 	defer resp.CloseBodyStream() //nolint:errcheck // nothing to do about a close error
 	switch code := resp.StatusCode(); {
@@ -245,6 +247,52 @@ func (c *mirrorCache) fetch(u mirrorurl.URL, path string) (cachedFile, error) {
 		return cachedFile{}, err
 	}
 	return cachedFile{path: path, meta: meta, fetched: true}, nil
+}
+
+// mirrorUnreachable is a mirror that could not be asked at all. Its message
+// is short and says why, since it becomes the status line apt shows:
+// "mirror deb.debain.org:80 unreachable: no such host".
+type mirrorUnreachable struct {
+	addr, why string
+	err       error
+}
+
+func (e *mirrorUnreachable) Error() string { return "mirror " + e.addr + " unreachable: " + e.why }
+func (e *mirrorUnreachable) Unwrap() error { return e.err }
+
+// unreachableReason says in a few words why a request to a mirror failed
+// before any answer: the client's errors name its internals ("error when
+// dialing ...: dial tcp4 ...: connect: ...") or the resolver's address.
+func unreachableReason(err error) string {
+	var dnsErr *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var badName x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var notTLS tls.RecordHeaderError
+	switch {
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound,
+		// The client dials IPv4 only; a name without an IPv4 address (or
+		// one the resolver must not look up, like .onion) ends here.
+		strings.Contains(err.Error(), "couldn't find dns entries"):
+		return "no such host"
+	case errors.As(err, &dnsErr):
+		return "name lookup failed: " + dnsErr.Err
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+		return "no route to host"
+	case errors.Is(err, fasthttp.ErrDialTimeout), errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, os.ErrDeadlineExceeded):
+		return "timed out"
+	case errors.As(err, &unknownCA):
+		return "its TLS certificate is signed by an unknown authority (set UPSTREAM_CA_FILE to trust its CA)"
+	case errors.As(err, &badName):
+		return "its TLS certificate is not valid for " + badName.Host
+	case errors.As(err, &invalid):
+		return "its TLS certificate is invalid: " + invalid.Error()
+	case errors.As(err, &notTLS):
+		return "it does not speak TLS (an http mirror written as https/...?)"
+	}
+	return err.Error()
 }
 
 var errTooLarge = errors.New("node: file larger than the limit for files without a known hash")

@@ -19,7 +19,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -198,7 +197,7 @@ func (n *Node) startDHT() error {
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return fmt.Errorf("DHT state directory: %w", err)
 	}
-	listen := joinHostPort(n.cfg.BindAddress, d.Port)
+	listen := n.cfg.ListenAddr(d.Port)
 	var tr engine.Transport // nil: the standard library's net.UDPConn (zero allocations per datagram)
 	if d.UDPTransport == "gnet" {
 		g, err := engine.ListenGnet(listen)
@@ -219,13 +218,6 @@ func (n *Node) startDHT() error {
 		return fmt.Errorf("DHT on UDP %s: %w (is another apt-p2p running, or the port in use? set [%s] PORT)", listen, err, n.cfg.DHTSection)
 	}
 	return nil
-}
-
-func joinHostPort(host string, port int) string {
-	if host == "" {
-		return ":" + strconv.Itoa(port)
-	}
-	return netip.AddrPortFrom(netip.MustParseAddr(host), uint16(port)).String()
 }
 
 // Close stops background work, saves statistics and closes the store and DHT.
@@ -268,10 +260,8 @@ func (n *Node) Started() time.Time { return n.start }
 
 // Contact is the address peers download from (external IP, TCP port), if known.
 func (n *Node) Contact() (netip.AddrPort, bool) {
-	if n.cfg.BindAddress != "" {
-		if a, err := netip.ParseAddr(n.cfg.BindAddress); err == nil && !a.IsUnspecified() {
-			return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
-		}
+	if a := n.cfg.Bind; a.IsValid() && !a.IsUnspecified() {
+		return netip.AddrPortFrom(a, uint16(n.cfg.Port)), true
 	}
 	a, ok := n.dht.ExternalAddr()
 	if !ok {
