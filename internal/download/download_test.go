@@ -157,6 +157,8 @@ func (f *fakeFetcher) Fetch(ctx context.Context, job *fetch.Job) (fetch.Result, 
 	return res, ctx.Err()
 }
 
+func (f *fakeFetcher) BanFor(addr string, until time.Time, _ string) { f.Ban(addr, until) }
+
 func (f *fakeFetcher) Ban(addr string, until time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -44,7 +44,8 @@ type Store interface {
 // Fetcher moves the bytes; *fetch.Downloader satisfies it.
 type Fetcher interface {
 	Fetch(ctx context.Context, job *fetch.Job) (fetch.Result, error)
-	Ban(addr string, until time.Time)
+	// BanFor keeps addr out of every download until the given time, and says why.
+	BanFor(addr string, until time.Time, reason string)
 	Banned(addr string) bool
 	// PieceString GETs the piece string whose SHA-1 is h from peer (the l form).
 	PieceString(ctx context.Context, peer netip.AddrPort, h wire.ID) ([]byte, error)
@@ -355,7 +356,7 @@ func (m *Manager) ban(addr, why string, path string) {
 	if addr == "" || m.fetch.Banned(addr) {
 		return
 	}
-	m.fetch.Ban(addr, m.clk.Now().Add(m.cfg.BanDuration))
+	m.fetch.BanFor(addr, m.clk.Now().Add(m.cfg.BanDuration), why)
 	m.Counters.Banned.Add(1)
 	m.log.Warn("peer banned", "peer", addr, "reason", why, "path", path, "for", m.cfg.BanDuration)
 }

@@ -173,6 +173,20 @@ func BenchmarkOnePeerVsGET(b *testing.B) {
 		b.StopTimer()
 		sink.check(b, data)
 	})
+	b.Run("mirror-stream", func(b *testing.B) {
+		d := New(Config{Version: "bench"})
+		b.SetBytes(size)
+		b.ReportAllocs()
+		m := Source{Addr: addr, Path: peerPath}
+		for b.Loop() {
+			sink.reset()
+			if _, err := d.Fetch(context.Background(), &Job{Size: size, Mirror: &m, Sink: sink}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		sink.check(b, data)
+	})
 	b.Run("get-fasthttp", func(b *testing.B) {
 		hc := &fasthttp.HostClient{Addr: addr, StreamResponseBody: true}
 		b.SetBytes(size)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -111,11 +112,11 @@ func (n *Node) serveUnhashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, ba
 	cf, err := n.mirrors.get(n.ctx, u, maxAge)
 	if err != nil {
 		n.log.Warn("mirror fetch failed", "url", u.String(), "err", err)
-		ctx.Error("apt-p2p: "+err.Error()+"\n", fasthttp.StatusBadGateway)
+		httpserve.Error(ctx, fasthttp.StatusBadGateway, err.Error())
 		return SourceMirror
 	}
 	if cf.status != 0 {
-		ctx.Error(http.StatusText(cf.status)+"\n", cf.status)
+		httpserve.Error(ctx, cf.status, "mirror "+u.Addr()+" answered "+strconv.Itoa(cf.status)+" "+http.StatusText(cf.status))
 		return SourceMirror
 	}
 	src := SourceCache
@@ -138,7 +139,7 @@ func (n *Node) serveUnhashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, ba
 	}
 	f, err := os.Open(cf.path)
 	if err != nil {
-		ctx.Error("apt-p2p: cached file vanished\n", fasthttp.StatusServiceUnavailable)
+		httpserve.Error(ctx, fasthttp.StatusServiceUnavailable, "cached file vanished")
 		return src
 	}
 	mod, _ := http.ParseTime(cf.meta.LastModified)
@@ -156,6 +157,12 @@ func (n *Node) serveUnhashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, ba
 // store if a verified copy is there, else from the download of that content.
 func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base, path string, d digest.Set, later *chan Source) Source {
 	if info, ok := n.store.Lookup(&d); ok {
+		if req := (indexFile{Site: site, BaseDir: base, Path: path}); n.index.IsIndex(site, base, path) && !n.registered(req) {
+			// The same index under another mirror name (the http and the
+			// https form of one mirror): its files must be known under
+			// this name too, before apt asks for them.
+			n.registerIndex(&info, site, base, path)
+		}
 		if n.serveStored(ctx, &info, path) {
 			n.notePath(&info, site, base, path)
 			return SourceCache
@@ -176,7 +183,7 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 			}
 		}
 		n.log.Warn("download could not start", "url", u.String(), "err", err)
-		ctx.Error("apt-p2p: "+err.Error()+"\n", fasthttp.StatusServiceUnavailable)
+		httpserve.Error(ctx, fasthttp.StatusServiceUnavailable, err.Error())
 		return SourceMirror
 	}
 	w := f.Writer()
@@ -193,7 +200,7 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 			if msg == nil {
 				msg = werr
 			}
-			ctx.Error("apt-p2p: "+msg.Error()+"\n", fasthttp.StatusBadGateway)
+			httpserve.Error(ctx, fasthttp.StatusBadGateway, msg.Error())
 			return SourceMirror
 		}
 	}
@@ -277,6 +284,14 @@ func (n *Node) notePath(info *piecestore.Info, site, base, path string) {
 // firstByteWait bounds how long an apt request waits for a download's first
 // bytes before the response headers go out regardless.
 const firstByteWait = 30 * time.Second
+
+// registered reports whether the index file f is parsed under its site.
+func (n *Node) registered(f indexFile) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, ok := n.indexFiles[f.Site+f.BaseDir+f.Path]
+	return ok
+}
 
 // registerIndex parses a hashed index file (Packages.xz, Sources.gz, ...) and
 // remembers it for the next start.
