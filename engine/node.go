@@ -179,9 +179,11 @@ func interfaceAddrs() []netip.Addr {
 	return out
 }
 
-// readBufSize is larger than both packet limits, so a datagram truncated by
-// the buffer is still seen as oversized and dropped.
-const readBufSize = 2048
+// readBufSize holds any UDP datagram: requests are accepted up to
+// wire.MaxParseLen bytes (an original peer's store_value is up to 1563), and
+// a datagram truncated by a smaller buffer would be misread. It is one
+// buffer per node, reused for every datagram.
+const readBufSize = wire.MaxParseLen + 1
 
 // loop is the only goroutine touching the core.
 func (n *Node) loop() {
