@@ -54,6 +54,8 @@ type Core struct {
 	lookups    map[uint32]*lookup
 	nextLookup uint32
 	gets       map[wire.ID]*getOp
+	ops        map[Op]*opRun // caller operations that can still be cancelled
+	nextOp     uint64
 
 	join joinState
 
@@ -85,6 +87,7 @@ func New(cfg Config, out Output) (*Core, error) {
 		probation: make(map[wire.ID]struct{}),
 		lookups:   make(map[uint32]*lookup),
 		gets:      make(map[wire.ID]*getOp),
+		ops:       make(map[Op]*opRun),
 		buf:       make([]byte, 0, 2048),
 	}
 	c.txns.byTID = make(map[wire.ID]uint32)
@@ -165,9 +168,10 @@ func (c *Core) Close() {
 	}
 	clear(c.lookups)
 	for _, g := range c.gets {
-		g.complete(ErrClosed, 0)
+		g.complete(c, ErrClosed, 0)
 	}
 	clear(c.gets)
+	clear(c.ops)
 	c.join.fail(ErrClosed)
 	c.timers = c.timers[:0]
 }

@@ -106,6 +106,7 @@ type Stats struct {
 	ValuesExpired                 uint64
 
 	Lookups, Gets, GetsDone, GetsFound, Puts, PutsOK uint64
+	Cancelled                                        uint64 // operations their callers cancelled
 	GetLatency                                       Histogram
 	Transactions                                     int // outstanding requests
 	JoinFailures, SaveErrors, Refreshes              uint64
