@@ -103,7 +103,7 @@ func TestAcceptance200(t *testing.T) {
 			})
 		}
 		src := nodes[puts[g.put].source]
-		fr, _ := src.call(ctx, func(now time.Time, done func(Result)) { src.core.FindNode(now, key, done) })
+		fr, _ := src.call(ctx, func(now time.Time, done func(Result)) Op { return src.core.FindNode(now, key, done) })
 		for _, fn := range fr.Nodes {
 			t.Logf("putter's find_node: rank %d", slices.Index(ids, fn.ID))
 		}

@@ -69,7 +69,10 @@ type Config struct {
 	BootstrapNode bool   // BOOTSTRAP_NODE: joined even when nobody answers
 	Version       string // node ID suffix, e.g. "A015" (§2.3); IDs are reused only when it matches
 
-	// RejoinInitial and RejoinMax bound the exponential re-join backoff.
+	// RejoinInitial and RejoinMax bound the exponential re-join backoff
+	// (1 s doubling to 30 s): a daemon started before its bootstrap peer
+	// joins within about RejoinMax of the peer coming up, for one join
+	// datagram per bootstrap address per attempt.
 	RejoinInitial, RejoinMax time.Duration
 
 	// Limits on stored values: they bound memory under a flood of stores.
@@ -117,8 +120,8 @@ func Default() Config {
 		RTOMax:             time.Second,
 		RTOUnknown:         500 * time.Millisecond,
 		Version:            "A100",
-		RejoinInitial:      20 * time.Second,
-		RejoinMax:          10 * time.Minute,
+		RejoinInitial:      time.Second,
+		RejoinMax:          30 * time.Second,
 		MaxValueSize:       wire.MaxPacketIPv4,
 		MaxValuesPerKey:    256,
 		MaxValuesPerIP:     4096,

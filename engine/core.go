@@ -54,6 +54,8 @@ type Core struct {
 	lookups    map[uint32]*lookup
 	nextLookup uint32
 	gets       map[wire.ID]*getOp
+	ops        map[Op]*opRun // caller operations that can still be cancelled
+	nextOp     uint64
 	claims     map[uint32]*pendingClaim // Claims waiting to check
 	nextClaim  uint32
 
@@ -87,6 +89,7 @@ func New(cfg Config, out Output) (*Core, error) {
 		probation: make(map[wire.ID]struct{}),
 		lookups:   make(map[uint32]*lookup),
 		gets:      make(map[wire.ID]*getOp),
+		ops:       make(map[Op]*opRun),
 		claims:    make(map[uint32]*pendingClaim),
 		buf:       make([]byte, 0, 2048),
 	}
@@ -168,13 +171,16 @@ func (c *Core) Close() {
 	}
 	clear(c.lookups)
 	for _, g := range c.gets {
-		g.complete(ErrClosed, 0)
+		g.complete(c, ErrClosed, 0)
 	}
 	clear(c.gets)
 	for _, pc := range c.claims {
-		pc.onDone(Result{Err: ErrClosed}, nil)
+		if c.ops[pc.op] != nil {
+			pc.onDone(Result{Err: ErrClosed}, nil)
+		}
 	}
 	clear(c.claims)
+	clear(c.ops)
 	c.join.fail(ErrClosed)
 	c.timers = c.timers[:0]
 }
@@ -235,7 +241,11 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, pkt []byte) {
 		c.st.Dropped[DropNotIPv4]++
 		return
 	}
-	if len(pkt) > packetLimit(from.Addr()) {
+	// Requests may be as large as a UDP datagram: the original bounds only
+	// responses, and its peers send store_value requests of up to 1563 bytes
+	// (a 70-piece piece string, reference §2.8). Parse is bounded by
+	// MaxParseLen and MaxDepth whatever arrives.
+	if len(pkt) > wire.MaxParseLen {
 		c.st.Dropped[DropOversize]++
 		return
 	}
@@ -253,6 +263,12 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, pkt []byte) {
 	case 'q':
 		c.handleQuery(now, from, m, false)
 	case 'r', 'e':
+		// Replies are bound by the packet limit in every implementation: a
+		// larger one is not from a conforming peer.
+		if len(pkt) > packetLimit(from.Addr()) {
+			c.st.Dropped[DropOversize]++
+			return
+		}
 		c.handleReply(now, from, m)
 	default:
 		c.st.Dropped[DropBadType]++
@@ -272,7 +288,8 @@ func (c *Core) handleQuery(now time.Time, from netip.AddrPort, m *wire.Msg, badA
 	}
 	c.st.RPC[meth].Received++
 	if meth == wire.MethodUnknown {
-		c.sendError(from, m.TID, wire.ErrCodeMethodUnknown, "unknown method")
+		c.st.ErrorsSent++
+		c.send(from, wire.AppendUnknownMethod(c.buf[:0], m.TID, m.MethodName))
 		return
 	}
 	if badArgs {
@@ -293,12 +310,16 @@ func (c *Core) handleQuery(now time.Time, from netip.AddrPort, m *wire.Msg, badA
 		nodes := c.closestFor(m.Key, m.ID)
 		out = wire.AppendFindValueResp(c.buf[:0], m.TID, c.id, nodes, c.store.count(m.Key))
 	case wire.MethodGetValue:
-		vals := c.pickValues(m.Key, m.Num)
+		vals, tooBig := c.replyValues(m.Key, m.Num, limit)
 		var n int
 		out, n = wire.AppendGetValueResp(c.buf[:0], m.TID, c.id, vals, limit)
-		clear(vals)
-		if n == 0 && len(vals) > 0 {
-			c.sendError(from, m.TID, wire.ErrCodeResponseTooLong, "response too long: value does not fit a datagram")
+		clear(c.vals)
+		if n == 0 && tooBig > 0 {
+			// Every value picked is too large for any reply (a piece string
+			// of 70 pieces stored by an original peer is 1410 bytes, its
+			// reply 1491): error 201 as the original sent, with the size.
+			c.st.ErrorsSent++
+			c.send(from, wire.AppendResponseTooLong(c.buf[:0], m.TID, wire.ErrCodeServer, wire.SingleValueRespLen(tooBig)))
 			c.noteNode(now, m.ID, from, false)
 			return
 		}
@@ -317,7 +338,8 @@ func (c *Core) handleQuery(now time.Time, from netip.AddrPort, m *wire.Msg, badA
 		out = wire.AppendIDResp(c.buf[:0], m.TID, c.id)
 	}
 	if len(out) > limit {
-		c.sendError(from, m.TID, wire.ErrCodeResponseTooLong, "response too long")
+		c.st.ErrorsSent++
+		c.send(from, wire.AppendResponseTooLong(c.buf[:0], m.TID, wire.ErrCodeResponseTooLong, len(out)))
 	} else {
 		c.send(from, out)
 	}
@@ -344,32 +366,66 @@ func (c *Core) storeLocal(now time.Time, key wire.ID, value []byte, from netip.A
 
 // closestFor returns up to K nodes closest to target for a reply, leaving
 // out the requester and nodes failing right now (§8.2 #16), as wire nodes in
-// a scratch slice.
+// a scratch slice, closest first as the original's replies are.
+//
+// Nodes on probation only fill what verified nodes leave (a young network
+// has no verified nodes yet); the choice is made in that order, but the
+// reply is sorted by distance afterwards: a peer may take the first entry
+// for the closest.
 func (c *Core) closestFor(target, requester wire.ID) []wire.Node {
+	c.chooseFor(target, requester)
+	w := c.wnodes
+	for i := 1; i < len(w); i++ {
+		for j := i; j > 0 && target.CloserTo(w[j].ID, w[j-1].ID); j-- {
+			w[j], w[j-1] = w[j-1], w[j]
+		}
+	}
+	return w
+}
+
+// chooseFor fills c.wnodes with the nodes of a reply, verified ones first.
+func (c *Core) chooseFor(target, requester wire.ID) {
 	want := c.cfg.K
 	if c.cfg.NATProbation && len(c.probation) > 0 {
 		want += c.cfg.K
 	}
 	c.knodes = c.table.ClosestExcluding(c.knodes[:0], target, want, requester)
 	c.wnodes = c.wnodes[:0]
-	// Verified nodes first; nodes on probation only fill what is left (a
-	// young network has no verified nodes yet).
 	for pass := 0; pass < 2; pass++ {
 		for _, n := range c.knodes {
 			if len(c.wnodes) == c.cfg.K {
-				return c.wnodes
+				return
 			}
 			if want > c.cfg.K {
 				if _, p := c.probation[n.ID]; p != (pass == 1) {
 					continue
 				}
 			} else if pass == 1 {
-				return c.wnodes
+				return
 			}
 			c.wnodes = append(c.wnodes, wire.Node{ID: n.ID, Addr: n.Addr})
 		}
 	}
-	return c.wnodes
+}
+
+// replyValues picks the values of a get_value reply (pickValues) and leaves
+// out those that could not fit a reply to this peer even alone, so that one
+// oversized value does not hide the others. tooBig is the size of the
+// smallest value left out, 0 if none was.
+func (c *Core) replyValues(key wire.ID, num int64, limit int) (vals [][]byte, tooBig int) {
+	vals = c.pickValues(key, num)
+	j := 0
+	for _, v := range vals {
+		if wire.SingleValueRespLen(len(v)) > limit {
+			if tooBig == 0 || len(v) < tooBig {
+				tooBig = len(v)
+			}
+			continue
+		}
+		vals[j] = v
+		j++
+	}
+	return vals[:j], tooBig
 }
 
 // pickValues returns the values under key: all if num is 0 or at least their

@@ -12,8 +12,16 @@
 // α = ConcurrentReqs in flight, abort-early and leap-frog), joining with
 // external-address discovery, and the checkpoints.
 //
+// Every caller operation (Get, Put, FindNode, Claim) returns an Op; Cancel
+// ends it in the core, stopping the lookups only it was waiting for and
+// releasing their requests (a Get shared by several callers of one key goes
+// on for the others).
+//
 // Node runs one Core on a real UDP Transport in one event-loop goroutine and
-// offers a goroutine-safe API. The simulator (package engine/sim) runs many
+// offers a goroutine-safe API; a caller's done context cancels its
+// operation in the core. The checkpoint's snapshot is taken on the loop and
+// written by another goroutine (one writer, the latest snapshot wins, Close
+// waits for it), so a slow disk never stalls the DHT. The simulator (package engine/sim) runs many
 // cores on a virtual clock and a simulated network.
 //
 // The engine is not the application: it does not know what values mean

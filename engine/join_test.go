@@ -153,3 +153,59 @@ func TestBootstrapByName(t *testing.T) {
 		t.Fatalf("b knows %d nodes", tableLen(b))
 	}
 }
+
+// Issue 11: a daemon started before its bootstrap peer reported "not
+// joined" for over 30 s after the peer came up (re-join backoff from 20 s).
+// With the default backoff (1 s, doubling, capped at RejoinMax) it joins a
+// few seconds after, on the virtual clock.
+func TestJoinRetriesSoonAfterBootstrapComesUp(t *testing.T) {
+	cfg := Default()
+	cfg.Validate = nil
+	out := &recordOutput{}
+	c, err := New(cfg, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1000, 0)
+	boot := netip.MustParseAddrPort("9.9.9.9:9977")
+	var bootID wire.ID
+	copy(bootID[:], "bootstrap-node-id-00")
+	c.Start(t0, []netip.AddrPort{boot})
+	up := t0.Add(30 * time.Second)
+	var joinedAt time.Time
+	attempts := 0
+	var m wire.Msg
+	for now := t0; now.Before(t0.Add(5 * time.Minute)); now = now.Add(50 * time.Millisecond) {
+		c.Tick(now)
+		for _, p := range out.take() {
+			if m.Parse(p.pkt) != nil || m.Y != 'q' || p.to != boot {
+				continue
+			}
+			if m.Method == wire.MethodJoin {
+				attempts++
+			}
+			if now.Before(up) {
+				continue // the bootstrap peer is not running yet
+			}
+			switch m.Method {
+			case wire.MethodJoin:
+				c.HandlePacket(now, boot, wire.AppendJoinResp(nil, m.TID, bootID, netip.MustParseAddrPort("8.8.4.4:9977")))
+			case wire.MethodFindNode:
+				c.HandlePacket(now, boot, wire.AppendFindNodeResp(nil, m.TID, bootID, nil, wire.ID{}))
+			}
+		}
+		if c.Joined() {
+			joinedAt = now
+			break
+		}
+	}
+	if joinedAt.IsZero() {
+		t.Fatal("never joined")
+	}
+	if wait := joinedAt.Sub(up); wait > 10*time.Second {
+		t.Fatalf("joined %v after the bootstrap peer came up (%d join attempts before), want within 10 s", wait, attempts)
+	}
+	if attempts < 4 {
+		t.Fatalf("%d join attempts in the first 30 s, want a backoff starting near 1 s", attempts)
+	}
+}

@@ -36,6 +36,7 @@ type Node struct {
 	once   sync.Once
 	addr   netip.AddrPort
 	id     wire.ID
+	state  *asyncState // nil when nothing is persisted
 
 	sendErrors atomic.Uint64
 }
@@ -66,6 +67,15 @@ func Start(o Options) (*Node, error) {
 			return nil, fmt.Errorf("engine: listen %s: %w", o.Listen, err)
 		}
 		n.tr = t
+	}
+	// The checkpoint's fsync must not stall the loop: the core takes the
+	// snapshot, another goroutine writes it.
+	if o.Config.State == nil && o.Config.StateDir != "" {
+		o.Config.State = FileState{Dir: o.Config.StateDir}
+	}
+	if o.Config.State != nil {
+		n.state = &asyncState{inner: o.Config.State}
+		o.Config.State = n.state
 	}
 	core, err := New(o.Config, transportOutput{n})
 	if err != nil {
@@ -179,9 +189,11 @@ func interfaceAddrs() []netip.Addr {
 	return out
 }
 
-// readBufSize is larger than both packet limits, so a datagram truncated by
-// the buffer is still seen as oversized and dropped.
-const readBufSize = 2048
+// readBufSize holds any UDP datagram: requests are accepted up to
+// wire.MaxParseLen bytes (an original peer's store_value is up to 1563), and
+// a datagram truncated by a smaller buffer would be misread. It is one
+// buffer per node, reused for every datagram.
+const readBufSize = wire.MaxParseLen + 1
 
 // loop is the only goroutine touching the core.
 func (n *Node) loop() {
@@ -305,11 +317,14 @@ func (s *getStream) poke() {
 
 // Get looks up key (use wire.NormKey for hashes). onValue, if not nil, is
 // called on the caller's goroutine for each distinct value as it arrives;
-// Get returns when the lookup completes or ctx is done.
+// Get returns when the lookup completes or ctx is done. A done ctx cancels
+// the operation in the core (Core.Cancel): the lookup stops there unless
+// another caller is waiting for the same key.
 func (n *Node) Get(ctx context.Context, key wire.ID, onValue func([]byte)) (Result, error) {
 	s := &getStream{notify: make(chan struct{}, 1)}
+	var op Op // set and read on the loop only
 	ok := n.do(func(now time.Time) {
-		n.core.Get(now, key, func(v []byte) {
+		op = n.core.Get(now, key, func(v []byte) {
 			s.mu.Lock()
 			s.vals = append(s.vals, v)
 			s.mu.Unlock()
@@ -328,6 +343,7 @@ func (n *Node) Get(ctx context.Context, key wire.ID, onValue func([]byte)) (Resu
 		select {
 		case <-s.notify:
 		case <-ctx.Done():
+			n.do(func(now time.Time) { n.core.Cancel(now, op) })
 			return Result{Err: ctx.Err()}, ctx.Err()
 		case <-n.done:
 			return Result{Err: ErrClosed}, ErrClosed
@@ -354,16 +370,19 @@ func (n *Node) GetValues(ctx context.Context, key wire.ID) ([][]byte, error) {
 	return out, err
 }
 
-// call runs an operation with a Result callback on the loop and waits.
-func (n *Node) call(ctx context.Context, start func(now time.Time, done func(Result))) (Result, error) {
+// call runs an operation with a Result callback on the loop and waits; a
+// done ctx cancels the operation in the core.
+func (n *Node) call(ctx context.Context, start func(now time.Time, done func(Result)) Op) (Result, error) {
 	ch := make(chan Result, 1)
-	if !n.do(func(now time.Time) { start(now, func(r Result) { ch <- r }) }) {
+	var op Op // set and read on the loop only
+	if !n.do(func(now time.Time) { op = start(now, func(r Result) { ch <- r }) }) {
 		return Result{Err: ErrClosed}, ErrClosed
 	}
 	select {
 	case r := <-ch:
 		return r, r.Err
 	case <-ctx.Done():
+		n.do(func(now time.Time) { n.core.Cancel(now, op) })
 		return Result{Err: ctx.Err()}, ctx.Err()
 	case <-n.done:
 		return Result{Err: ErrClosed}, ErrClosed
@@ -373,12 +392,12 @@ func (n *Node) call(ctx context.Context, start func(now time.Time, done func(Res
 // Put stores value under key on the closest nodes; Result.Stored says on how many.
 func (n *Node) Put(ctx context.Context, key wire.ID, value []byte) (Result, error) {
 	value = append([]byte(nil), value...)
-	return n.call(ctx, func(now time.Time, done func(Result)) { n.core.Put(now, key, value, done) })
+	return n.call(ctx, func(now time.Time, done func(Result)) Op { return n.core.Put(now, key, value, done) })
 }
 
 // FindNode returns the K closest nodes to target that answered.
 func (n *Node) FindNode(ctx context.Context, target wire.ID) ([]wire.Node, error) {
-	r, err := n.call(ctx, func(now time.Time, done func(Result)) { n.core.FindNode(now, target, done) })
+	r, err := n.call(ctx, func(now time.Time, done func(Result)) Op { return n.core.FindNode(now, target, done) })
 	return r.Nodes, err
 }
 
@@ -386,6 +405,9 @@ func (n *Node) FindNode(ctx context.Context, target wire.ID) ([]wire.Node, error
 func (n *Node) Stats() Stats {
 	var s Stats
 	n.Do(func(c *Core, now time.Time) { s = c.Stats(now) })
+	if n.state != nil {
+		s.SaveErrors += n.state.errors()
+	}
 	return s
 }
 
@@ -397,8 +419,9 @@ func (n *Node) ExternalAddr() (netip.Addr, bool) {
 	return a, ok
 }
 
-// Close saves the state, stops the loop and closes the transport. Pending
-// operations fail with ErrClosed; nothing is processed afterwards.
+// Close saves the state, stops the loop and closes the transport, and
+// returns once the last state write has ended (its error, if it failed).
+// Pending operations fail with ErrClosed; nothing is processed afterwards.
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
@@ -408,6 +431,9 @@ func (n *Node) Close() error {
 			n.core.Close()
 		})
 		<-n.done
+		if n.state != nil {
+			err = n.state.wait()
+		}
 	})
 	return err
 }
@@ -421,8 +447,9 @@ func (n *Node) Claim(ctx context.Context, key wire.ID, build func(now time.Time)
 		vals [][]byte
 	}
 	ch := make(chan claimed, 1)
+	var op Op // set and read on the loop only
 	if !n.do(func(now time.Time) {
-		n.core.Claim(now, key, build, settle, func(r Result, v [][]byte) { ch <- claimed{r, v} })
+		op = n.core.Claim(now, key, build, settle, func(r Result, v [][]byte) { ch <- claimed{r, v} })
 	}) {
 		return Result{Err: ErrClosed}, nil, ErrClosed
 	}
@@ -430,6 +457,7 @@ func (n *Node) Claim(ctx context.Context, key wire.ID, build func(now time.Time)
 	case c := <-ch:
 		return c.r, c.vals, c.r.Err
 	case <-ctx.Done():
+		n.do(func(now time.Time) { n.core.Cancel(now, op) })
 		return Result{Err: ctx.Err()}, nil, ctx.Err()
 	case <-n.done:
 		return Result{Err: ErrClosed}, nil, ErrClosed

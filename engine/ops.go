@@ -2,7 +2,9 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/wire"
@@ -20,6 +22,77 @@ type Result struct {
 	Messages   int           // requests sent (first transmissions), every phase
 }
 
+// Op names a running caller operation (Get, Put, FindNode, Claim) so that
+// its caller can cancel it. The zero Op names nothing.
+type Op uint64
+
+// ErrCanceled is the result of an operation its caller cancelled.
+var ErrCanceled = errors.New("engine: operation cancelled")
+
+// opRun is what Cancel needs to stop an operation.
+type opRun struct {
+	get    *getOp    // Get: the shared get the waiter belongs to
+	lks    []*lookup // Put, FindNode, Claim: the lookups started for it
+	onDone func(Result)
+}
+
+// newOp registers an operation; done is its caller's completion.
+func (c *Core) newOp(done func(Result)) (Op, *opRun) {
+	c.nextOp++
+	r := &opRun{onDone: done}
+	c.ops[Op(c.nextOp)] = r
+	return Op(c.nextOp), r
+}
+
+// Cancel ends an operation its caller no longer wants: its onDone runs at
+// once with ErrCanceled, and the lookups it alone was waiting for stop
+// there, their outstanding requests released (no retransmission, no slot
+// held; a late reply is dropped as unknown). A Get shared with other
+// callers of the same key goes on for them. Cancelling an operation that
+// has completed, or the zero Op, does nothing.
+func (c *Core) Cancel(now time.Time, op Op) {
+	r := c.ops[op]
+	if r == nil {
+		return
+	}
+	delete(c.ops, op)
+	c.st.Cancelled++
+	if g := r.get; g != nil {
+		g.waiters = slices.DeleteFunc(g.waiters, func(w getWaiter) bool { return w.op == op })
+		if len(g.waiters) == 0 {
+			if c.gets[g.key] == g {
+				delete(c.gets, g.key)
+			}
+			for _, l := range g.lks {
+				c.stopLookup(l)
+			}
+		}
+	}
+	for _, l := range r.lks {
+		c.stopLookup(l)
+	}
+	r.onDone(Result{Err: ErrCanceled})
+}
+
+// stopLookup ends a lookup without completing it and releases its
+// outstanding transactions.
+func (c *Core) stopLookup(l *lookup) {
+	if l.done {
+		return
+	}
+	l.done = true
+	delete(c.lookups, l.id)
+	for i := range c.txns.slots {
+		t := &c.txns.slots[i]
+		if t.inUse && t.purpose == purposeLookup && t.lookup == l.id {
+			c.txns.release(uint32(i))
+		}
+	}
+}
+
+// finishOp forgets a completed operation.
+func (c *Core) finishOp(op Op) { delete(c.ops, op) }
+
 // getOp is one running get; concurrent gets of one key share it (§2.15).
 type getOp struct {
 	key     wire.ID
@@ -27,11 +100,13 @@ type getOp struct {
 	first   time.Duration
 	seen    [][]byte
 	waiters []getWaiter
+	lks     []*lookup // its find_value and get_value lookups
 	hops    int
 	msgs    int
 }
 
 type getWaiter struct {
+	op      Op
 	onValue func([]byte)
 	onDone  func(Result)
 }
@@ -41,33 +116,39 @@ type getWaiter struct {
 // slice the caller may keep but must not modify; onDone is called once at
 // the end. Concurrent gets of one key are merged into one lookup, and a
 // late caller first receives the values already found. Both callbacks run
-// on the core's goroutine and must not block.
-func (c *Core) Get(now time.Time, key wire.ID, onValue func([]byte), onDone func(Result)) {
+// on the core's goroutine and must not block. The Op cancels this caller's
+// wait (Cancel); the lookup stops when no caller is left.
+func (c *Core) Get(now time.Time, key wire.ID, onValue func([]byte), onDone func(Result)) Op {
 	if err := c.ready(); err != nil {
 		onDone(Result{Err: err})
-		return
+		return 0
 	}
 	c.st.Gets++
-	w := getWaiter{onValue: onValue, onDone: onDone}
+	op, run := c.newOp(onDone)
+	w := getWaiter{op: op, onValue: onValue, onDone: onDone}
 	if g := c.gets[key]; g != nil {
+		run.get = g
 		g.waiters = append(g.waiters, w)
 		for _, v := range g.seen {
 			onValue(v)
 		}
-		return
+		return op
 	}
 	g := &getOp{key: key, start: now, waiters: []getWaiter{w}}
+	run.get = g
 	c.gets[key] = g
 	l := c.newLookup(now, lookupFindValue, key)
 	l.seed(c, now)
 	l.get = g
+	g.lks = append(g.lks, l)
 	if !c.cfg.PipelineGets {
 		l.onDone = c.foundValueNodes
 		l.schedule(c, now)
-		return
+		return op
 	}
 	gl := c.newLookup(now, lookupGetValue, key)
 	gl.get = g
+	g.lks = append(g.lks, gl)
 	gl.more = true
 	l.pipe = gl
 	c.localValues(now, gl, c.store.count(key))
@@ -96,6 +177,7 @@ func (c *Core) Get(now time.Time, key wire.ID, onValue func([]byte), onDone func
 	if !gl.done {
 		l.schedule(c, now)
 	}
+	return op
 }
 
 // localValues delivers our own values for a get as the local get_value
@@ -144,6 +226,7 @@ func (c *Core) foundValueNodes(_ *Core, now time.Time, fl *lookup, err error) {
 	}
 	l := c.newLookup(now, lookupGetValue, g.key)
 	l.get = g
+	g.lks = append(g.lks, l)
 	l.onDone = c.gotValues
 	for i := range fl.cands {
 		cd := fl.cands[i]
@@ -196,37 +279,46 @@ func (c *Core) completeGet(now time.Time, g *getOp, err error) {
 			c.st.GetsFound++
 		}
 	}
-	g.complete(err, now.Sub(g.start))
+	g.complete(c, err, now.Sub(g.start))
 }
 
-func (g *getOp) complete(err error, elapsed time.Duration) {
+func (g *getOp) complete(c *Core, err error, elapsed time.Duration) {
 	r := Result{Err: err, Values: len(g.seen), Elapsed: elapsed, FirstValue: g.first, Hops: g.hops + 1, Messages: g.msgs}
 	ws := g.waiters
 	g.waiters = nil
 	for _, w := range ws {
+		c.finishOp(w.op)
 		w.onDone(r)
 	}
 }
 
 // Put stores value under key on the StoreRedundancy closest nodes that gave
 // us a token (find_node, then store_value, §2.11). onDone gets the number of
-// nodes that stored it; Err is ErrNotStored when none did.
-func (c *Core) Put(now time.Time, key wire.ID, value []byte, onDone func(Result)) {
+// nodes that stored it; Err is ErrNotStored when none did. The Op cancels
+// it (Cancel).
+func (c *Core) Put(now time.Time, key wire.ID, value []byte, onDone func(Result)) Op {
+	if err := c.ready(); err != nil {
+		onDone(Result{Err: err})
+		return 0
+	}
+	op, run := c.newOp(onDone)
 	value = bytes.Clone(value)
-	c.put(now, key, func(time.Time) []byte { return value }, func(_ time.Time, r Result, _ []cand) { onDone(r) })
+	c.put(now, run, key, func(time.Time) []byte { return value }, func(_ time.Time, r Result, _ []cand) {
+		c.finishOp(op)
+		onDone(r)
+	})
+	return op
 }
 
 // put is Put with the value made when the store starts (build), and with the
 // completion time and the candidates the store went to (those with a token
-// among the K closest, ourselves included).
-func (c *Core) put(now time.Time, key wire.ID, build func(now time.Time) []byte, onDone func(now time.Time, r Result, to []cand)) {
-	if err := c.ready(); err != nil {
-		onDone(now, Result{Err: err}, nil)
-		return
-	}
+// among the K closest, ourselves included). Its lookups are added to run so
+// that Cancel stops them.
+func (c *Core) put(now time.Time, run *opRun, key wire.ID, build func(now time.Time) []byte, onDone func(now time.Time, r Result, to []cand)) {
 	c.st.Puts++
 	start := now
 	fl := c.newLookup(now, lookupFindNode, key)
+	run.lks = append(run.lks, fl)
 	fl.seed(c, now)
 	fl.onDone = func(c *Core, now time.Time, fl *lookup, err error) {
 		if err != nil {
@@ -235,6 +327,7 @@ func (c *Core) put(now time.Time, key wire.ID, build func(now time.Time) []byte,
 		}
 		value := build(now)
 		l := c.newLookup(now, lookupStoreValue, key)
+		run.lks = append(run.lks, l)
 		l.value = value
 		var to []cand
 		for _, cd := range fl.closest(nil, c.cfg.K, true) {
@@ -279,19 +372,26 @@ func (c *Core) put(now time.Time, key wire.ID, build func(now time.Time) []byte,
 // The value is made by build when the store starts, after the find_node, so
 // that a time it carries is close to when it lands. The check waits settle
 // after the stores have been answered: a claim that was sent before ours but
-// arrived a little later (a slower path) is then seen as well. The check
-// costs settle plus one round trip, and original nodes answer it as any
-// get_value.
-func (c *Core) Claim(now time.Time, key wire.ID, build func(now time.Time) []byte, settle time.Duration, onDone func(Result, [][]byte)) {
+// arrived a little later (a slower path) is then seen as well. A claim stored
+// only here (no other node) checks at once. The check costs settle plus one
+// round trip, and original nodes answer it as any get_value.
+//
+// The Op cancels it (Cancel): onDone then gets ErrCanceled and no values.
+func (c *Core) Claim(now time.Time, key wire.ID, build func(now time.Time) []byte, settle time.Duration, onDone func(Result, [][]byte)) Op {
+	if err := c.ready(); err != nil {
+		onDone(Result{Err: err}, nil)
+		return 0
+	}
 	start := now
-	c.put(now, key, build, func(now time.Time, pr Result, to []cand) {
+	op, run := c.newOp(func(r Result) { onDone(r, nil) })
+	c.put(now, run, key, build, func(now time.Time, pr Result, to []cand) {
 		if pr.Err != nil && pr.Err != ErrNotStored || c.closed || len(to) == 0 {
+			c.finishOp(op)
 			onDone(pr, nil)
 			return
 		}
-		pc := &pendingClaim{key: key, start: start, pr: pr, to: to, onDone: onDone}
+		pc := &pendingClaim{op: op, run: run, key: key, start: start, pr: pr, to: to, onDone: onDone}
 		if settle <= 0 || len(to) == 1 && to[0].self {
-			// (stored only here: nobody else's claim can be on its way)
 			c.checkClaim(now, pc)
 			return
 		}
@@ -299,10 +399,13 @@ func (c *Core) Claim(now time.Time, key wire.ID, build func(now time.Time) []byt
 		c.claims[c.nextClaim] = pc
 		c.addTimer(timer{at: now.Add(settle), kind: timerClaim, slot: c.nextClaim})
 	})
+	return op
 }
 
 // pendingClaim is a Claim between its store and its check.
 type pendingClaim struct {
+	op     Op
+	run    *opRun
 	key    wire.ID
 	start  time.Time
 	pr     Result
@@ -312,10 +415,10 @@ type pendingClaim struct {
 
 func (c *Core) claimTimer(now time.Time, slot uint32) {
 	pc := c.claims[slot]
-	if pc == nil {
+	delete(c.claims, slot)
+	if pc == nil || c.ops[pc.op] == nil { // cancelled meanwhile
 		return
 	}
-	delete(c.claims, slot)
 	c.checkClaim(now, pc)
 }
 
@@ -328,6 +431,7 @@ func (c *Core) checkClaim(now time.Time, pc *pendingClaim) {
 	pr := pc.pr
 	g.waiters = []getWaiter{{
 		onValue: func(v []byte) { vals = append(vals, v) },
+		op:      pc.op,
 		onDone: func(r Result) {
 			pr.Elapsed = now.Add(r.Elapsed).Sub(pc.start)
 			pr.Messages += r.Messages
@@ -340,9 +444,10 @@ func (c *Core) checkClaim(now time.Time, pc *pendingClaim) {
 	}}
 	l := c.newLookup(now, lookupGetValue, pc.key)
 	l.get = g
+	pc.run.lks = append(pc.run.lks, l)
 	l.onDone = func(c *Core, now time.Time, l *lookup, err error) {
 		g.msgs += l.sent
-		g.complete(err, now.Sub(g.start))
+		g.complete(c, err, now.Sub(g.start))
 	}
 	for _, cd := range pc.to {
 		if cd.self {
@@ -358,13 +463,15 @@ func (c *Core) checkClaim(now time.Time, pc *pendingClaim) {
 }
 
 // FindNode runs an iterative find_node for target and returns the K closest
-// nodes that answered (ourselves excluded).
-func (c *Core) FindNode(now time.Time, target wire.ID, onDone func(Result)) {
+// nodes that answered (ourselves excluded). The Op cancels it (Cancel).
+func (c *Core) FindNode(now time.Time, target wire.ID, onDone func(Result)) Op {
 	if c.closed {
 		onDone(Result{Err: ErrClosed})
-		return
+		return 0
 	}
-	c.findNode(now, target, func(now time.Time, l *lookup, err error) {
+	op, run := c.newOp(onDone)
+	run.lks = append(run.lks, c.findNode(now, target, func(now time.Time, l *lookup, err error) {
+		c.finishOp(op)
 		r := Result{Err: err, Elapsed: now.Sub(l.start), Hops: l.maxHop(), Messages: l.sent}
 		if err == nil {
 			for _, cd := range l.closest(nil, c.cfg.K, false) {
@@ -372,15 +479,17 @@ func (c *Core) FindNode(now time.Time, target wire.ID, onDone func(Result)) {
 			}
 		}
 		onDone(r)
-	})
+	}))
+	return op
 }
 
 // findNode starts a find_node lookup with an internal completion.
-func (c *Core) findNode(now time.Time, target wire.ID, done func(now time.Time, l *lookup, err error)) {
+func (c *Core) findNode(now time.Time, target wire.ID, done func(now time.Time, l *lookup, err error)) *lookup {
 	l := c.newLookup(now, lookupFindNode, target)
 	l.seed(c, now)
 	if done != nil {
 		l.onDone = func(_ *Core, now time.Time, l *lookup, err error) { done(now, l, err) }
 	}
 	l.schedule(c, now)
+	return l
 }

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/wire"
@@ -157,4 +158,74 @@ func (c *Core) checkpoint(now time.Time) {
 	iv := c.cfg.CheckpointInterval
 	jitter := time.Duration(c.rng.Uint64()%uint64(iv/5+1)) - iv/10
 	c.addTimer(timer{at: now.Add(iv + jitter), kind: timerCheckpoint})
+}
+
+// asyncState moves durable writes off the event loop: the loop takes the
+// snapshot (Core.SaveState builds a fresh State from the table) and Save
+// only hands it over. One writer goroutine at a time saves through the
+// wrapped StateStore; snapshots that arrive while it writes replace each
+// other, so the latest wins and a slow disk never queues up old ones. wait
+// blocks until the last handed-over snapshot is written.
+type asyncState struct {
+	inner StateStore
+
+	mu      sync.Mutex
+	pending *State
+	running bool
+	lastErr error // of the last write
+	errs    uint64
+	wg      sync.WaitGroup
+}
+
+func (a *asyncState) Load() (*State, error) { return a.inner.Load() }
+
+// Save queues st for writing and returns at once.
+func (a *asyncState) Save(st *State) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pending = st
+	if !a.running {
+		a.running = true
+		a.wg.Add(1)
+		go a.write()
+	}
+	return nil
+}
+
+func (a *asyncState) write() {
+	defer a.wg.Done()
+	for {
+		a.mu.Lock()
+		st := a.pending
+		a.pending = nil
+		if st == nil {
+			a.running = false
+			a.mu.Unlock()
+			return
+		}
+		a.mu.Unlock()
+		err := a.inner.Save(st)
+		a.mu.Lock()
+		a.lastErr = err
+		if err != nil {
+			a.errs++
+		}
+		a.mu.Unlock()
+	}
+}
+
+// wait blocks until nothing is left to write and returns the last write's
+// error. Saves must have stopped (the loop has ended).
+func (a *asyncState) wait() error {
+	a.wg.Wait()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.lastErr
+}
+
+// errors is the number of failed writes so far.
+func (a *asyncState) errors() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.errs
 }

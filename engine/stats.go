@@ -11,7 +11,7 @@ import (
 type DropReason uint8
 
 const (
-	DropOversize    DropReason = iota // over 1472 bytes (IPv4) / 1452 (IPv6), or truncated by the read buffer
+	DropOversize    DropReason = iota // a reply over 1472 bytes (IPv4) / 1452 (IPv6), or any datagram over wire.MaxParseLen
 	DropMalformed                     // not a valid KRPC message (bencode, envelope, 20-byte TID)
 	DropBadType                       // y is not q, r or e
 	DropUnknownTID                    // a reply to no outstanding request (late duplicate, or forged)
@@ -106,6 +106,7 @@ type Stats struct {
 	ValuesExpired                 uint64
 
 	Lookups, Gets, GetsDone, GetsFound, Puts, PutsOK uint64
+	Cancelled                                        uint64 // operations their callers cancelled
 	GetLatency                                       Histogram
 	Transactions                                     int // outstanding requests
 	JoinFailures, SaveErrors, Refreshes              uint64

@@ -41,8 +41,12 @@ type GnetTransport struct {
 	runErr  error
 }
 
+// gnetSlotSize bounds the datagrams GnetTransport passes on: its ring of
+// 1024 slots would take 64 MiB at the UDP maximum.
+const gnetSlotSize = 2048
+
 type gnetSlot struct {
-	buf  [readBufSize]byte
+	buf  [gnetSlotSize]byte
 	n    int
 	from netip.AddrPort
 }
@@ -74,8 +78,13 @@ func (h *gnetHandler) OnTraffic(c gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	s := &t.slots[i]
-	// gnet reads into a buffer of exactly readBufSize: a longer datagram
-	// arrives truncated to that size and is then dropped as oversized.
+	if len(b) > len(s.buf) {
+		// A slot holds what fits the packet limits; a larger request (an
+		// original peer's long store_value) is dropped here and counted.
+		t.free <- i
+		t.dropped.Add(1)
+		return gnet.None
+	}
 	s.n = copy(s.buf[:], b)
 	if ua, ok := c.RemoteAddr().(*net.UDPAddr); ok {
 		s.from = ua.AddrPort()

@@ -29,6 +29,8 @@ func TestZeroAllocs(t *testing.T) {
 		{"find_value response", func() []byte { return AppendFindValueResp(buf[:0], refTID, self, nodes, 3) }},
 		{"get_value response", func() []byte { p, _ := AppendGetValueResp(buf[:0], refTID, self, values, MaxPacketIPv4); return p }},
 		{"error", func() []byte { return AppendError(buf[:0], refTID, ErrCodeInvalidToken, "token is invalid") }},
+		{"unknown method", func() []byte { return AppendUnknownMethod(buf[:0], refTID, []byte("get_peers")) }},
+		{"response too long", func() []byte { return AppendResponseTooLong(buf[:0], refTID, ErrCodeServer, 1491) }},
 		{"peer value", func() []byte { return AppendPeerValue(buf[:0], &PeerValue{Contact: refPeer, Form: FormHash}) }},
 		{"piece string", func() []byte { return AppendPieceString(buf[:0], value) }},
 	}

@@ -28,6 +28,13 @@
 //
 // # Packet limits
 //
+// Requests are accepted up to the UDP maximum (MaxParseLen), as the original
+// did: it bounded only responses, and its peers send store_value requests of
+// 163 + 20·n bytes for an n-piece piece string (1483–1563 bytes for 66–70
+// pieces). Parsing stays bounded (MaxParseLen, MaxDepth; the engine reads
+// into one buffer of MaxParseLen+1 bytes), and a reply over the packet limit
+// is dropped: no conforming peer sends one.
+//
 // Responses must fit one unfragmented datagram: MaxPacketIPv4 = 1472 bytes,
 // MaxPacketIPv6 = 1452. Fixed-shape messages have constant maximum sizes
 // (PingLen … MaxErrorLen), all under 1452 with MaxNodes = 8 nodes: a find_node
@@ -35,6 +42,34 @@
 // of its values (a value of L bytes costs len(itoa(L)) + 1 + L on top of a
 // 76-byte reply), including the last one, which the original's search never
 // considered.
+//
+// A get_value reply leaves out a value that could not fit any reply even
+// alone (SingleValueRespLen(len) over the limit: an original peer's 70-piece
+// piece string is 1410 bytes, its reply 1491) and fills with the others. If
+// every value picked is such a value, the reply is error 201 "response was
+// <n> bytes" (AppendResponseTooLong), the code the original's requesters
+// received in that case (its truncation assertion failed); the value stays
+// stored, counted by find_value, and the node's own Get reads it. A reply
+// with nothing to shorten that is still too long is error 206 with the same
+// wording, as in the original.
+//
+// # Deviations from the original, on purpose
+//
+//   - Error 203 says "unknown method <name>" as the original does, with the
+//     name cut so the message stays within MaxErrMsgLen (AppendUnknownMethod).
+//   - Malformed datagrams are dropped and counted, never answered, as in the
+//     original; but a query whose arguments are wrong or extra gets 204 (the
+//     original's TypeError), and argument values are type-checked (20-byte
+//     id, target, key, token; integer num), which the original did not do.
+//   - A nodes list never holds the requester, nodes failing right now, or
+//     (while verified nodes suffice) nodes still on NAT probation; it is
+//     sorted by XOR distance to the target as the original's.
+//   - Stored values are validated (engine.AptValidator: a piece string only
+//     under the SHA-1 of its pieces, a peer value only with the storer's own
+//     IP as contact) and bounded by per-key, per-source-IP and total quotas;
+//     a refused store gets 201 with the reason.
+//   - Values larger than 1472 bytes are refused (engine.Config.MaxValueSize):
+//     none could ever be returned.
 //
 // # Value forms and their thresholds
 //

@@ -58,6 +58,10 @@ func decLen(n int) int {
 // StoreValueLen is the size of a store_value request carrying a value of n bytes.
 func StoreValueLen(n int) int { return storeValueBase + strLen(n) }
 
+// SingleValueRespLen is the size of a get_value response carrying one value
+// of n bytes: 91 + 20·p bytes for a piece string of 50 ≤ p < 500 pieces.
+func SingleValueRespLen(n int) int { return getValueRespBase + strLen(n) }
+
 // GetValueRespLen is the size of a get_value response carrying values.
 func GetValueRespLen(values [][]byte) int {
 	n := getValueRespBase
@@ -246,6 +250,44 @@ func AppendGetValueResp(dst []byte, tid, self ID, values [][]byte, limit int) (p
 	}
 	dst = append(dst, 'e')
 	return appendRespTail(dst, tid), n
+}
+
+// unknownMethodPrefix starts the 203 message, as in the original.
+const unknownMethodPrefix = "unknown method "
+
+// AppendUnknownMethod appends error 203 worded as the original's
+// ("unknown method <name>", reference §2.6). A long name is cut so that the
+// message stays within MaxErrMsgLen: requests may be up to MaxParseLen
+// bytes, replies never exceed MaxErrorLen.
+func AppendUnknownMethod(dst []byte, tid ID, name []byte) []byte {
+	if max := MaxErrMsgLen - len(unknownMethodPrefix); len(name) > max {
+		name = name[:max]
+	}
+	dst = append(dst, "d1:eli203e"...)
+	dst = strconv.AppendInt(dst, int64(len(unknownMethodPrefix)+len(name)), 10)
+	dst = append(dst, ':')
+	dst = append(dst, unknownMethodPrefix...)
+	dst = append(dst, name...)
+	dst = append(dst, "e1:t20:"...)
+	dst = appendID(dst, tid)
+	return append(dst, "1:y1:ee"...)
+}
+
+// AppendResponseTooLong appends an error whose message is the original's
+// "response was <size> bytes" (206 there when a reply had nothing to shorten;
+// apt-p2p also uses it with 201 for a value too large for any get_value
+// reply, the code the original's requesters got in that case).
+func AppendResponseTooLong(dst []byte, tid ID, code int, size int) []byte {
+	dst = append(dst, "d1:eli"...)
+	dst = strconv.AppendInt(dst, int64(code), 10)
+	dst = append(dst, 'e')
+	dst = strconv.AppendInt(dst, int64(len("response was  bytes")+decLen(size)), 10)
+	dst = append(dst, ":response was "...)
+	dst = strconv.AppendInt(dst, int64(size), 10)
+	dst = append(dst, " bytes"...)
+	dst = append(dst, "e1:t20:"...)
+	dst = appendID(dst, tid)
+	return append(dst, "1:y1:ee"...)
 }
 
 // AppendError appends an error reply: e = [code, msg]. Messages longer than

@@ -426,7 +426,16 @@ func FuzzPeerValue(f *testing.F) {
 			if Valid(b) != nil {
 				t.Fatalf("PeerValue.Parse accepted invalid %q", b)
 			}
-			if out := AppendPeerValue(nil, &v); !bytes.Equal(out, b) {
+			// Unknown keys are skipped (wire/doc.go), so the round trip
+			// is exact only for values made of known keys; otherwise the
+			// re-encoded value is the canonical form and parses the same.
+			out := AppendPeerValue(nil, &v)
+			var w PeerValue
+			if err := w.Parse(out); err != nil || w.Contact != v.Contact || w.Form != v.Form ||
+				!bytes.Equal(w.Pieces, v.Pieces) || w.PiecesHash != v.PiecesHash || w.Claim != v.Claim {
+				t.Fatalf("peer value round trip: %q → %q (%v)", b, out, err)
+			}
+			if onlyKnownKeys(b) && !bytes.Equal(out, b) {
 				t.Fatalf("peer value round trip: %q → %q", b, out)
 			}
 		}
@@ -439,4 +448,21 @@ func FuzzPeerValue(f *testing.F) {
 			}
 		}
 	})
+}
+
+// onlyKnownKeys reports whether a value dict holds only the keys PeerValue
+// knows (c, h, l, p, t).
+func onlyKnownKeys(b []byte) bool {
+	d, err := Decode(b)
+	if err != nil || d.Kind != KindDict {
+		return false
+	}
+	for _, e := range d.Dict {
+		switch string(e.Key) {
+		case "c", "h", "l", "p", "t":
+		default:
+			return false
+		}
+	}
+	return true
 }
