@@ -233,6 +233,9 @@ func (dl *download) enterPiece(s *source, k int, pos int64) (bool, error) {
 		}
 		p.streamer = s
 	}
+	// Its bytes are the stream's from here on: if the whole file then fails
+	// its hash, this is who sent them.
+	dl.supplier[k] = s.key
 	for dl.job.Sink.Contiguous() < pos {
 		if dl.finished || s.dropped {
 			return false, errLost
