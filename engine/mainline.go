@@ -159,13 +159,12 @@ type MainlineCore struct {
 	ext       netip.Addr
 	closed    bool
 
-	st   MainlineStats
-	msg  wire.MLMsg
-	buf  []byte
-	kn   []kbucket.Node
-	wn   []wire.Node
-	hdr  wire.MLHeader
-	tbuf [4]byte
+	st  MainlineStats
+	msg wire.MLMsg
+	buf []byte
+	kn  []kbucket.Node
+	wn  []wire.Node
+	hdr wire.MLHeader
 }
 
 // rateBucket is one source's token bucket.

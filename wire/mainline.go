@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"crypto/sha1"
 	"errors"
 	"net/netip"
 	"strconv"
@@ -643,3 +644,15 @@ func AppendMLError(dst []byte, h *MLHeader, code int, msg string) []byte {
 	}
 	return append(dst, "1:y1:ee"...)
 }
+
+// MainlineInfoHash is the info-hash a file whose apt-p2p DHT key is k is
+// announced under on the mainline DHT (package documentation, "The mainline
+// DHT").
+func MainlineInfoHash(k ID) ID {
+	var b [len(mainlinePrefix) + IDLen]byte
+	copy(b[:], mainlinePrefix)
+	copy(b[len(mainlinePrefix):], k[:])
+	return sha1.Sum(b[:])
+}
+
+const mainlinePrefix = "apt-p2p file "

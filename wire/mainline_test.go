@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"crypto/sha1"
 	"net/netip"
 	"strings"
 	"testing"
@@ -136,5 +137,15 @@ func TestMainlineParseLeniencyAndErrors(t *testing.T) {
 		if err != c.err || m.Method != c.method {
 			t.Errorf("%s: err %v method %v, want %v %v", c.name, err, m.Method, c.err, c.method)
 		}
+	}
+}
+
+// The info-hash of a file is SHA-1("apt-p2p file " + key), computed here by
+// hand for the reference's key.
+func TestMainlineInfoHash(t *testing.T) {
+	k := mustID("caecb80c00e707f87e5d298f9de55f42ff1ac421")
+	want := sha1.Sum(append([]byte("apt-p2p file "), k[:]...))
+	if got := MainlineInfoHash(k); got != want || got == k {
+		t.Fatalf("%s", got)
 	}
 }
