@@ -39,6 +39,8 @@ type Status struct {
 	Lookups  LatencySummary `json:"lookup_latency"`
 	Requests LatencySummary `json:"request_latency"`
 	History  []Sample       `json:"history"`
+
+	Mainline *MainlineStatus `json:"mainline,omitempty"` // mainline.go; nil unless NETWORKS turns it on
 }
 
 // LatencySummary condenses a latency histogram.
@@ -155,6 +157,7 @@ func (s *Server) Snapshot() Status {
 	st.Lookups = summarize(n.Stats.LookupLatency)
 	st.Requests = summarize(n.Stats.RequestLatency)
 	st.History = s.hist.samples()
+	st.Mainline = mainlineStatus(n)
 	return st
 }
 
@@ -168,6 +171,7 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	_ = s.n.Stats.Registry.WritePrometheus(ctx)
 	writeDHTMetrics(ctx, s.n.DHT().Stats(), s.n.Store().Stats())
+	writeMainlineMetrics(ctx, s.n.Mainline())
 }
 
 // ByteFormat renders a size as the original's byte_format did (B, KiB, MiB, GiB, TiB).
@@ -249,6 +253,7 @@ up {{dur .S.Uptime}}</p>
 <tr><td>Lookups for downloads</td><td>{{.S.Lookups.Count}}: p50 {{ms .S.Lookups.P50}}, p90 {{ms .S.Lookups.P90}}, p99 {{ms .S.Lookups.P99}}</td></tr>
 <tr><td>apt requests</td><td>{{.S.Requests.Count}}: p50 {{ms .S.Requests.P50}}, p99 {{ms .S.Requests.P99}}</td></tr></table>
 {{.Histogram}}
+{{.Mainline}}
 <p><a href="/stats.json">stats.json</a> · <a href="/metrics">metrics</a></p>
 </body></html>
 `))
@@ -262,6 +267,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		AllTotal          int64
 		BytesIn, BytesOut int64
 		Chart, Histogram  template.HTML
+		Mainline          template.HTML
 	}{
 		S:         st,
 		SessTotal: st.Session.Mirror + st.Session.Peers + st.Session.Cache,
@@ -270,6 +276,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		BytesOut:  int64(st.DHT.BytesOut),
 		Chart:     trafficChart(st.History),
 		Histogram: latencyChart(st.Lookups),
+		Mainline:  mainlineHTML(st.Mainline),
 	}
 	if err := pageTmpl.Execute(ctx, data); err != nil {
 		ctx.Error("template: "+err.Error(), fasthttp.StatusInternalServerError)

@@ -19,6 +19,9 @@ const announceParallel = 16
 // announce stores info's value under its key, in the form its piece count calls
 // for, plus the piece string under its own key for the 'h' form.
 func (n *Node) announce(ctx context.Context, info piecestore.Info) bool {
+	if ok, done := n.announceOtherNetworks(ctx, info); done {
+		return ok // the mainline DHT only (mainline.go)
+	}
 	contact, ok := n.Contact()
 	if !ok {
 		n.log.Debug("not announcing yet: our address is not known")

@@ -390,7 +390,7 @@ func (n *Node) run(ctx context.Context, dl *download, u mirrorurl.URL, site, bas
 			defer close(lookupDone)
 			defer close(peers)
 			lt := time.Now()
-			res, err := n.dht.Get(ctx, key, func(raw []byte) {
+			res, err := n.lookupPeers(ctx, key, func(raw []byte) {
 				var v wire.PeerValue
 				if v.Parse(raw) != nil {
 					return // malformed or hostile value: ignore it, never hang (§8.2 item 6)

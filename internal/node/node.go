@@ -46,6 +46,8 @@ type Node struct {
 	store    *piecestore.Store
 	index    *aptindex.Index
 	dht      *engine.Node
+	mainline *engine.MainlineNode // nil unless NETWORKS is mainline or both (mainline.go)
+	mdht     MainlineDHT
 	dl       *fetch.Downloader
 	mirrors  *mirrorCache
 	throttle *httpserve.Throttle
@@ -128,6 +130,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	if err := n.startMainline(); err != nil {
+		n.dht.Close()
+		n.store.Close()
+		return nil, err
+	}
 	n.wg.Go(n.Stats.persistLoop(n.ctx))
 	if cfg.DHTOnly {
 		// A bootstrap node (DHT-ONLY): it answers the DHT and shows its status
@@ -189,7 +196,7 @@ func (n *Node) startDHT() error {
 	c.KeyExpire = d.KeyExpire
 	c.KRPCTimeout = d.KRPCTimeout
 	c.KRPCInitialDelay = d.KRPCInitialDelay
-	c.BootstrapNode = d.BootstrapNode || len(d.Bootstrap) == 0
+	c.BootstrapNode = d.BootstrapNode || len(n.aptBootstrap()) == 0
 	c.StateDir = filepath.Join(n.cfg.CacheDir, "dht")
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return fmt.Errorf("DHT state directory: %w", err)
@@ -207,7 +214,7 @@ func (n *Node) startDHT() error {
 	n.dht, err = engine.Start(engine.Options{
 		Config:    c,
 		Listen:    listen,
-		Bootstrap: d.Bootstrap,
+		Bootstrap: n.aptBootstrap(),
 		Logger:    n.log.With("part", "dht"),
 		Transport: tr,
 	})
@@ -237,6 +244,9 @@ func (n *Node) Close() error {
 	var errs []error
 	if n.dht != nil {
 		errs = append(errs, n.dht.Close())
+	}
+	if n.mainline != nil {
+		errs = append(errs, n.mainline.Close())
 	}
 	errs = append(errs, n.store.Close())
 	return errors.Join(errs...)
