@@ -28,4 +28,12 @@
 // beyond the pluggable Validator (AptValidator is apt-p2p's), it does not
 // republish values (the caller re-Puts before KeyExpire), and it speaks
 // IPv4 only, as the compact formats do.
+//
+// MainlineCore is the second personality: a BitTorrent mainline DHT node
+// (BEP 5 with BEP 42 node IDs, BEP 43 read-only nodes and BEP 44 immutable
+// items), built the same way (sans-IO, one owner, the same kbucket table,
+// timer heap, RTT estimates and token secrets, cancellable operations) and
+// run by MainlineNode. It is tested against python3-libtorrent nodes on
+// loopback (mainline_interop_test.go). wire/doc.go says how apt-p2p content
+// maps onto it.
 package engine

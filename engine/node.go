@@ -196,54 +196,67 @@ func interfaceAddrs() []netip.Addr {
 const readBufSize = wire.MaxParseLen + 1
 
 // loop is the only goroutine touching the core.
-func (n *Node) loop() {
-	defer close(n.done)
+func (n *Node) loop() { runLoop(n.tr, n.core, n.reqs, n.done, &n.closed, n.log) }
+
+// loopCore is what the event loop drives: Core or MainlineCore.
+type loopCore interface {
+	HandlePacket(now time.Time, from netip.AddrPort, pkt []byte)
+	Tick(now time.Time)
+	NextDeadline() (time.Time, bool)
+	Closed() bool
+}
+
+// runLoop is a runner's event loop: requests from reqs, timers, and
+// datagrams from tr, all handled on this goroutine. It closes done when the
+// core has closed.
+func runLoop(tr Transport, core loopCore, reqs chan func(time.Time), done chan struct{}, closed *atomic.Bool, log *slog.Logger) {
+	defer close(done)
 	buf := make([]byte, readBufSize)
 	var cur time.Time
 	for {
 		for drained := false; !drained; {
 			select {
-			case f := <-n.reqs:
+			case f := <-reqs:
 				f(time.Now())
 			default:
 				drained = true
 			}
 		}
-		if n.core.Closed() {
-			n.tr.Close()
+		if core.Closed() {
+			tr.Close()
 			return
 		}
 		now := time.Now()
-		n.core.Tick(now)
-		dl, ok := n.core.NextDeadline()
+		core.Tick(now)
+		dl, ok := core.NextDeadline()
 		if !ok {
 			dl = now.Add(time.Minute)
 		}
 		if !dl.Equal(cur) {
-			n.tr.SetReadDeadline(dl)
+			tr.SetReadDeadline(dl)
 			cur = dl
 		}
 		// A request queued after the drain above either is seen here or
 		// interrupts the read (its sender moves the deadline to the past
 		// after queueing).
-		if len(n.reqs) > 0 {
+		if len(reqs) > 0 {
 			continue
 		}
-		nb, from, err := n.tr.ReadFrom(buf)
+		nb, from, err := tr.ReadFrom(buf)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				cur = time.Time{}
 				continue
 			}
-			if n.closed.Load() {
+			if closed.Load() {
 				continue // Close queued its request; the drain above runs it
 			}
-			n.log.Warn("dht: read failed", "err", err)
+			log.Warn("dht: read failed", "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		n.core.HandlePacket(time.Now(), from, buf[:nb])
+		core.HandlePacket(time.Now(), from, buf[:nb])
 	}
 }
 

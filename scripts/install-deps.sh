@@ -2,7 +2,8 @@
 # Installs the Debian packages apt-p2p's tests (or benchmarks) need, when they are missing.
 # Usage: install-deps.sh test|bench
 set -euo pipefail
-want=(apt apt-utils dpkg-dev gnupg xz-utils bzip2 zstd lz4 ca-certificates)
+# python3-libtorrent: an independent BEP 5 implementation the mainline DHT interop tests run.
+want=(apt apt-utils dpkg-dev gnupg xz-utils bzip2 zstd lz4 ca-certificates python3-libtorrent)
 if [[ "${1:-test}" == bench ]]; then
 	want+=(wrk nginx-light apt-cacher-ng approx hyperfine python3-matplotlib curl iproute2 systemd util-linux)
 fi

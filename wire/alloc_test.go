@@ -3,6 +3,7 @@
 package wire
 
 import (
+	"net/netip"
 	"testing"
 )
 
@@ -87,5 +88,43 @@ func TestZeroAllocs(t *testing.T) {
 	_ = m.Parse(join)
 	if a := testing.AllocsPerRun(100, func() { _, _ = m.JoinAddr() }); a != 0 {
 		t.Errorf("JoinAddr allocates %.1f times", a)
+	}
+}
+
+// The mainline codec is allocation-free too.
+func TestMainlineZeroAllocs(t *testing.T) {
+	self, target := idOf(1), idOf(2)
+	nodes := testNodes(8)
+	peers := []netip.AddrPort{refPeer, refPeer}
+	h := &MLHeader{TID: []byte("ab"), Version: MLVersion}
+	buf := make([]byte, 0, 2048)
+	item := []byte("5:hello")
+	encoders := []struct {
+		name string
+		fn   func() []byte
+	}{
+		{"ping", func() []byte { return AppendMLPing(buf[:0], h, self) }},
+		{"find_node", func() []byte { return AppendMLFindNode(buf[:0], h, self, target) }},
+		{"get_peers", func() []byte { return AppendMLGetPeers(buf[:0], h, self, target) }},
+		{"announce_peer", func() []byte { return AppendMLAnnounce(buf[:0], h, self, target, 9977, []byte("tokentok")) }},
+		{"get", func() []byte { return AppendMLGet(buf[:0], h, self, target) }},
+		{"put", func() []byte { return AppendMLPut(buf[:0], h, self, []byte("tokentok"), item) }},
+		{"response", func() []byte {
+			return AppendMLResp(buf[:0], h, refPeer, &MLResp{Self: self, Nodes: nodes, Token: []byte("tokentok"), Peers: peers})
+		}},
+		{"error", func() []byte { return AppendMLError(buf[:0], h, MLErrProtocol, "bad") }},
+	}
+	var m MLMsg
+	for _, e := range encoders {
+		pkt := append([]byte(nil), e.fn()...)
+		if a := testing.AllocsPerRun(100, func() { e.fn() }); a != 0 {
+			t.Errorf("%s: encode allocates %.1f times", e.name, a)
+		}
+		if err := m.Parse(pkt); err != nil {
+			t.Errorf("%s: Parse: %v", e.name, err)
+		}
+		if a := testing.AllocsPerRun(100, func() { _ = m.Parse(pkt) }); a != 0 {
+			t.Errorf("%s: Parse allocates %.1f times", e.name, a)
+		}
 	}
 }

@@ -116,4 +116,50 @@
 // read values as Python dicts and ignored other keys, and Parse skips them
 // too, so a later extension does not make a daemon drop a value. A known key
 // of the wrong shape still makes the value malformed.
+//
+// # The mainline DHT (BEP 5): a second personality
+//
+// mainline.go is the codec of the BitTorrent mainline DHT: ping, find_node,
+// get_peers and announce_peer (BEP 5), the top-level ip of replies (BEP 42),
+// ro (BEP 43) and immutable items, get and put (BEP 44). It follows the
+// mainline network rather than the original apt-p2p protocol: transaction
+// IDs of any length up to MaxMLTIDLen, nodes as one string of 26-byte
+// entries, values as a list of 6-byte peers, tokens of any length up to
+// MaxMLTokenLen, unknown keys and unsorted envelope keys tolerated (clients
+// add want, noseed, name…), and the BEP 5 error codes (203 protocol error,
+// 204 unknown method). Replies stay under MaxPacketIPv6 by construction: at
+// most MaxNodes nodes, MaxMLPeers peers, an item of at most MaxItemLen.
+// BEP42ID and BEP42Valid implement BEP 42's node-ID rule (CRC32-C of the
+// masked IPv4 address; local addresses exempt).
+//
+// How apt-p2p content maps onto it:
+//
+//   - Info-hash. A file is announced under MainlineInfoHash(k) = SHA-1 of
+//     "apt-p2p file " followed by the file's 20-byte apt-p2p DHT key k
+//     (NormKey of its SHA-1, or its truncated SHA-256, as a requester derives
+//     it from its index). The prefix keeps apt-p2p's announcements apart
+//     from BitTorrent torrents and from anything else that might use raw
+//     file hashes as keys; anyone who knows the file's hash can still
+//     compute it (see the privacy note in README.md). A download in
+//     progress is announced under MainlineInfoHash(PartialKey(k)); the
+//     claim order of "Downloads in progress" needs the apt-p2p DHT (an
+//     announce carries no value).
+//   - HTTP port. announce_peer is sent with implied_port 0 and port = the
+//     daemon's HTTP (TCP) port, so get_peers returns IP:HTTP-port directly;
+//     the IP is the one the storing node saw the announce come from. The file
+//     is then fetched as from any apt-p2p peer: /~/<quote_plus(hash)>.
+//   - Piece hashes. BEP 44 immutable items were evaluated: an item's v is at
+//     most 1000 bytes, so a piece string fits up to 49 pieces ("980:" + 980
+//     bytes; 984 ≤ 1000), and its get reply (about 1300 bytes) fits both
+//     packet limits. But an immutable item's target is the SHA-1 of its
+//     value: a downloader that knows only the file's hash cannot compute it,
+//     and an announce has no room to carry it (the apt-p2p DHT carries it in
+//     the h form). Mutable items with a key pair derived from the file hash
+//     would make the target computable, but then anyone could overwrite the
+//     piece string. So piece strings are not put in the mainline DHT; a
+//     mainline-found file comes with piece hashes only from the apt-p2p DHT
+//     (when both networks are on) or is verified as a whole against the
+//     index's hash (the original's fallback when no piece string could be
+//     had, reference §3.3). The engine still speaks BEP 44 get/put (tested
+//     against libtorrent both ways) for a later use that can name targets.
 package wire

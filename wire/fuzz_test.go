@@ -466,3 +466,74 @@ func onlyKnownKeys(b []byte) bool {
 	}
 	return true
 }
+
+// FuzzMLParse: the mainline parser never panics, and what it accepts
+// re-encodes (from the parsed fields) into a
+// message that parses to the same fields, within the packet limits.
+func FuzzMLParse(f *testing.F) {
+	id := idOf(7)
+	h := &MLHeader{TID: []byte("aa"), Version: MLVersion}
+	f.Add(AppendMLPing(nil, h, id))
+	f.Add(AppendMLFindNode(nil, h, id, idOf(8)))
+	f.Add(AppendMLGetPeers(nil, h, id, idOf(8)))
+	f.Add(AppendMLAnnounce(nil, h, id, idOf(8), 9977, []byte("tok")))
+	f.Add(AppendMLGet(nil, h, id, idOf(8)))
+	f.Add(AppendMLPut(nil, &MLHeader{TID: []byte("x"), ReadOnly: true}, id, []byte("tok"), []byte("3:abc")))
+	f.Add(AppendMLResp(nil, h, refPeer, &MLResp{Self: id, Nodes: testNodes(3), Token: []byte("tok"), Peers: []netip.AddrPort{refPeer}}))
+	f.Add(AppendMLError(nil, h, MLErrProtocol, "bad"))
+	f.Add([]byte("d1:t2:aa1:y1:q1:q9:get_peers1:ad9:info_hash20:iiiiiiiiiiiiiiiiiiii2:id20:iiiiiiiiiiiiiiiiiiii6:noseedi1ee1:v4:LT01e"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var m MLMsg
+		err := m.Parse(b)
+		if err == ErrMLArgs && (m.Y != 'q' || m.Method == MLUnknown) {
+			t.Fatalf("ErrMLArgs for y=%c method %v", m.Y, m.Method)
+		}
+		if err != nil {
+			return
+		}
+		// Key order is not checked (mainline clients do not all sort), so
+		// Valid may refuse what Parse accepts; the re-encoding below is
+		// canonical.
+		hdr := &MLHeader{TID: m.TID, Version: m.Version, ReadOnly: m.ReadOnly}
+		var out []byte
+		switch {
+		case m.Y == 'q' && m.Method == MLPing:
+			out = AppendMLPing(nil, hdr, m.ID)
+		case m.Y == 'q' && m.Method == MLFindNode:
+			out = AppendMLFindNode(nil, hdr, m.ID, m.Target)
+		case m.Y == 'q' && m.Method == MLGetPeers:
+			out = AppendMLGetPeers(nil, hdr, m.ID, m.InfoHash)
+		case m.Y == 'q' && m.Method == MLGet:
+			out = AppendMLGet(nil, hdr, m.ID, m.Target)
+		case m.Y == 'q' && m.Method == MLPut:
+			out = AppendMLPut(nil, hdr, m.ID, m.Token, m.V)
+		case m.Y == 'r':
+			r := &MLResp{Self: m.ID, Token: m.Token, V: m.V}
+			for i := range min(m.Nodes.Len(), MaxNodes) {
+				r.Nodes = append(r.Nodes, m.Nodes.At(i))
+			}
+			for p := range m.Peers.All {
+				r.Peers = append(r.Peers, p)
+			}
+			to := netip.AddrPort{}
+			if m.HasIP {
+				to = m.IP
+			}
+			hdr.ReadOnly = false
+			out = AppendMLResp(nil, hdr, to, r)
+			if len(out) > MaxPacketIPv6+2*MaxMLTIDLen && len(m.TID) <= 4 && len(m.Token) <= 20 {
+				t.Fatalf("reply of %d bytes", len(out))
+			}
+		default:
+			return
+		}
+		var m2 MLMsg
+		if err := m2.Parse(out); err != nil {
+			t.Fatalf("re-encoded %q → %q: %v", b, out, err)
+		}
+		if m2.Y != m.Y || m2.Method != m.Method || m2.ID != m.ID || m2.Target != m.Target || m2.InfoHash != m.InfoHash ||
+			!bytes.Equal(m2.TID, m.TID) || !bytes.Equal(m2.Token, m.Token) || !bytes.Equal(m2.V, m.V) {
+			t.Fatalf("round trip differs:\n%q\n%q", b, out)
+		}
+	})
+}

@@ -15,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/engine"
@@ -30,6 +31,7 @@ func main() {
 	puts := flag.Int("puts", 200, "number of puts")
 	gets := flag.Int("gets", 1000, "number of gets")
 	seed := flag.Uint64("seed", 1, "random seed")
+	profiles := flag.String("profiles", "default,classic", "profiles to run: default, classic (apt-p2p protocol), mainline (BitTorrent mainline personality)")
 	out := flag.String("out", "", "CSV file for per-get samples (profile,nodes,found,latency_s,first_value_s,hops,messages)")
 	flag.Parse()
 	if *out == "" {
@@ -43,16 +45,23 @@ func main() {
 	}
 	w := bufio.NewWriter(f)
 	fmt.Fprintln(w, "profile,nodes,found,latency_s,first_value_s,hops,messages")
-	for _, name := range []string{"default", "classic"} {
+	for _, name := range strings.Split(*profiles, ",") {
 		// As cmd/dhtsim: "classic" is the original's behaviour as a whole
-		// (2/6/9 s timeouts, no NAT probation, two-phase gets).
+		// (2/6/9 s timeouts, no NAT probation, two-phase gets). "mainline"
+		// announces and looks up peers with get_peers (BEP 5).
 		ec := engine.Default()
-		if name == "classic" {
+		switch name {
+		case "default", "mainline":
+		case "classic":
 			ec = engine.Classic()
+		default:
+			fmt.Fprintln(os.Stderr, "dhtplot: unknown profile", name)
+			os.Exit(2)
 		}
 		rep, err := sim.Run(sim.Config{
 			Nodes: *nodes, Unresponsive: *unresp, RTTMin: *rttMin, RTTMax: *rttMax, Loss: *loss,
 			Puts: *puts, Gets: *gets, Seed: *seed, Engine: ec,
+			Mainline: name == "mainline", MainlineEngine: engine.MainlineDefault(),
 		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "dhtplot:", err)

@@ -36,6 +36,11 @@ type Config struct {
 	OpSpacing    time.Duration // delay between two puts, and between two gets (50 ms)
 	Seed         uint64
 	Engine       engine.Config // the per-node configuration (timeout profile, K, α, ...)
+	// Mainline runs the BitTorrent mainline personality (engine.MainlineCore)
+	// instead: a put is an announce_peer of the putter's address under the
+	// key, a get a get_peers that must return it.
+	Mainline       bool
+	MainlineEngine engine.MainlineConfig
 }
 
 func (c *Config) fill() {
@@ -159,8 +164,44 @@ type event struct {
 	buf  int32 // evDeliver: packet buffer; evAction: action index
 }
 
+// simCore is what the simulator drives: an apt-p2p Core or a MainlineCore
+// behind the same put/get scenario.
+type simCore interface {
+	Start(now time.Time, boot []netip.AddrPort)
+	HandlePacket(now time.Time, from netip.AddrPort, pkt []byte)
+	Tick(now time.Time)
+	NextDeadline() (time.Time, bool)
+	Joined() bool
+	Close()
+	put(now time.Time, key wire.ID, value []byte, done func(engine.Result))
+	get(now time.Time, key wire.ID, onValue func([]byte), done func(engine.Result))
+}
+
+type aptCore struct{ *engine.Core }
+
+func (c aptCore) put(now time.Time, key wire.ID, value []byte, done func(engine.Result)) {
+	c.Put(now, key, value, done)
+}
+
+func (c aptCore) get(now time.Time, key wire.ID, onValue func([]byte), done func(engine.Result)) {
+	c.Get(now, key, onValue, done)
+}
+
+// mlPort is the port a mainline putter announces (its HTTP port).
+const mlPort = 9977
+
+type mlCore struct{ *engine.MainlineCore }
+
+func (c mlCore) put(now time.Time, key wire.ID, _ []byte, done func(engine.Result)) {
+	c.Announce(now, key, mlPort, done)
+}
+
+func (c mlCore) get(now time.Time, key wire.ID, onValue func([]byte), done func(engine.Result)) {
+	c.GetPeers(now, key, func(p netip.AddrPort) { onValue(wire.AppendCompactPeer(nil, p)) }, done)
+}
+
 type simNode struct {
-	core   *engine.Core
+	core   simCore
 	addr   netip.AddrPort
 	delay  int64 // access delay: one-way(a→b) = (delay_a + delay_b) / 2
 	nat    bool
@@ -358,6 +399,9 @@ func Run(cfg Config) (*Report, error) {
 	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		ops: rand.New(rand.NewPCG(cfg.Seed^0x5851f42d4c957f2d, cfg.Seed)), epoch: time.Unix(1_700_000_000, 0)}
 	rep := &Report{Profile: cfg.Engine.Profile.String(), Nodes: cfg.Nodes}
+	if cfg.Mainline {
+		rep.Profile = "mainline"
+	}
 	boot := []netip.AddrPort{nodeAddr(0)}
 	for i := 0; i < cfg.Nodes; i++ {
 		ec := cfg.Engine
@@ -381,11 +425,18 @@ func Run(cfg Config) (*Report, error) {
 			n.maps = make(map[int32]int64)
 			rep.NATed++
 		}
-		core, err := engine.New(ec, output{s, int32(i)})
-		if err != nil {
-			return nil, err
+		if cfg.Mainline {
+			mc := cfg.MainlineEngine
+			mc.LocalOK = false
+			mc.Seed = &seed
+			n.core = mlCore{engine.NewMainline(mc, output{s, int32(i)})}
+		} else {
+			core, err := engine.New(ec, output{s, int32(i)})
+			if err != nil {
+				return nil, err
+			}
+			n.core = aptCore{core}
 		}
-		n.core = core
 		s.nodes = append(s.nodes, n)
 	}
 	// Start the nodes one after another through node 0.
@@ -416,11 +467,14 @@ func Run(cfg Config) (*Report, error) {
 		}
 		vals[p] = fmt.Appendf(nil, "value-%d", p)
 		putters[p] = int32(s.ops.IntN(len(s.nodes)))
+		if cfg.Mainline {
+			vals[p] = wire.AppendCompactPeer(nil, netip.AddrPortFrom(nodeAddr(int(putters[p])).Addr(), mlPort))
+		}
 		p := p
 		pending++
 		s.at(t+int64(p)*int64(cfg.OpSpacing), func() {
 			i := putters[p]
-			s.nodes[i].core.Put(s.time(), keys[p], vals[p], func(r engine.Result) {
+			s.nodes[i].core.put(s.time(), keys[p], vals[p], func(r engine.Result) {
 				pending--
 				rep.Puts++
 				if r.Err == nil {
@@ -457,7 +511,7 @@ func Run(cfg Config) (*Report, error) {
 		pending++
 		s.at(t+int64(g)*int64(cfg.OpSpacing), func() {
 			found := false
-			s.nodes[i].core.Get(s.time(), keys[p], func(v []byte) {
+			s.nodes[i].core.get(s.time(), keys[p], func(v []byte) {
 				if string(v) == string(vals[p]) {
 					found = true
 				}

@@ -76,3 +76,26 @@ func TestSimReproducible(t *testing.T) {
 		t.Fatal("no churn happened")
 	}
 }
+
+// The mainline personality on the same network model: announces are found
+// by get_peers.
+func TestSimMainline(t *testing.T) {
+	nodes, settle := 300, 20*time.Minute
+	if raceEnabled {
+		nodes, settle = 120, 16*time.Minute
+	}
+	rep, err := Run(Config{
+		Nodes: nodes, Settle: settle, Unresponsive: 0.5, RTTMin: 20 * time.Millisecond, RTTMax: 300 * time.Millisecond,
+		Loss: 0.01, Puts: 30, Gets: 120, Seed: 1, Mainline: true, MainlineEngine: engine.MainlineDefault(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(rep)
+	if rep.Joined < rep.Nodes*95/100 || rep.PutsOK < rep.Puts*9/10 {
+		t.Fatalf("joined %d of %d, announces %d of %d", rep.Joined, rep.Nodes, rep.PutsOK, rep.Puts)
+	}
+	if r := rep.SuccessRate(); r < 0.95 {
+		t.Fatalf("get_peers found %.1f%% of announces", 100*r)
+	}
+}

@@ -47,6 +47,7 @@ type Config struct {
 	DHTOnly             bool
 	LogLevel            string
 	DHT                 DHT
+	Mainline            Mainline // the mainline DHT (mainline.go)
 }
 
 // DHT is the configuration of the DHT section ([apt_p2p_Khashmir] by default).
@@ -658,7 +659,7 @@ func (c *Config) valueString(o option) string {
 	case "UDP_TRANSPORT":
 		return c.DHT.UDPTransport
 	}
-	return ""
+	return c.mainlineValue(o)
 }
 
 func fmtBool(b bool) string {

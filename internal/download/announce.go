@@ -21,6 +21,12 @@ const announceParallel = 16
 // calls for, plus the piece string under its own key for the h form. It
 // reports whether every store succeeded (the refresh loop retries otherwise).
 func (m *Manager) Announce(ctx context.Context, info piecestore.Info) bool {
+	if m.cfg.OtherNetworks != nil {
+		if ok, done := m.cfg.OtherNetworks(ctx, info); done {
+			m.counted(ok, &info)
+			return ok
+		}
+	}
 	if m.dht == nil {
 		return false
 	}
@@ -60,9 +66,18 @@ func (m *Manager) Announce(ctx context.Context, info piecestore.Info) bool {
 			m.Counters.AnnounceFailed.Add(1)
 		}
 	}
-	m.Counters.Announced.Add(1)
-	_ = m.store.MarkAnnounced(&info, m.clk.Now())
+	m.counted(true, &info)
 	return true
+}
+
+// counted records an announcement's outcome.
+func (m *Manager) counted(ok bool, info *piecestore.Info) {
+	if !ok {
+		m.Counters.AnnounceFailed.Add(1)
+		return
+	}
+	m.Counters.Announced.Add(1)
+	_ = m.store.MarkAnnounced(info, m.clk.Now())
 }
 
 // RefreshLoop re-announces files before their DHT entries expire and

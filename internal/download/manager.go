@@ -87,6 +87,10 @@ type Config struct {
 
 	// Contact is the address peers download from, once known.
 	Contact func() (netip.AddrPort, bool)
+	// OtherNetworks, if set, announces a stored file on other DHTs (the
+	// BitTorrent mainline DHT) before the apt-p2p DHT; done means the
+	// apt-p2p DHT is off and ok is the announcement's result.
+	OtherNetworks func(ctx context.Context, info piecestore.Info) (ok, done bool)
 	Clock   clock.Clock
 	Logger  *slog.Logger
 }

@@ -47,6 +47,8 @@ type Status struct {
 	Lookups  LatencySummary `json:"lookup_latency"`
 	Requests LatencySummary `json:"request_latency"`
 	History  []Sample       `json:"history"`
+
+	Mainline *MainlineStatus `json:"mainline,omitempty"` // mainline.go; nil unless NETWORKS turns it on
 }
 
 // DHTStats is the engine's statistics as the status views show them: the
@@ -205,6 +207,7 @@ func (s *Server) Snapshot() Status {
 	st.Lookups = summarize(n.Stats.LookupLatency)
 	st.Requests = summarize(n.Stats.RequestLatency)
 	st.History = s.hist.samples()
+	st.Mainline = mainlineStatus(n)
 	return st
 }
 
@@ -241,6 +244,7 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	_ = s.n.Stats.Registry.WritePrometheus(ctx)
 	writeDHTMetrics(ctx, s.n.DHT().Stats(), s.n.Store().Stats())
 	writeBanMetrics(ctx, s.n.Bans())
+	writeMainlineMetrics(ctx, s.n.Mainline())
 }
 
 // ByteFormat renders a size as the original's byte_format did (B, KiB, MiB, GiB, TiB).
@@ -345,6 +349,7 @@ up {{dur .S.Uptime}}</p>
 <tr><td>Lookups for downloads</td><td>{{.S.Lookups.Count}}: p50 {{ms .S.Lookups.P50}}, p90 {{ms .S.Lookups.P90}}, p99 {{ms .S.Lookups.P99}}</td></tr>
 <tr><td>apt requests</td><td>{{.S.Requests.Count}}: p50 {{ms .S.Requests.P50}}, p99 {{ms .S.Requests.P99}}</td></tr></table>
 {{.Histogram}}
+{{.Mainline}}
 <p><a href="/stats.json">stats.json</a> · <a href="/metrics">metrics</a></p>
 </body></html>
 `))
@@ -360,6 +365,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		AllFetched        int64
 		BytesIn, BytesOut int64
 		Chart, Histogram  template.HTML
+		Mainline          template.HTML
 	}{
 		S:           st,
 		SessTotal:   st.Session.Mirror + st.Session.Peers + st.Session.Cache,
@@ -370,6 +376,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		BytesOut:    int64(st.DHT.BytesOut),
 		Chart:       trafficChart(st.History),
 		Histogram:   latencyChart(st.Lookups),
+		Mainline:    mainlineHTML(st.Mainline),
 	}
 	if err := pageTmpl.Execute(ctx, data); err != nil {
 		httpserve.Error(ctx, fasthttp.StatusInternalServerError, "status page template: "+err.Error())

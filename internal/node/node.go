@@ -45,6 +45,8 @@ type Node struct {
 	store     *piecestore.Store
 	index     *aptindex.Index
 	dht       *engine.Node
+	mainline  *engine.MainlineNode // nil unless NETWORKS is mainline or both (mainline.go)
+	mdht      MainlineDHT
 	fetcher   *fetch.Downloader
 	downloads *download.Manager
 	mirrors   *mirrorCache
@@ -120,15 +122,21 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	if err := n.startMainline(); err != nil {
+		n.dht.Close()
+		n.store.Close()
+		return nil, err
+	}
 	n.downloads = download.New(download.Config{
-		MirrorDelay:  cfg.MirrorDelay,
-		MinPeers:     cfg.MinDownloadPeers,
-		Herd:         cfg.Herd,
-		HerdPatience: cfg.HerdPatience,
-		KeyRefresh:   cfg.KeyRefresh,
-		Contact:      n.Contact,
-		Logger:       log.With("part", "download"),
-	}, n.dht, n.store, n.fetcher)
+		MirrorDelay:   cfg.MirrorDelay,
+		MinPeers:      cfg.MinDownloadPeers,
+		Herd:          cfg.Herd,
+		HerdPatience:  cfg.HerdPatience,
+		KeyRefresh:    cfg.KeyRefresh,
+		Contact:       n.Contact,
+		OtherNetworks: n.announceOtherNetworks,
+		Logger:        log.With("part", "download"),
+	}, downloadDHT{n}, n.store, n.fetcher)
 	n.downloads.ObserveLookup = n.Stats.LookupLatency.Observe
 	n.Stats.dl = func() *download.Counters { return &n.downloads.Counters }
 	n.wg.Go(n.Stats.persistLoop(n.ctx))
@@ -192,7 +200,7 @@ func (n *Node) startDHT() error {
 	c.KeyExpire = d.KeyExpire
 	c.KRPCTimeout = d.KRPCTimeout
 	c.KRPCInitialDelay = d.KRPCInitialDelay
-	c.BootstrapNode = d.BootstrapNode || len(d.Bootstrap) == 0
+	c.BootstrapNode = d.BootstrapNode || len(n.aptBootstrap()) == 0
 	c.StateDir = filepath.Join(n.cfg.CacheDir, "dht")
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return fmt.Errorf("DHT state directory: %w", err)
@@ -210,7 +218,7 @@ func (n *Node) startDHT() error {
 	n.dht, err = engine.Start(engine.Options{
 		Config:    c,
 		Listen:    listen,
-		Bootstrap: d.Bootstrap,
+		Bootstrap: n.aptBootstrap(),
 		Logger:    n.log.With("part", "dht"),
 		Transport: tr,
 	})
@@ -229,6 +237,9 @@ func (n *Node) Close() error {
 	var errs []error
 	if n.dht != nil {
 		errs = append(errs, n.dht.Close())
+	}
+	if n.mainline != nil {
+		errs = append(errs, n.mainline.Close())
 	}
 	errs = append(errs, n.store.Close())
 	return errors.Join(errs...)
