@@ -121,3 +121,20 @@ func electFrom(vals [][]byte, mine claimRecord, now time.Time, window time.Durat
 	})
 	return r
 }
+
+// Follow is the election as one daemon sees it, for tools that model crowds
+// (the DHT simulator): given the claim values read back under a PartialKey
+// and our own claim (self, made at µs since the Unix epoch), it returns the
+// earlier claimants to fetch from, in the order a follower tries them (its
+// parent in the crowd's tree first); none means lead.
+func Follow(vals [][]byte, self netip.AddrPort, at int64, now time.Time, window time.Duration) []netip.AddrPort {
+	r := electFrom(vals, claimRecord{contact: self, at: at}, now, window, nil)
+	if len(r.earlier) == 0 {
+		return nil
+	}
+	var out []netip.AddrPort
+	for _, c := range r.sources() {
+		out = append(out, c.contact)
+	}
+	return out
+}
