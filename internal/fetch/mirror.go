@@ -312,7 +312,7 @@ func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf [
 	// cur is the file offset of the next byte from the body; k the piece it
 	// falls in; writing says whether the stream owns piece k.
 	cur := pos - skip
-	k := -1
+	k, lastDone := -1, -1
 	writing := false
 	for cur < end {
 		want := min(int64(len(buf)), end-cur)
@@ -368,7 +368,13 @@ func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf [
 			}
 			data, cur = data[take:], cur+take
 			if writing && cur == pieceEnd {
-				if err := dl.streamPieceDone(s, st, k); err != nil {
+				if cur == end {
+					// The request's last piece is marked done after the
+					// response has been read to its end and its connection
+					// given back: the download may end with it, and the
+					// next one should find the connection idle.
+					lastDone = k
+				} else if err := dl.streamPieceDone(s, st, k); err != nil {
 					return err
 				}
 				writing = false
@@ -378,9 +384,10 @@ func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf [
 			break
 		}
 		if rerr != nil {
-			return fmt.Errorf("fetch: mirror %s at byte %d: %w", s.key, cur, rerr)
+			return fmt.Errorf("fetch: %s at byte %d: %w", s.key, cur, rerr)
 		}
-		if dl.over.Load() {
+		if cur < end && dl.over.Load() {
+			// (at the end, read on to EOF below, so the connection is kept)
 			return errLost
 		}
 	}
@@ -394,6 +401,10 @@ func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf [
 		return fmt.Errorf("%w: %s sent more than %d bytes", errBodyLength, s.key, end-(pos-skip))
 	} else if rerr != nil && rerr != io.EOF {
 		return fmt.Errorf("fetch: %s at the end: %w", s.key, rerr)
+	}
+	resp.CloseBodyStream() //nolint:errcheck // read to EOF: the connection goes back to the pool
+	if lastDone >= 0 {
+		return dl.streamPieceDone(s, st, lastDone)
 	}
 	return nil
 }
