@@ -91,8 +91,8 @@ type Config struct {
 	// BitTorrent mainline DHT) before the apt-p2p DHT; done means the
 	// apt-p2p DHT is off and ok is the announcement's result.
 	OtherNetworks func(ctx context.Context, info piecestore.Info) (ok, done bool)
-	Clock   clock.Clock
-	Logger  *slog.Logger
+	Clock         clock.Clock
+	Logger        *slog.Logger
 }
 
 func (c *Config) fill() {
