@@ -22,6 +22,9 @@ type cancelNet struct {
 	peers  map[netip.AddrPort]wire.ID
 	answer map[wire.Method]bool
 	values map[wire.ID][]byte // get_value answers by key
+	silent map[netip.AddrPort]bool // peers that never answer
+	listed []wire.Node            // nodes every find_node/find_value reply lists
+	sentTo map[netip.AddrPort]int // datagrams the core sent, by destination
 }
 
 func newCancelNet(t *testing.T) *cancelNet {
@@ -70,8 +73,11 @@ func (n *cancelNet) deliver() int {
 		}
 		sent += len(pkts)
 		for _, p := range pkts {
+			if n.sentTo != nil {
+				n.sentTo[p.to]++
+			}
 			id, ok := n.peers[p.to]
-			if !ok || m.Parse(p.pkt) != nil || m.Y != 'q' || !n.answer[m.Method] {
+			if !ok || n.silent[p.to] || m.Parse(p.pkt) != nil || m.Y != 'q' || !n.answer[m.Method] {
 				continue
 			}
 			var reply []byte
@@ -79,13 +85,13 @@ func (n *cancelNet) deliver() int {
 			case wire.MethodPing, wire.MethodStoreValue:
 				reply = wire.AppendIDResp(nil, m.TID, id)
 			case wire.MethodFindNode:
-				reply = wire.AppendFindNodeResp(nil, m.TID, id, nil, id)
+				reply = wire.AppendFindNodeResp(nil, m.TID, id, n.listed, id)
 			case wire.MethodFindValue:
 				num := 0
 				if n.values[m.Key] != nil {
 					num = 1
 				}
-				reply = wire.AppendFindValueResp(nil, m.TID, id, nil, num)
+				reply = wire.AppendFindValueResp(nil, m.TID, id, n.listed, num)
 			case wire.MethodGetValue:
 				var vals [][]byte
 				if v := n.values[m.Key]; v != nil {

@@ -54,6 +54,13 @@ type Config struct {
 	// RTOUnknown for a node with no sample.
 	RTOMin, RTOMax, RTOUnknown time.Duration
 
+	// DeadMemory is how long an address that let a request time out is left
+	// out of lookups and of the nodes lists we hand out, unless it sends us
+	// something meanwhile (10 min; < 0: never). Other nodes keep listing a
+	// node that has gone for as long as it sits in their tables, so without
+	// it every lookup near it would wait for its timeout again. 0 = default.
+	DeadMemory time.Duration
+
 	// NATProbation keeps nodes that entered the table only by answering our
 	// verification ping (sent right after their own request, so a NAT
 	// mapping lets it through) out of the nodes lists we hand to others
@@ -118,6 +125,7 @@ func Default() Config {
 		PipelineGets:       true,
 		RTOMin:             150 * time.Millisecond,
 		RTOMax:             time.Second,
+		DeadMemory:         10 * time.Minute,
 		RTOUnknown:         500 * time.Millisecond,
 		Version:            "A100",
 		RejoinInitial:      time.Second,
@@ -165,6 +173,7 @@ func (c *Config) fill() {
 	setDur(&c.KeyExpire, d.KeyExpire)
 	setDur(&c.KRPCTimeout, d.KRPCTimeout)
 	setDur(&c.KRPCInitialDelay, d.KRPCInitialDelay)
+	setDur(&c.DeadMemory, d.DeadMemory)
 	setDur(&c.RTOMin, d.RTOMin)
 	setDur(&c.RTOMax, d.RTOMax)
 	setDur(&c.RTOUnknown, d.RTOUnknown)

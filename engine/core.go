@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	crand "crypto/rand"
 	"errors"
 	"math/rand/v2"
@@ -58,6 +59,7 @@ type Core struct {
 	nextOp     uint64
 	claims     map[uint32]*pendingClaim // Claims waiting to check
 	nextClaim  uint32
+	dead       map[netip.AddrPort]time.Time // addresses that timed out lately (Config.DeadMemory)
 
 	join joinState
 
@@ -91,6 +93,7 @@ func New(cfg Config, out Output) (*Core, error) {
 		gets:      make(map[wire.ID]*getOp),
 		ops:       make(map[Op]*opRun),
 		claims:    make(map[uint32]*pendingClaim),
+		dead:      make(map[netip.AddrPort]time.Time),
 		buf:       make([]byte, 0, 2048),
 	}
 	c.txns.byTID = make(map[wire.ID]uint32)
@@ -233,6 +236,9 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, pkt []byte) {
 		return
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	if len(c.dead) > 0 {
+		delete(c.dead, from) // it is alive after all
+	}
 	c.st.PacketsIn++
 	c.st.BytesIn += uint64(len(pkt))
 	if !from.Addr().Is4() {
@@ -304,10 +310,10 @@ func (c *Core) handleQuery(now time.Time, from netip.AddrPort, m *wire.Msg, badA
 	case wire.MethodJoin:
 		out = wire.AppendJoinResp(c.buf[:0], m.TID, c.id, from)
 	case wire.MethodFindNode:
-		nodes := c.closestFor(m.Target, m.ID)
+		nodes := c.closestFor(now, m.Target, m.ID)
 		out = wire.AppendFindNodeResp(c.buf[:0], m.TID, c.id, nodes, c.tok.current(from.Addr()))
 	case wire.MethodFindValue:
-		nodes := c.closestFor(m.Key, m.ID)
+		nodes := c.closestFor(now, m.Key, m.ID)
 		out = wire.AppendFindValueResp(c.buf[:0], m.TID, c.id, nodes, c.store.count(m.Key))
 	case wire.MethodGetValue:
 		vals, tooBig := c.replyValues(m.Key, m.Num, limit)
@@ -372,9 +378,13 @@ func (c *Core) storeLocal(now time.Time, key wire.ID, value []byte, from netip.A
 // has no verified nodes yet); the choice is made in that order, but the
 // reply is sorted by distance afterwards: a peer may take the first entry
 // for the closest.
-func (c *Core) closestFor(target, requester wire.ID) []wire.Node {
+func (c *Core) closestFor(now time.Time, target, requester wire.ID) []wire.Node {
 	c.chooseFor(target, requester)
 	w := c.wnodes
+	if len(c.dead) > 0 {
+		w = slices.DeleteFunc(w, func(n wire.Node) bool { return c.isDead(now, n.Addr) })
+		c.wnodes = w
+	}
 	for i := 1; i < len(w); i++ {
 		for j := i; j > 0 && target.CloserTo(w[j].ID, w[j-1].ID); j-- {
 			w[j], w[j-1] = w[j-1], w[j]
@@ -504,6 +514,41 @@ func (c *Core) schedulePing(now time.Time, id wire.ID, addr netip.AddrPort) {
 
 // nodeFailed counts a failed request against a node (§2.10); a node that
 // stays in the table gets a ping MIN_PING_INTERVAL later.
+// maxDead bounds the dead-address memory.
+const maxDead = 4096
+
+// markDead remembers that addr let a request time out.
+func (c *Core) markDead(now time.Time, addr netip.AddrPort) {
+	if c.cfg.DeadMemory < 0 {
+		return
+	}
+	if len(c.dead) >= maxDead {
+		for a, t := range c.dead {
+			if now.Sub(t) > c.cfg.DeadMemory {
+				delete(c.dead, a)
+			}
+		}
+		if len(c.dead) >= maxDead {
+			return
+		}
+	}
+	c.dead[addr] = now
+}
+
+// isDead reports whether addr timed out within DeadMemory and has been
+// silent since.
+func (c *Core) isDead(now time.Time, addr netip.AddrPort) bool {
+	t, ok := c.dead[addr]
+	if !ok {
+		return false
+	}
+	if now.Sub(t) > c.cfg.DeadMemory {
+		delete(c.dead, addr)
+		return false
+	}
+	return true
+}
+
 func (c *Core) nodeFailed(now time.Time, id wire.ID, addr netip.AddrPort) {
 	if id.IsZero() {
 		return
@@ -672,6 +717,9 @@ func (c *Core) failTxn(now time.Time, slot uint32, err error) {
 		// The node at this address is not the one we knew: nothing more to count.
 		delete(c.pinging, expect)
 	} else {
+		if err == ErrTimeout {
+			c.markDead(now, to)
+		}
 		switch p {
 		case purposePing:
 			delete(c.pinging, expect)

@@ -85,7 +85,9 @@ func (l *lookup) seed(c *Core, now time.Time) {
 	l.answered++
 	c.knodes = c.table.Closest(c.knodes[:0], l.target, c.cfg.K)
 	for _, n := range c.knodes {
-		l.add(n.ID, n.Addr, 1)
+		if !c.isDead(now, n.Addr) {
+			l.add(n.ID, n.Addr, 1)
+		}
 	}
 }
 
@@ -309,7 +311,7 @@ func (l *lookup) onReply(c *Core, now time.Time, id wire.ID, m *wire.Msg) {
 			cd.token = m.Token
 			cd.hasToken = true
 		}
-		l.addNodes(c, m, hop)
+		l.addNodes(c, now, m, hop)
 	case lookupFindValue:
 		if m.Has&wire.FieldNum != 0 && m.Num > 0 {
 			cd.num = int(min(m.Num, 1<<20))
@@ -324,7 +326,7 @@ func (l *lookup) onReply(c *Core, now time.Time, id wire.ID, m *wire.Msg) {
 				}
 			}
 		}
-		l.addNodes(c, m, hop)
+		l.addNodes(c, now, m, hop)
 	case lookupGetValue:
 		if l.get != nil {
 			// All walks the list once; At(i) rescans from the start each time.
@@ -340,11 +342,12 @@ func (l *lookup) onReply(c *Core, now time.Time, id wire.ID, m *wire.Msg) {
 	l.schedule(c, now)
 }
 
-// addNodes adds the nodes of a reply. cd may move: it is not used after.
-func (l *lookup) addNodes(c *Core, m *wire.Msg, hop uint8) {
+// addNodes adds the nodes of a reply, except those that timed out lately
+// (others still list a node that has gone). cd may move: it is not used after.
+func (l *lookup) addNodes(c *Core, now time.Time, m *wire.Msg, hop uint8) {
 	for i := 0; i < m.Nodes.Len(); i++ {
 		n := m.Nodes.At(i)
-		if n.ID == c.id || n.ID.IsZero() || !kbucket.AddrPortAllowed(n.Addr, c.cfg.LocalOK) {
+		if n.ID == c.id || n.ID.IsZero() || !kbucket.AddrPortAllowed(n.Addr, c.cfg.LocalOK) || c.isDead(now, n.Addr) {
 			continue
 		}
 		l.add(n.ID, n.Addr, hop)

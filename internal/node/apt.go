@@ -210,8 +210,12 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 	shared := f.Join()
 	final := make(chan Source, 1)
 	*later = final
+	var g httpserve.Growing = w
+	if f.Request().Index {
+		g = untilParsed{w, f}
+	}
 	httpserve.ServeFile(ctx, &httpserve.FileResponse{
-		Growing:     w,
+		Growing:     g,
 		Size:        d.Size,
 		ContentType: httpserve.ContentType(path),
 		Context:     n.ctx,
@@ -234,6 +238,38 @@ func (n *Node) serveHashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, base
 		},
 	})
 	return f.Source()
+}
+
+// untilParsed holds an index file's last byte back from apt until the index
+// is parsed (the Flight is done): apt asks for the packages it lists as soon
+// as it has the whole file, and must not find the previous index still in
+// place.
+type untilParsed struct {
+	*piecestore.Writer
+	f *download.Flight
+}
+
+func (u untilParsed) Available() int64 {
+	a := u.Writer.Available()
+	select {
+	case <-u.f.Done():
+		return a
+	default:
+		return min(a, u.Size()-1)
+	}
+}
+
+func (u untilParsed) Wait(ctx context.Context, off int64) (int64, error) {
+	a, err := u.Writer.Wait(ctx, off)
+	if err != nil || a < u.Size() {
+		return a, err
+	}
+	select {
+	case <-u.f.Done():
+		return a, nil
+	case <-ctx.Done():
+		return u.Size() - 1, ctx.Err()
+	}
 }
 
 // request describes the download of one mirror file for the download manager.
