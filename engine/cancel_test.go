@@ -21,10 +21,10 @@ type cancelNet struct {
 	now    time.Time
 	peers  map[netip.AddrPort]wire.ID
 	answer map[wire.Method]bool
-	values map[wire.ID][]byte // get_value answers by key
+	values map[wire.ID][]byte      // get_value answers by key
 	silent map[netip.AddrPort]bool // peers that never answer
-	listed []wire.Node            // nodes every find_node/find_value reply lists
-	sentTo map[netip.AddrPort]int // datagrams the core sent, by destination
+	listed []wire.Node             // nodes every find_node/find_value reply lists
+	sentTo map[netip.AddrPort]int  // datagrams the core sent, by destination
 }
 
 func newCancelNet(t *testing.T) *cancelNet {

@@ -1,11 +1,11 @@
 package engine
 
 import (
-	"slices"
 	crand "crypto/rand"
 	"errors"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/kbucket"
