@@ -98,8 +98,29 @@ func (m *Manager) RefreshLoop() {
 }
 
 func (m *Manager) refreshRound() {
-	due := m.store.DueForAnnounce(m.clk.Now().Add(-m.cfg.KeyRefresh), 4096)
+	before := m.clk.Now().Add(-m.cfg.KeyRefresh)
+	contact, known := m.cfg.Contact()
+	moved := false
+	if known && m.cfg.AnnouncedAs != nil {
+		was, ok := m.cfg.AnnouncedAs()
+		moved = !ok || was != contact
+	}
+	if moved {
+		// Our values in the DHT name an address we no longer answer on
+		// (or we do not know what they name): announce everything that
+		// was announced before we noticed, starting now.
+		if m.movedAt.IsZero() {
+			m.movedAt = m.clk.Now()
+			m.log.Info("re-announcing every stored file under our address", "contact", contact)
+		}
+		before = m.movedAt
+	}
+	due := m.store.DueForAnnounce(before, 4096)
 	if len(due) == 0 {
+		if moved && m.cfg.SaveAnnouncedAs != nil {
+			m.cfg.SaveAnnouncedAs(contact)
+			m.movedAt = time.Time{}
+		}
 		return
 	}
 	t0 := m.clk.Now()
@@ -126,6 +147,10 @@ func (m *Manager) refreshRound() {
 	}
 	wg.Wait()
 	m.log.Info("announce round", "due", len(due), "ok", ok, "failed", failed, "took", clock.Since(m.clk, t0).Round(time.Millisecond))
+	if moved && failed == 0 && m.cfg.SaveAnnouncedAs != nil && len(due) < 4096 {
+		m.cfg.SaveAnnouncedAs(contact)
+		m.movedAt = time.Time{}
+	}
 }
 
 // AnnounceKeys are the DHT keys a requester may look this content up by. A

@@ -527,3 +527,52 @@ func TestUnsharedKeyStillWaitsForClaim(t *testing.T) {
 		}
 	})
 }
+
+// TestReannounceAfterMove (issue 12 item 2): a daemon that comes back on
+// another address announces every stored file again in its first refresh
+// round, not when the files' refresh comes due hours later; one that comes
+// back on the same address waits for the refresh.
+func TestReannounceAfterMove(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		data, d := content(t, 1000, 9)
+		r := newRig(t, nil, "10.240.0.1:9977", data, Config{})
+		var saved netip.AddrPort
+		r.m.cfg.AnnouncedAs = func() (netip.AddrPort, bool) { return saved, saved.IsValid() }
+		r.m.cfg.SaveAnnouncedAs = func(ap netip.AddrPort) { saved = ap }
+		r.run(t, request(d))
+		synctest.Wait()
+		key, _ := d.Key()
+		count := func(c netip.AddrPort) int {
+			n := 0
+			for _, raw := range r.dht.values(key) {
+				var v wire.PeerValue
+				if v.Parse(raw) == nil && v.Contact == c {
+					n++
+				}
+			}
+			return n
+		}
+		if count(r.self) != 1 {
+			t.Fatalf("first announcement: %q", r.dht.values(key))
+		}
+		r.m.refreshRound() // first round: remembers where we announced
+		if saved != r.self {
+			t.Fatalf("announced as %v, want %v", saved, r.self)
+		}
+		time.Sleep(time.Minute) // virtual: the bubble's clock
+		moved := netip.MustParseAddrPort("10.240.0.1:19977")
+		r.self = moved
+		r.m.refreshRound()
+		if count(moved) != 1 || saved != moved {
+			t.Fatalf("after moving to %v: values %q, saved %v", moved, r.dht.values(key), saved)
+		}
+		r.dht.mu.Lock()
+		delete(r.dht.vals, key)
+		r.dht.mu.Unlock()
+		time.Sleep(time.Minute)
+		r.m.refreshRound() // same address: nothing is due for hours
+		if len(r.dht.values(key)) != 0 {
+			t.Fatalf("re-announced without a move: %q", r.dht.values(key))
+		}
+	})
+}

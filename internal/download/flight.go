@@ -152,12 +152,18 @@ func (f *Flight) run(ctx context.Context) (piecestore.Info, bool) {
 	}
 	var pieces []byte
 	if len(plan.complete) > 0 && piecestore.NumPieces(d.Size) > 1 {
-		pctx, cancel := clock.WithTimeout(ctx, m.clk, 3*time.Second)
+		// Piece hashes are worth the time the mirror waits for the peers
+		// anyway, not more: without them the whole-file hash still decides
+		// (and a mismatch is settled piece by piece against the mirror).
+		budget := max(plan.mirrorDelay, minResolve)
+		t := m.clk.Now()
+		pctx, cancel := clock.WithTimeout(ctx, m.clk, budget)
 		pieces, _ = fetch.ResolvePieces(pctx, d.Size, plan.complete, m.dhtGetRaw, m.fetch.PieceString)
 		cancel()
 		if pieces != nil && len(pieces) != piecestore.NumPieces(d.Size)*wire.PieceHashLen {
 			pieces = nil
 		}
+		plan.mirrorDelay = max(plan.mirrorDelay-clock.Since(m.clk, t), 0)
 	}
 	mirror := f.req.Mirror
 	mirror.Mirror = true
@@ -208,6 +214,10 @@ func (f *Flight) run(ctx context.Context) (piecestore.Info, bool) {
 	}
 	return info, true
 }
+
+// minResolve is the least time piece hashes may take to resolve when the
+// mirror would not wait for the peers at all.
+const minResolve = 250 * time.Millisecond
 
 // account records where the bytes came from.
 func (f *Flight) account(res fetch.Result) {

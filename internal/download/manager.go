@@ -87,6 +87,12 @@ type Config struct {
 
 	// Contact is the address peers download from, once known.
 	Contact func() (netip.AddrPort, bool)
+	// AnnouncedAs and SaveAnnouncedAs, if set, read and keep (across
+	// restarts) the contact our announcements carry: when it changes (a
+	// restart on another port or address) every stored file is announced
+	// again at once, not when its refresh comes due hours later.
+	AnnouncedAs     func() (netip.AddrPort, bool)
+	SaveAnnouncedAs func(netip.AddrPort)
 	// OtherNetworks, if set, announces a stored file on other DHTs (the
 	// BitTorrent mainline DHT) before the apt-p2p DHT; done means the
 	// apt-p2p DHT is off and ok is the announcement's result.
@@ -169,6 +175,8 @@ type Manager struct {
 	mirrorOnly map[wire.ID]*mismatch // keys whose peer download failed verification
 
 	lookupEWMA atomic.Int64 // ns: smoothed time until a lookup delivered its first value
+
+	movedAt time.Time // when the refresh loop found our contact changed (its goroutine only)
 }
 
 // New returns a Manager. dht may be nil (a daemon without a DHT fetches from

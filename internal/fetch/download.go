@@ -243,7 +243,7 @@ func (dl *download) evaluate(peersOpen, delayPassed, slow bool) {
 }
 
 func (dl *download) addPeer(src Source) {
-	if src.Addr == "" || dl.d.Banned(src.Addr) {
+	if src.Addr == "" || dl.d.Banned(src.Addr) || dl.d.Unreachable(src.Addr) {
 		return
 	}
 	dl.mu.Lock()
@@ -601,6 +601,12 @@ func (dl *download) sourceErrorLocked(s *source, err error) {
 		dl.dropLocked(s)
 	case errors.Is(err, errNotFound):
 		dl.dropLocked(s)
+	case !s.mirror && dialFailed(err):
+		// Not there (stopped, or a stale DHT value): no point in retrying it.
+		if !s.dropped {
+			dl.d.noteUnreachable(s.key)
+			dl.dropLocked(s)
+		}
 	case s.errs >= dl.d.cfg.MaxErrors:
 		log.Debug("fetch: dropping source after repeated errors", "source", s.key, "err", err)
 		dl.dropLocked(s)

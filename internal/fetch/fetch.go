@@ -206,6 +206,9 @@ type Downloader struct {
 	bans    map[string]time.Time
 	why     map[string]banReason // reasons given to BanFor (bans.go), by address
 	hist    map[string]*history
+	// unreachable: peers whose address refused or timed out a connect lately
+	// (unreachable.go), by address.
+	unreachable map[string]time.Time
 }
 
 // New returns a Downloader.
@@ -218,6 +221,8 @@ func New(cfg Config) *Downloader {
 		clients: make(map[clientKey]*clientEntry),
 		bans:    make(map[string]time.Time),
 		hist:    make(map[string]*history),
+
+		unreachable: make(map[string]time.Time),
 	}
 }
 

@@ -1,14 +1,17 @@
 package fetch
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -626,4 +629,53 @@ func TestTricklingPeer(t *testing.T) {
 	if el := time.Since(t0); el > 5*time.Second {
 		t.Fatalf("took %v", el)
 	}
+}
+
+// TestUnreachablePeerSkipped (issue 12 item 2): a DHT value naming a peer
+// that has stopped costs one failed connect; later downloads skip it (not
+// banned: it sent nothing wrong) and go on with the live sources.
+func TestUnreachablePeerSkipped(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(3*PieceSize, 61)
+	gone := newServer(t, data, behavior{})
+	goneAddr := gone.addr
+	gone.close() // nothing listens there any more
+	live := newServer(t, data, behavior{})
+	cfg := testConfig()
+	var logged lockedBuffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	d := New(cfg)
+	for i := range 2 {
+		sink := newMemSink(int64(len(data)))
+		res := fetchOK(t, d, &Job{Size: int64(len(data)), Pieces: pieces,
+			Peers: peerChan(Source{Addr: goneAddr, Path: peerPath}, live.source(peerPath)), Sink: sink})
+		sink.check(t, data)
+		if res.BytesBySource[live.addr] != int64(len(data)) {
+			t.Fatalf("download %d: %v", i, res.BytesBySource)
+		}
+		if !d.Unreachable(goneAddr) || d.Banned(goneAddr) {
+			t.Fatalf("download %d: unreachable %v, banned %v; want unreachable, not banned", i, d.Unreachable(goneAddr), d.Banned(goneAddr))
+		}
+	}
+	if n := strings.Count(logged.String(), "peer unreachable"); n != 1 {
+		t.Errorf("%d failed connects to the stopped peer over two downloads, want 1:\n%s", n, logged.String())
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -19,6 +19,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -128,14 +129,16 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.downloads = download.New(download.Config{
-		MirrorDelay:   cfg.MirrorDelay,
-		MinPeers:      cfg.MinDownloadPeers,
-		Herd:          cfg.Herd,
-		HerdPatience:  cfg.HerdPatience,
-		KeyRefresh:    cfg.KeyRefresh,
-		Contact:       n.Contact,
-		OtherNetworks: n.announceOtherNetworks,
-		Logger:        log.With("part", "download"),
+		MirrorDelay:     cfg.MirrorDelay,
+		MinPeers:        cfg.MinDownloadPeers,
+		Herd:            cfg.Herd,
+		HerdPatience:    cfg.HerdPatience,
+		KeyRefresh:      cfg.KeyRefresh,
+		Contact:         n.Contact,
+		AnnouncedAs:     n.announcedAs,
+		SaveAnnouncedAs: n.saveAnnouncedAs,
+		OtherNetworks:   n.announceOtherNetworks,
+		Logger:          log.With("part", "download"),
 	}, downloadDHT{n}, n.store, n.fetcher)
 	n.downloads.ObserveLookup = n.Stats.LookupLatency.Observe
 	n.Stats.dl = func() *download.Counters { return &n.downloads.Counters }
@@ -279,6 +282,24 @@ func (n *Node) Contact() (netip.AddrPort, bool) {
 		return netip.AddrPort{}, false
 	}
 	return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
+}
+
+// announcedAsPath keeps the contact our announcements carry, between runs.
+func (n *Node) announcedAsPath() string { return filepath.Join(n.cfg.CacheDir, "announced-as") }
+
+func (n *Node) announcedAs() (netip.AddrPort, bool) {
+	b, err := os.ReadFile(n.announcedAsPath())
+	if err != nil {
+		return netip.AddrPort{}, false
+	}
+	ap, err := netip.ParseAddrPort(strings.TrimSpace(string(b)))
+	return ap, err == nil
+}
+
+func (n *Node) saveAnnouncedAs(ap netip.AddrPort) {
+	if _, err := writeAtomic(n.announcedAsPath(), strings.NewReader(ap.String()+"\n"), 64); err != nil {
+		n.log.Warn("saving the announced contact", "err", err)
+	}
 }
 
 // indexesPath is where the list of hashed index files is kept between runs.
