@@ -27,13 +27,15 @@ func TestDeadContactsLeftOut(t *testing.T) {
 	n.silent = map[netip.AddrPort]bool{dead: true}
 	n.listed = []wire.Node{{ID: deadID, Addr: dead}}
 	n.sentTo = map[netip.AddrPort]int{}
-	find := func(target string) int {
+	// Every lookup targets the dead node's own ID, so it is always among the
+	// closest nodes and would be asked if it were not left out.
+	find := func(what string) int {
 		t.Helper()
 		before := n.sentTo[dead]
 		var d doneLog
-		n.c.FindNode(n.now, sha1Key(target), d.done)
+		n.c.FindNode(n.now, deadID, d.done)
 		n.advance(5 * time.Second)
-		d.wantOnce(t, "find_node "+target, nil)
+		d.wantOnce(t, "find_node "+what, nil)
 		return n.sentTo[dead] - before
 	}
 	if got := find("first"); got == 0 {
