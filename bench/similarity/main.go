@@ -16,7 +16,7 @@
 //	    matches every pair's wanted file against the one held, at the .deb level (-bs)
 //	    and at the uncompressed data.tar level (-tar-bs), writes the raw results and
 //	    prints the report (markdown).
-//	similarity report -sample sample.json -results results.json [-sumbytes 20]
+//	similarity report -sample sample.json -results results.json [-sumbytes 20] [-cache DIR]
 //	    prints the report again from saved results.
 //	similarity dupes [-min-size BYTES] [-list] PACKAGES... | -sample sample.json
 //	    counts files of at least -min-size whose content is also published under
@@ -253,6 +253,7 @@ func cmdReport(args []string) error {
 	sample := fs.String("sample", "", "sample file written by plan")
 	results := fs.String("results", "", "results file written by measure")
 	sumBytes := fs.Int("sumbytes", 20, "checksum bytes a client fetches per block")
+	cache := fs.String("cache", "", "the .deb cache, to add what older results lack (xz stored bytes)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -266,6 +267,11 @@ func cmdReport(args []string) error {
 	}
 	if len(res) == 0 {
 		return errors.New("no results")
+	}
+	if *cache != "" {
+		if err := AddStored(res, *cache); err != nil {
+			return err
+		}
 	}
 	printReport(&s, res, *sumBytes)
 	return nil

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -18,9 +19,13 @@ type LevelResult struct {
 	Size      int64  `json:"size"`       // the wanted file's bytes at this level
 	BasisSize int64  `json:"basis_size"` // the file the client has
 	Member    string `json:"member,omitempty"`
-	// Prefix is how many leading bytes the pair's data members share: compressed
-	// (data.tar.xz as it is) at the .deb level, uncompressed at the data.tar level.
-	Prefix  int64        `json:"prefix"`
+	// Prefix is, at the data.tar level, how many leading bytes the two tars share.
+	// (Not kept for the compressed members: their xz block headers hold the sizes,
+	// so they differ from byte 14 on even when the tars differ only at the end.)
+	Prefix int64 `json:"prefix"`
+	// Stored is, at the .deb level, how many bytes of the wanted data.tar.xz are
+	// payload of uncompressed LZMA2 chunks (see xzStoredBytes).
+	Stored  int64        `json:"stored,omitempty"`
 	Matches []BlockMatch `json:"matches"` // one per block size
 	Err     string       `json:"err,omitempty"`
 }
@@ -64,6 +69,34 @@ func readDeb(cache string, p Pkg) ([]byte, error) {
 	return b, nil
 }
 
+// storedBytes is xzStoredBytes of an .xz member, 0 for other compressions (or a
+// stream it cannot walk: the number is an explanation, not the measurement).
+func storedBytes(m arMember) int64 {
+	if !strings.HasSuffix(m.Name, ".xz") {
+		return 0
+	}
+	n, _ := xzStoredBytes(m.Data)
+	return n
+}
+
+// AddStored fills in Stored for results measured before it existed, from the cache.
+func AddStored(res []PairResult, cache string) error {
+	for i := range res {
+		r := &res[i]
+		if r.Deb.Stored != 0 || !strings.HasSuffix(r.Deb.Member, ".xz") {
+			continue
+		}
+		b, err := readDeb(cache, r.New)
+		if err != nil {
+			return err
+		}
+		if m, err := dataMember(b); err == nil {
+			r.Deb.Stored = storedBytes(m)
+		}
+	}
+	return nil
+}
+
 func matchAll(target, basis []byte, sizes []int) []BlockMatch {
 	out := make([]BlockMatch, len(sizes))
 	for i, bs := range sizes {
@@ -85,9 +118,7 @@ func MeasurePair(p Pair, o MeasureOpts) (PairResult, error) {
 	}
 	r.Deb = LevelResult{Size: int64(len(newDeb)), BasisSize: int64(len(oldDeb)), Matches: matchAll(newDeb, oldDeb, o.BlockSizes)}
 	if nm, err := dataMember(newDeb); err == nil {
-		if om, err := dataMember(oldDeb); err == nil {
-			r.Deb.Member, r.Deb.Prefix = nm.Name, commonPrefix(nm.Data, om.Data)
-		}
+		r.Deb.Member, r.Deb.Stored = nm.Name, storedBytes(nm)
 	}
 	if len(o.TarSizes) == 0 {
 		return r, nil

@@ -235,8 +235,9 @@ func WriteReport(w io.Writer, s *Sample, res []PairResult, sumBytes int) {
 				writeRow(w, formatSize(int64(sizes[bi])), res, k.kind, l.level, bi, sumBytes, pop)
 			}
 			writeRow(w, "best per file", res, k.kind, l.level, -1, sumBytes, pop)
-			writePrefix(w, res, k.kind, l.level)
+			writeWhy(w, res, k.kind, l.level, sumBytes)
 		}
+		writeTop(w, res, k.kind, sumBytes, 10)
 	}
 }
 
@@ -255,30 +256,97 @@ func writeRow(w io.Writer, label string, res []PairResult, kind, level string, b
 	fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | "))
 }
 
-// writePrefix says how much of the wanted bytes lies in the identical prefix of
-// the two data members: at the .deb level, the only reusable part of a single
-// xz stream is what comes before its first change.
-func writePrefix(w io.Writer, res []PairResult, kind, level string) {
-	var prefix, size int64
-	for _, r := range res {
-		if r.Kind != kind {
-			continue
-		}
-		l := &r.Deb
-		if level == "tar" {
-			if r.Tar == nil || r.Tar.Err != "" {
+// writeWhy explains the level's numbers. At the .deb level: within one xz block,
+// the LZMA output after the first changed input byte differs from the old one's,
+// so what a matcher can find there is content xz stored verbatim (or the
+// encoding of an identical tar prefix). At the data.tar level: how far the two
+// tars agree from their start.
+func writeWhy(w io.Writer, res []PairResult, kind, level string, sumBytes int) {
+	if level == "tar" {
+		var prefix, size int64
+		var shares []float64
+		for _, r := range res {
+			if r.Kind != kind || r.Tar == nil || r.Tar.Err != "" {
 				continue
 			}
-			l = r.Tar
+			prefix += r.Tar.Prefix
+			size += r.Tar.Size
+			shares = append(shares, float64(r.Tar.Prefix)/float64(max(r.Tar.Size, 1)))
 		}
-		prefix += l.Prefix
-		size += l.Size
+		fmt.Fprintf(w, "\nThe two data.tar files of a pair are identical from their start up to their first difference over %s of the wanted data.tar bytes (byte-weighted; median pair %s).\n",
+			pct(float64(prefix)/float64(max(size, 1))), pct(weightedMedian(shares, ones(len(shares)))))
+		return
 	}
-	what := "compressed data.tar.* members"
-	if level == "tar" {
-		what = "uncompressed data.tar files"
+	var stored, size int64
+	var hi, lo []float64
+	for _, r := range res {
+		if r.Kind != kind || len(r.Deb.Matches) == 0 {
+			continue
+		}
+		stored += r.Deb.Stored
+		size += r.Deb.Size
+		share := float64(r.Deb.Stored) / float64(max(r.Deb.Size, 1))
+		best := -1.0
+		for _, m := range r.Deb.Matches {
+			best = max(best, m.Saving(r.Deb.Size, sumBytes))
+		}
+		if best >= 0.15 {
+			hi = append(hi, share)
+		} else {
+			lo = append(lo, share)
+		}
 	}
-	fmt.Fprintf(w, "\nThe %s of a pair begin with identical bytes making up %s of the wanted bytes (all pairs, byte-weighted).\n", what, pct(float64(prefix)/float64(max(size, 1))))
+	fmt.Fprintf(w, "\nxz stored %s of the wanted .deb bytes verbatim (uncompressed LZMA2 chunks; byte-weighted). Median share stored verbatim: %s in the %d pairs that save ≥15%% at some block size, %s in the other %d.\n",
+		pct(float64(stored)/float64(max(size, 1))), pct(weightedMedian(hi, ones(len(hi)))), len(hi), pct(weightedMedian(lo, ones(len(lo)))), len(lo))
+}
+
+// writeTop lists the pairs that save most at the .deb level (at their best
+// block size), with what the data.tar level and the identical prefix give them.
+func writeTop(w io.Writer, res []PairResult, kind string, sumBytes, n int) {
+	type row struct {
+		r           PairResult
+		deb, tar    float64
+		debBs, pref int64
+		stored      int64
+	}
+	var rows []row
+	for _, r := range res {
+		if r.Kind != kind || len(r.Deb.Matches) == 0 {
+			continue
+		}
+		x := row{r: r, deb: -1, tar: -1}
+		for _, m := range r.Deb.Matches {
+			if v := m.Saving(r.Deb.Size, sumBytes); v > x.deb {
+				x.deb, x.debBs = v, int64(m.BlockSize)
+			}
+		}
+		x.pref = -1
+		if r.Tar != nil && r.Tar.Err == "" {
+			x.pref = r.Tar.Prefix * 1000 / max(r.Tar.Size, 1)
+			for _, m := range r.Tar.Matches {
+				x.tar = max(x.tar, m.Saving(r.Tar.Size, sumBytes))
+			}
+		}
+		x.stored = r.Deb.Stored
+		rows = append(rows, x)
+	}
+	slices.SortStableFunc(rows, func(a, b row) int { return cmp.Compare(b.deb, a.deb) })
+	fmt.Fprintf(w, "\nThe %d pairs saving most at the .deb level:\n\n| package | held → wanted | .deb size | saving (.deb, best block) | stored verbatim by xz | saving (data.tar) | identical data.tar prefix |\n|---|---|---|---|---|---|---|\n", min(n, len(rows)))
+	for _, x := range rows[:min(n, len(rows))] {
+		held := x.r.Old.Version
+		if x.r.Kind == "arch" {
+			held = x.r.Old.Arch
+		}
+		tar, pref := "–", "–"
+		if x.tar > -1 {
+			tar = pct(x.tar)
+		}
+		if x.pref >= 0 {
+			pref = pct(float64(x.pref) / 1000)
+		}
+		fmt.Fprintf(w, "| %s | %s → %s | %s | %s (%s) | %s | %s | %s |\n", x.r.New.Package, held, x.r.New.Version, formatSize(x.r.Deb.Size),
+			pct(x.deb), formatSize(x.debBs), pct(float64(x.stored)/float64(max(x.r.Deb.Size, 1))), tar, pref)
+	}
 }
 
 func cell(s summary, class string, m map[string]float64) string {
