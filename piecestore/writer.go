@@ -433,6 +433,25 @@ func (w *Writer) Wait(ctx context.Context, off int64) (avail int64, err error) {
 // do anyway once Wait has reported the failure. nil if the FS is not the OS's.
 func (w *Writer) File() *os.File { return osFileOf(w.f) }
 
+// Reopen opens the file being written again, with an offset of its own, for
+// a reader that outlives the Writer's own descriptor (httpserve.Reopener).
+// It holds the Writer's lock meanwhile, so a failure cannot close the
+// descriptor under it; nil if the Writer has failed or the FS is not the OS's.
+func (w *Writer) Reopen() *os.File {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	f := osFileOf(w.f)
+	if w.state == wFailed || f == nil {
+		return nil
+	}
+	// /proc/self/fd works for a file already renamed into place too.
+	r, err := os.Open("/proc/self/fd/" + strconv.Itoa(int(f.Fd())))
+	if err != nil {
+		return nil
+	}
+	return r
+}
+
 // Err is the error that ended the Writer, or nil.
 func (w *Writer) Err() error {
 	w.mu.Lock()

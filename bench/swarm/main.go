@@ -91,7 +91,7 @@ type options struct {
 	keep bool
 	// sets are extra configuration settings for every apt-p2p daemon.
 	sets []string
-	log        *slog.Logger
+	log  *slog.Logger
 }
 
 func main() {

@@ -63,9 +63,20 @@ func (s *StreamBody) SetContext(ctx context.Context) {
 func (s *StreamBody) privateFile() *os.File {
 	if !s.reopened {
 		s.reopened = true
-		s.f = reopen(s.g.File())
+		if r, ok := s.g.(Reopener); ok {
+			s.f = r.Reopen()
+		} else {
+			s.f = reopen(s.g.File())
+		}
 	}
 	return s.f
+}
+
+// Reopener is a Growing that opens its file again itself, safely against its
+// own Close (piecestore.Writer does it under its lock): reading the
+// descriptor of an *os.File another goroutine may be closing is a data race.
+type Reopener interface {
+	Reopen() *os.File
 }
 
 // reopen opens src's file again through /proc/self/fd. The writer may close src at any moment and
