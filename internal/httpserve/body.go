@@ -96,10 +96,10 @@ func flushFor(w io.Writer) error {
 }
 
 // sendSpan sends [off, off+n) of f to w: directly with sendfile(2) at an explicit offset when w is
-// the connection's writer and the descriptor is known; otherwise through w's ReadFrom (Go's sendfile,
-// which reads from and moves f's offset, so f must be private to this response); otherwise, for a
-// writer without ReadFrom, with pread copies.
-func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64, err error) {
+// the connection's writer and the descriptor is known. Otherwise, if f is this response's own
+// (private), through w's ReadFrom (Go's sendfile, which reads from and moves f's offset); else with
+// pread copies: a shared f's offset is never used.
+func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64, private bool) (written int64, err error) {
 	if n <= 0 {
 		return 0, nil
 	}
@@ -131,7 +131,7 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 			m, err, handled := s.sendDirect(f, off, step)
 			if !handled {
 				s.raw = nil // e.g. a file system without sendfile: copy from here on
-				m, err := s.sendSpan(w, f, off, n)
+				m, err := s.sendSpan(w, f, off, n, private)
 				return written + m, err
 			}
 			written += m
@@ -147,7 +147,7 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 		return written, nil
 	}
 	rf, ok := w.(io.ReaderFrom)
-	if !ok {
+	if !ok || !private {
 		return s.copySpan(w, f, off, n)
 	}
 	if err := flushFor(w); err != nil {
@@ -185,7 +185,8 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// copySpan is the fallback for writers without ReadFrom (never the case behind fasthttp's server).
+// copySpan is the fallback for connections without a descriptor (TLS, wrapped connections) when the
+// file is shared, and for writers without ReadFrom.
 func (s *sender) copySpan(w io.Writer, f *os.File, off, n int64) (written int64, err error) {
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
@@ -199,6 +200,16 @@ func (s *sender) copySpan(w io.Writer, f *os.File, off, n int64) (written int64,
 		if m < len(chunk) {
 			if rerr == nil || rerr == io.EOF {
 				rerr = ErrShortFile
+			}
+			// What the file has goes out, then the response is cut (the server closes the
+			// connection without flushing its writer).
+			k, _ := w.Write(chunk[:m])
+			if bw, ok := w.(*bufio.Writer); ok {
+				bw.Flush() //nolint:errcheck // the response is cut either way
+			}
+			written += int64(k)
+			if s.sent != nil {
+				s.sent.Add(int64(k))
 			}
 			return written, rerr
 		}
@@ -269,7 +280,7 @@ func (b *fileBody) WriteTo(w io.Writer) (int64, error) {
 		b.n -= int64(k)
 		return int64(k), err
 	}
-	m, err := b.sendSpan(w, b.f, b.off, b.n)
+	m, err := b.sendSpan(w, b.f, b.off, b.n, false)
 	b.off += m
 	b.n -= m
 	return m, err
