@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/config"
 	"github.com/apt-p2p/apt-p2p/internal/front"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
+	"github.com/apt-p2p/apt-p2p/internal/membudget"
 	"github.com/apt-p2p/apt-p2p/internal/node"
 )
 
@@ -59,6 +61,8 @@ func main() {
 		os.Exit(1)
 	}
 	go func() { log.Error("pprof", "err", http.ListenAndServe(*pp, nil)) }()
+	membudget.SetLimit(cfg.MemoryLimit) // as cmd/apt-p2p does
+	go (&membudget.Releaser{}).Run(context.Background())
 	n, err := node.New(cfg, log)
 	if err != nil {
 		log.Error("node", "err", err)

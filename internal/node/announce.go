@@ -19,6 +19,9 @@ const announceParallel = 16
 // announce stores info's value under its key, in the form its piece count calls
 // for, plus the piece string under its own key for the 'h' form.
 func (n *Node) announce(ctx context.Context, info piecestore.Info) bool {
+	if _, ok := n.store.LookupHash(info.Digest.SHA256[:]); !ok {
+		return false // dropped since it was listed (a rotten copy): announce nothing
+	}
 	contact, ok := n.Contact()
 	if !ok {
 		n.log.Debug("not announcing yet: our address is not known")

@@ -25,6 +25,7 @@ type Stats struct {
 	Lookups        *metrics.Counter
 	Mismatches     *metrics.Counter
 	Announced      *metrics.Counter
+	Dropped        *metrics.Counter // cached copies dropped (vanished, changed, rotten)
 	AnnounceFailed *metrics.Counter
 	LookupLatency  *metrics.Histogram
 	RequestLatency *metrics.Histogram
@@ -58,6 +59,7 @@ func newStats(path string) *Stats {
 	s.Mismatches = r.Counter("aptp2p_verification_failures_total", "", "Downloads whose whole-file hash did not match (sources banned).")
 	s.Announced = r.Counter("aptp2p_announcements_total", `result="ok"`, "Announcements stored in the DHT.")
 	s.AnnounceFailed = r.Counter("aptp2p_announcements_total", `result="failed"`, "Announcements stored in the DHT.")
+	s.Dropped = r.Counter("aptp2p_cache_dropped_total", "", "Cached copies dropped because their file vanished, changed or no longer matched its hash (fetched again when next asked for).")
 	s.LookupLatency = r.Histogram("aptp2p_dht_lookup_seconds", "Time of DHT lookups for downloads.", metrics.LatencyBuckets...)
 	s.RequestLatency = r.Histogram("aptp2p_apt_request_seconds", "Time to answer apt requests (headers).", metrics.LatencyBuckets...)
 	if b, err := os.ReadFile(path); err == nil {
