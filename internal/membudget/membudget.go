@@ -70,14 +70,17 @@ type realClock struct{}
 
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// Releaser returns memory to the OS once a burst is over: at each tick, if the process allocated
-// little since the previous tick (it is quiet) and holds much more heap than it had live at the
-// last collection, it calls Release. A busy process is left alone: the pages would be faulted
-// back in at once.
+// Releaser returns memory to the OS once a burst is over: at each tick, if the process holds much
+// more heap than it had live at the last collection and either allocated little since the
+// previous tick (it is quiet) or was last released long ago, it calls Release. A busy process is
+// otherwise left alone: the pages would be faulted back in at once.
 type Releaser struct {
-	Every     time.Duration // tick; 0 = 2 s
+	Every     time.Duration // tick; 0 = 1 s
 	QuietRate uint64        // bytes/s allocated below which the process counts as quiet; 0 = 1 MiB/s
 	MinExcess uint64        // retained bytes worth a release; 0 = 8 MiB
+	// MaxWait is how long a busy process may hold MinExcess before it is released anyway;
+	// 0 = 30 s.
+	MaxWait time.Duration
 	Clock     Clock         // nil = the real clock
 	Read      func() Sample // nil = ReadSample
 	Release   func()        // nil = Release
@@ -86,9 +89,12 @@ type Releaser struct {
 
 // Run ticks until ctx ends.
 func (r *Releaser) Run(ctx context.Context) {
-	every, quiet, excess := r.Every, r.QuietRate, r.MinExcess
+	every, quiet, excess, maxWait := r.Every, r.QuietRate, r.MinExcess, r.MaxWait
 	if every <= 0 {
-		every = 2 * time.Second
+		every = time.Second
+	}
+	if maxWait <= 0 {
+		maxWait = 30 * time.Second
 	}
 	if quiet == 0 {
 		quiet = 1 << 20
@@ -107,16 +113,19 @@ func (r *Releaser) Run(ctx context.Context) {
 		release = Release
 	}
 	prev := read()
+	var since time.Duration // since the last release (ticks counted)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-clk.After(every):
 		}
+		since += every
 		cur := read()
 		rate := float64(cur.Allocated-prev.Allocated) / every.Seconds()
 		prev = cur
-		if rate < float64(quiet) && cur.Retained >= excess {
+		if cur.Retained >= excess && (rate < float64(quiet) || since >= maxWait) {
+			since = 0
 			release()
 			if r.Released != nil {
 				r.Released()

@@ -24,7 +24,7 @@ func TestReleaserReleasesAfterABurst(t *testing.T) {
 	released := make(chan struct{}, 10)
 	clk := tickClock{make(chan time.Time), make(chan struct{})}
 	r := &Releaser{
-		Every: time.Second, QuietRate: 1 << 20, MinExcess: 8 << 20, Clock: clk,
+		Every: time.Second, QuietRate: 1 << 20, MinExcess: 8 << 20, MaxWait: 10 * time.Second, Clock: clk,
 		Read:    func() Sample { return <-samples },
 		Release: func() { released <- struct{}{} },
 	}
@@ -66,6 +66,21 @@ func TestReleaserReleasesAfterABurst(t *testing.T) {
 	// Quiet but only 4 MiB retained: not worth a collection.
 	if step(alloc, 4<<20) {
 		t.Fatal("released for 4 MiB")
+	}
+	// Busy for long with much retained: released after MaxWait since the last release.
+	releases := 0
+	for i := range 12 {
+		alloc += 200 << 20
+		if step(alloc, 100<<20) {
+			releases++
+			// 2 ticks had passed since the last release: the 10th tick is the 8th here.
+			if i != 7 {
+				t.Fatalf("released after %d busy ticks, want 8", i+1)
+			}
+		}
+	}
+	if releases != 1 {
+		t.Fatalf("%d releases in 12 busy seconds with MaxWait 10 s, want 1", releases)
 	}
 	cancel()
 	<-done
