@@ -25,6 +25,8 @@ const (
 	openFileIdle = 2 * time.Minute
 	// verifyParallel bounds the files hashed at once before their first serve.
 	verifyParallel = 2
+	// lastAccessGrain is how stale a served file's LastAccess may be.
+	lastAccessGrain = time.Second
 )
 
 // fileID tells a file apart from a changed or replaced one: inode, size, modification and change
@@ -131,8 +133,11 @@ func (s *Store) OpenFile(info *Info) (*Reader, error) {
 			return nil, ErrNotFound
 		}
 		now := s.now()
-		e.info.LastAccess = now
-		s.dirty[e] = struct{}{}
+		if now.Sub(e.info.LastAccess) >= lastAccessGrain {
+			// The LRU order needs no finer grain, and a hot file costs no map write per request.
+			e.info.LastAccess = now
+			s.dirty[e] = struct{}{}
+		}
 		// Shared external files live in a directory other programs write to: their cached
 		// descriptor is checked (one fstat) at every request.
 		if of := e.of; of != nil && e.vid != (fileID{}) && e.name != "" && now.Sub(of.checked) < openFileValid {

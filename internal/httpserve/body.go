@@ -45,6 +45,8 @@ type sender struct {
 	rs    rawSend
 	// rsWrite is rs.write bound once: a method value made per call would allocate.
 	rsWrite func(uintptr) bool
+	// deadline is set once this response moved the write deadline (cleared by done).
+	deadline bool
 }
 
 // setConn records the connection a response goes to. The direct sendfile path needs its
@@ -74,8 +76,13 @@ func (s *sender) sendDirect(f *os.File, off, n int64) (written int64, err error,
 	if s.rsWrite == nil {
 		s.rsWrite = s.rs.write
 	}
-	s.rs = rawSend{infd: int(f.Fd()), off: off, remain: int(n)}
+	// The stall deadline is armed only if sendfile would block: a body that fits in the socket
+	// buffer (most small files) costs no deadline timer operations.
+	s.rs = rawSend{infd: int(f.Fd()), off: off, remain: int(n), conn: s.conn, stall: s.stall}
 	werr := s.raw.Write(s.rsWrite)
+	if s.rs.armed {
+		s.deadline = true
+	}
 	written, err = s.rs.n, s.rs.err
 	if err == nil {
 		err = werr
@@ -125,9 +132,6 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64, private bool) (
 				step = min(step, s.thr.step)
 				s.thr.wait(s.peer, step)
 			}
-			if s.conn != nil {
-				s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck // a failed write reports it
-			}
 			m, err, handled := s.sendDirect(f, off, step)
 			if !handled {
 				s.raw = nil // e.g. a file system without sendfile: copy from here on
@@ -162,9 +166,7 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64, private bool) (
 			step = min(step, s.thr.step)
 			s.thr.wait(s.peer, step)
 		}
-		if s.conn != nil {
-			s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck // a failed write reports it
-		}
+		s.moveDeadline()
 		s.lr.R, s.lr.N = f, step
 		m, err := rf.ReadFrom(&s.lr)
 		s.lr.R = nil
@@ -216,9 +218,7 @@ func (s *sender) copySpan(w io.Writer, f *os.File, off, n int64) (written int64,
 		if s.thr.limited() {
 			s.thr.wait(s.peer, int64(m))
 		}
-		if s.conn != nil {
-			s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck
-		}
+		s.moveDeadline()
 		k, werr := w.Write(chunk)
 		written += int64(k)
 		off += int64(k)
@@ -233,10 +233,18 @@ func (s *sender) copySpan(w io.Writer, f *os.File, off, n int64) (written int64,
 	return written, nil
 }
 
-// done clears the moving write deadline (the server sets its own before the next response, if any)
-// and gives back the upload slot.
-func (s *sender) done() {
+// moveDeadline gives the next step of a copy the stall timeout.
+func (s *sender) moveDeadline() {
 	if s.conn != nil {
+		s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck // a failed write reports it
+		s.deadline = true
+	}
+}
+
+// done clears the moving write deadline if this response set one (the server sets its own before
+// the next response, if any) and gives back the upload slot.
+func (s *sender) done() {
+	if s.deadline && s.conn != nil {
 		s.conn.SetWriteDeadline(time.Time{}) //nolint:errcheck
 	}
 	if s.slot {
