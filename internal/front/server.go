@@ -8,6 +8,7 @@ package front
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -93,7 +94,13 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	absolute := bytes.HasPrefix(uri, httpPrefix) || bytes.HasPrefix(uri, tlsPrefix)
 	if !absolute {
-		switch string(ctx.Path()) {
+		// The raw path, not ctx.Path(): that parses and normalises the whole URI, a cost
+		// every apt request would pay for these few fixed names.
+		p := uri
+		if q := bytes.IndexByte(p, '?'); q >= 0 {
+			p = p[:q]
+		}
+		switch string(p) {
 		case "/", "/index.html":
 			s.status(ctx, from, s.writeHTML)
 			return
@@ -136,8 +143,11 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	s.n.Stats.RequestLatency.Observe(took)
 	status, size := ctx.Response.StatusCode(), ctx.Response.Header.ContentLength()
 	if later == nil {
-		s.log.Info("apt request", "from", from, "url", u.String(), "status", status,
-			"bytes", size, "source", string(src), "took", took.Round(time.Microsecond))
+		// The arguments (the URL string above all) are built only for a log that takes them.
+		if s.log.Enabled(context.Background(), slog.LevelInfo) {
+			s.log.Info("apt request", "from", from, "url", u.String(), "status", status,
+				"bytes", size, "source", string(src), "took", took.Round(time.Microsecond))
+		}
 		return
 	}
 	// The body streams from a download still choosing its sources: log once
