@@ -80,11 +80,11 @@ type Releaser struct {
 	MinExcess uint64        // retained bytes worth a release; 0 = 8 MiB
 	// MaxWait is how long a busy process may hold MinExcess before it is released anyway;
 	// 0 = 30 s.
-	MaxWait time.Duration
-	Clock     Clock         // nil = the real clock
-	Read      func() Sample // nil = ReadSample
-	Release   func()        // nil = Release
-	Released  func()        // if set, called after each release (statistics, tests)
+	MaxWait  time.Duration
+	Clock    Clock         // nil = the real clock
+	Read     func() Sample // nil = ReadSample
+	Release  func()        // nil = Release
+	Released func()        // if set, called after each release (statistics, tests)
 }
 
 // Run ticks until ctx ends.
