@@ -165,7 +165,7 @@ if [[ " ${OK[*]} " == *" apt-p2p "* ]]; then
 import re, sys
 t = open(sys.argv[1]).read()
 rss0, peak, end = (int(x) / 1024 for x in sys.argv[2:5])
-m = re.search(r"(\d+) requests in ([\d.]+)s", t)
+m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", t)
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)) if m else 0
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 errs = re.search(r"Socket errors: (.*)", t)
