@@ -121,6 +121,17 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.log.Info("apt request refused", "from", from, "uri", string(uri))
 		return
 	}
+	// A URI answered from the store before is answered again without parsing it.
+	if url, ok := s.n.ServeHot(ctx, uri); ok {
+		s.n.Stats.Requests.Inc()
+		took := time.Since(t0)
+		s.n.Stats.RequestLatency.Observe(took)
+		if s.log.Enabled(context.Background(), slog.LevelInfo) {
+			s.log.Info("apt request", "from", from, "url", url, "status", ctx.Response.StatusCode(),
+				"bytes", ctx.Response.Header.ContentLength(), "source", string(node.SourceCache), "took", took.Round(time.Microsecond))
+		}
+		return
+	}
 	var u mirrorurl.URL
 	var err error
 	if absolute {
@@ -139,6 +150,9 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	s.n.Stats.Requests.Inc()
 	src, later := s.n.ServeApt(ctx, u)
+	if src == node.SourceCache && later == nil && ctx.Response.StatusCode() < 300 {
+		s.n.RememberHot(uri, u)
+	}
 	took := time.Since(t0)
 	s.n.Stats.RequestLatency.Observe(took)
 	status, size := ctx.Response.StatusCode(), ctx.Response.Header.ContentLength()

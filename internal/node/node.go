@@ -64,6 +64,8 @@ type Node struct {
 	indexFiles map[string]indexFile  // hashed index files to re-parse at start-up
 
 	lookupEWMA atomic.Int64 // ns: smoothed time until a DHT lookup delivered its first value
+
+	hot hotPaths // request URIs answered from the store (hot.go)
 }
 
 // indexFile records a hashed index file (Packages.xz, ...) kept in the store.

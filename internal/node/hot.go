@@ -1,0 +1,113 @@
+package node
+
+import (
+	"sync"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/apt-p2p/apt-p2p/internal/aptindex"
+	"github.com/apt-p2p/apt-p2p/internal/digest"
+	"github.com/apt-p2p/apt-p2p/internal/httpserve"
+	"github.com/apt-p2p/apt-p2p/internal/mirrorurl"
+	"github.com/apt-p2p/apt-p2p/piecestore"
+)
+
+// maxHotPaths bounds the request URIs remembered (~300 B each); beyond it one is forgotten at
+// random for each new one.
+const maxHotPaths = 4096
+
+// hotPaths remembers, for request URIs answered from the store, what they resolved to, so the
+// next request for the same URI skips parsing the URL, splitting the path, the store lookup and
+// the path bookkeeping (a third of the daemon's user CPU per cached small file, bench/RESULTS.md
+// proxy section): nginx's open_file_cache is keyed by name, the store's by content; this is the
+// name side. Each use still asks the index whether the path names the same content (apt-get
+// update may have changed it), and the store whether it still holds it.
+type hotPaths struct {
+	mu sync.RWMutex
+	m  map[string]*hotPath
+}
+
+type hotPath struct {
+	site, base, path string     // the index's key
+	d                digest.Set // what the index gave
+	etag             []byte     // the content's SHA-256
+	ctype            string
+	url              string // for the request log
+}
+
+func (h *hotPaths) get(uri []byte) *hotPath {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.m[string(uri)]
+}
+
+func (h *hotPaths) forget(uri []byte) {
+	h.mu.Lock()
+	delete(h.m, string(uri))
+	h.mu.Unlock()
+}
+
+// ServeHot answers an apt request (uri: the raw request URI, from an allowed client) from the
+// store when the same URI was answered from the store before and the index still names the same
+// content there. It returns the upstream URL (for the request log) and true when it answered;
+// false means: go the usual way (ServeApt).
+func (n *Node) ServeHot(ctx *fasthttp.RequestCtx, uri []byte) (url string, ok bool) {
+	h := n.hot.get(uri)
+	if h == nil {
+		return "", false
+	}
+	if d, ok := n.index.Lookup(h.site, h.base, h.path); !ok || d != h.d {
+		n.hot.forget(uri)
+		return "", false
+	}
+	info := piecestore.Info{Digest: h.d}
+	r, err := n.store.OpenFile(&info)
+	if err != nil {
+		n.hot.forget(uri)
+		return "", false
+	}
+	httpserve.ServeFile(ctx, &httpserve.FileResponse{
+		File:        r.File(),
+		Size:        r.Size(),
+		ContentType: h.ctype,
+		ETag:        h.etag,
+		Release:     func() { r.Close() },
+	})
+	if !ctx.IsHead() {
+		n.Stats.Cache.Add(int64(ctx.Response.Header.ContentLength()))
+	}
+	return h.url, true
+}
+
+// RememberHot records that uri, which ServeApt answered from the store (SourceCache), names
+// the mirror file u, so the next request for it can take ServeHot. It does nothing for a file the
+// index has no hash for or the store does not hold.
+func (n *Node) RememberHot(uri []byte, u mirrorurl.URL) {
+	if n.hot.get(uri) != nil {
+		return
+	}
+	site := u.Site()
+	base, path := aptindex.SplitPath(site, u.Path, n.index.BaseDirs)
+	d, ok := n.index.Lookup(site, base, path)
+	if !ok || d.Size < 0 || d.Have == 0 {
+		return
+	}
+	info, ok := n.store.Lookup(&d)
+	if !ok {
+		return
+	}
+	h := &hotPath{site: site, base: base, path: path, d: d, etag: info.Digest.Get(digest.SHA256),
+		ctype: httpserve.ContentType(path), url: u.String()}
+	n.hot.mu.Lock()
+	defer n.hot.mu.Unlock()
+	if n.hot.m == nil {
+		n.hot.m = make(map[string]*hotPath)
+	}
+	if len(n.hot.m) >= maxHotPaths {
+		for k := range n.hot.m { // map order is random: forget one at random
+			delete(n.hot.m, k)
+			break
+		}
+	}
+	n.hot.m[string(uri)] = h
+}
