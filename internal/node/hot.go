@@ -2,6 +2,7 @@ package node
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/valyala/fasthttp"
 
@@ -12,39 +13,55 @@ import (
 	"github.com/apt-p2p/apt-p2p/piecestore"
 )
 
-// maxHotPaths bounds the request URIs remembered (~300 B each); beyond it one is forgotten at
-// random for each new one.
+// maxHotPaths bounds the request URIs remembered (~300 B each); beyond it one is forgotten for
+// each new one.
 const maxHotPaths = 4096
 
 // hotPaths remembers, for request URIs answered from the store, what they resolved to, so the
 // next request for the same URI skips parsing the URL, splitting the path, the store lookup and
 // the path bookkeeping (a third of the daemon's user CPU per cached small file, bench/RESULTS.md
 // proxy section): nginx's open_file_cache is keyed by name, the store's by content; this is the
-// name side. Each use still asks the index whether the path names the same content (apt-get
-// update may have changed it), and the store whether it still holds it.
+// name side. Each use still checks that the index did not change since the path was confirmed
+// (else asks it again: apt-get update may have given the path new content), and asks the store
+// whether it still holds the content.
 type hotPaths struct {
-	mu sync.RWMutex
-	m  map[string]*hotPath
+	m sync.Map // string(request URI) → *hotPath: read by every request, written once per URI
+	n atomic.Int64
 }
 
 type hotPath struct {
-	site, base, path string     // the index's key
-	d                digest.Set // what the index gave
-	etag             []byte     // the content's SHA-256
+	site, base, path string        // the index's key
+	d                digest.Set    // what the index gave
+	gen              atomic.Uint64 // the index's Generation when d was last confirmed
+	etag             []byte        // the content's SHA-256
 	ctype            string
 	url              string // for the request log
 }
 
 func (h *hotPaths) get(uri []byte) *hotPath {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	return h.m[string(uri)]
+	v, _ := h.m.Load(string(uri))
+	p, _ := v.(*hotPath)
+	return p
 }
 
 func (h *hotPaths) forget(uri []byte) {
-	h.mu.Lock()
-	delete(h.m, string(uri))
-	h.mu.Unlock()
+	if _, ok := h.m.LoadAndDelete(string(uri)); ok {
+		h.n.Add(-1)
+	}
+}
+
+func (h *hotPaths) put(uri []byte, p *hotPath) {
+	if h.n.Load() >= maxHotPaths {
+		h.m.Range(func(k, _ any) bool { // forget the first Range visits
+			if _, ok := h.m.LoadAndDelete(k); ok {
+				h.n.Add(-1)
+			}
+			return false
+		})
+	}
+	if _, loaded := h.m.LoadOrStore(string(uri), p); !loaded {
+		h.n.Add(1)
+	}
 }
 
 // ServeHot answers an apt request (uri: the raw request URI, from an allowed client) from the
@@ -56,9 +73,12 @@ func (n *Node) ServeHot(ctx *fasthttp.RequestCtx, uri []byte) (url string, ok bo
 	if h == nil {
 		return "", false
 	}
-	if d, ok := n.index.Lookup(h.site, h.base, h.path); !ok || d != h.d {
-		n.hot.forget(uri)
-		return "", false
+	if g := n.index.Generation(); g != h.gen.Load() {
+		if d, ok := n.index.Lookup(h.site, h.base, h.path); !ok || d != h.d {
+			n.hot.forget(uri)
+			return "", false
+		}
+		h.gen.Store(g)
 	}
 	info := piecestore.Info{Digest: h.d}
 	r, err := n.store.OpenFile(&info)
@@ -86,6 +106,7 @@ func (n *Node) RememberHot(uri []byte, u mirrorurl.URL) {
 	if n.hot.get(uri) != nil {
 		return
 	}
+	gen := n.index.Generation() // before the lookup: a change after it shows as a new generation
 	site := u.Site()
 	base, path := aptindex.SplitPath(site, u.Path, n.index.BaseDirs)
 	d, ok := n.index.Lookup(site, base, path)
@@ -98,16 +119,6 @@ func (n *Node) RememberHot(uri []byte, u mirrorurl.URL) {
 	}
 	h := &hotPath{site: site, base: base, path: path, d: d, etag: info.Digest.Get(digest.SHA256),
 		ctype: httpserve.ContentType(path), url: u.String()}
-	n.hot.mu.Lock()
-	defer n.hot.mu.Unlock()
-	if n.hot.m == nil {
-		n.hot.m = make(map[string]*hotPath)
-	}
-	if len(n.hot.m) >= maxHotPaths {
-		for k := range n.hot.m { // map order is random: forget one at random
-			delete(n.hot.m, k)
-			break
-		}
-	}
-	n.hot.m[string(uri)] = h
+	h.gen.Store(gen)
+	n.hot.put(uri, h)
 }
