@@ -10,7 +10,9 @@
 #   +10k files  once they are cached: for apt-p2p, when /stats.json lists no active download (the
 #               time that takes is reported too), then 3 s
 #   restarted   the same cache and state, process restarted, 5 s later
-# Reported: VmRSS (and the peak, VmHWM) from /proc/PID/status, medians over runs.
+# Reported: VmRSS (and the peak, VmHWM) from /proc/PID/status, medians over runs; the peak over the
+# whole sequence (the larger VmHWM of the two processes); apt-p2p's commit drain time; the size of
+# the daemon's binary.
 # approx is not measured: it runs one process per connection under inetd, nothing stays resident.
 # Usage: bash bench/memory.sh quick|full   (quick: 1 run; full: 3 runs)
 # Raw outputs: bench/out/memory/.
@@ -114,6 +116,7 @@ for r in $(seq "$RUNS"); do
 	done
 done
 
+ls -l "$APTP2P_BIN" | awk '{print "apt-p2p binary bytes", $5}' | tee "$OUT/binary.txt"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg); bookworm index: $NPKG packages, $(stat -c %s "$bwxz") bytes xz" | tee "$OUT/machine.txt"
 python3 - "$OUT/results" "$RUNS" <<'PY' | tee "$OUT/table.txt"
 import statistics, sys
@@ -127,4 +130,12 @@ print("|---|---|---|---|---|---|")
 for st in ("idle", "bookworm", "+10k-fetched", "+10k-files", "restarted", "restarted+served"):
     a, ah, b, bh = med("apt-p2p", st, 3), med("apt-p2p", st, 4), med("apt-cacher-ng", st, 3), med("apt-cacher-ng", st, 4)
     print(f"| {st} | {a:.1f} | {ah:.1f} | {b:.1f} | {bh:.1f} | {a / b:.2f} |")
+def peak(s):
+    # per run: the larger VmHWM of the first process (states up to +10k-files) and the restarted one
+    runs = sorted({r[2] for r in rows if r[0] == s})
+    v = [max(int(r[4]) for r in rows if r[0] == s and r[2] == run) for run in runs]
+    return statistics.median(v) / 1024 if v else float("nan")
+a, b = peak("apt-p2p"), peak("apt-cacher-ng")
+print(f"| peak over the sequence (VmHWM) | | {a:.1f} | | {b:.1f} | {a / b:.2f} |")
 PY
+cat "$OUT/drain.txt" "$OUT/binary.txt"

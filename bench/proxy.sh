@@ -10,6 +10,8 @@
 # Setup: bench/aptbench generates an unsigned repository (random-byte .debs listed with hashes in
 # Packages.xz), nginx serves it as the mirror, and every cache is warmed by fetching Release,
 # Packages.xz and every file through it once (apt-p2p needs the index to know the hashes).
+# Then, in both modes, 500 concurrent clients for 60 s against apt-p2p alone (wrk -t2 -c500, the
+# 50 KB files): requests/s, errors, and its resident memory (peak sampled every 0.25 s, and at the end).
 # Usage: bash bench/proxy.sh quick|full   (quick: 3 runs x 5 s, 100 MB 3 s, 32-connection test once;
 #        full: 5 runs x 10 s)
 # Raw outputs: bench/out/proxy/.
@@ -144,6 +146,36 @@ for r in $(seq "$RUNS"); do
 		runwrk big "$s" -t2 -c4 -d"${BIGSECS}s" --latency "${BASE[$s]}/$(cat "$TMP/list-bigone")"
 	done
 done
+
+# 500 clients, 60 s, apt-p2p alone.
+if [[ " ${OK[*]} " == *" apt-p2p "* ]]; then
+	(
+		peak=0
+		while :; do
+			r=$(ab_kb VmRSS "$APTP2P_PID")
+			((r > peak)) && peak=$r && echo "$peak" >"$TMP/rss-peak"
+			sleep 0.25
+		done
+	) &
+	sp=$!
+	rss0=$(ab_kb VmRSS "$APTP2P_PID")
+	wrk -t2 -c500 -d60s --latency -s "$TMP/apt-p2p.lua" "${HOST[apt-p2p]}" >"$OUT/wrk-500.txt" 2>&1 || true
+	kill "$sp"; wait "$sp" 2>/dev/null || true
+	python3 - "$OUT/wrk-500.txt" "$rss0" "$(cat "$TMP/rss-peak" 2>/dev/null || echo 0)" "$(ab_kb VmRSS "$APTP2P_PID")" <<'PY' | tee "$OUT/c500.txt"
+import re, sys
+t = open(sys.argv[1]).read()
+rss0, peak, end = (int(x) / 1024 for x in sys.argv[2:5])
+m = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)\b", t)
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1)) if m else 0
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+errs = re.search(r"Socket errors: (.*)", t)
+n = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in re.findall(r"\d+", errs.group(1))) if errs else 0)
+p99 = re.search(r"^\s+99%\s+(\S+)", t, re.M)
+print(f"\n500 clients, 60 s, apt-p2p alone (wrk -t2 -c500 -d60s, 50 KB files): {m.group(1) if m else 'FAILED'} requests, "
+      f"{rps:.0f} req/s, p99 {p99.group(1) if p99 else '?'}, errors (socket + non-2xx) {n}; "
+      f"VmRSS before {rss0:.1f} MiB, peak during {peak:.1f} MiB, after {end:.1f} MiB")
+PY
+fi
 
 {
 	echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -29,7 +29,13 @@
 // # Crash safety
 //
 // A file is written to tmp/, fsynced, renamed into data/, data/ is fsynced, and only then is
-// its metadata committed. Open reconciles: temporary files are deleted; a record whose data
+// its metadata committed. Commits are grouped: each Commit fsyncs its own file (concurrent
+// fsyncs share the journal's commits), then one committer goroutine takes every file pending at
+// that moment, renames them all, fsyncs data/ once and records them in one bbolt transaction;
+// each Commit returns once its file is durable. A burst of small downloads thus costs a
+// directory fsync and a metadata fsync per batch, not per file, and Options.MaxPendingCommits
+// bounds the Commits in progress (Create waits: back-pressure on the downloads, not a pile of
+// goroutines holding their state). Open reconciles: temporary files are deleted; a record whose data
 // file is missing or has the wrong size is dropped; a data file without a record (a crash
 // between the rename and the metadata commit) is rehashed and re-adopted only if its content
 // matches the SHA-256 in its name, and deleted otherwise. So after a crash at any point
@@ -52,11 +58,25 @@
 // Hold-back rule: a Writer's Available never reaches Size until every byte is in and the
 // whole-file hash and size matched, so apt never receives a complete file with a wrong hash.
 //
-// # Serving
+// # Serving and verification
 //
 // OpenFile returns a Reader with the *os.File for sendfile (pread + sendfile, no mmap: a read
 // through a mapping of a file truncated behind our back would kill the process with SIGBUS;
 // sizes are checked at open instead). An open Reader pins its file against eviction.
+//
+// Descriptors of recently served files stay open (Options.OpenFiles, nginx's open_file_cache):
+// a hot file costs no open(2) and no fstat(2) per request, and Readers of one content share a
+// descriptor, read only at explicit offsets. Files are opened without os.Open's netpoller
+// registration attempt (epoll refuses regular files).
+//
+// Nothing is served that was not verified since the store opened: a file's SHA-256 is
+// recomputed before the first time it is served after Open (lazily, so a large cache does not
+// delay start-up; bench/RESULTS.md compares this with streaming while hashing), and again when
+// its identity changes (inode, size, mtime, or ctime: an edit that restores mtime still shows).
+// A committed file counts as verified (it was hashed as it was written). Bit rot changes no
+// metadata: the scrub (Options.ScrubRate, ScrubInterval) rehashes every file in turn in the
+// background. A copy that no longer matches is dropped and Options.Dropped is called, so the
+// node stops announcing it; the next request fetches it again.
 //
 // # For callers
 //
@@ -68,7 +88,11 @@
 //     streaming a download need not coordinate with the downloader.
 //   - Lookup and the other lookups return an Info whose slices are shared: read-only.
 //   - OpenFile can fail with ErrChanged (a file truncated behind the store's back, or a shared
-//     file changed since it was hashed): the entry is dropped, fetch the content again.
+//     file changed since it was hashed) or ErrCorrupt (its content no longer matches): the
+//     entry is dropped, fetch the content again. Its first call for a file after Open hashes
+//     the file, so it may take as long as reading it.
+//   - Create may wait for room among the pending commits: do not call it holding a lock that a
+//     download needs to reach Commit; CreateContext bounds the wait.
 //   - Options.Referenced is called with the store locked: it must not call the Store.
 //   - Eviction, drops, GC and the commit's rename-to-metadata step are serialised, so none of
 //     them can remove a file another is committing.

@@ -14,9 +14,9 @@ const evictLowWater = 0.95
 // evict brings the cache under MaxBytes when it is over: down to evictLowWater of it, first
 // files that no current index refers to (Options.Referenced), then the least recently used.
 // Files open for reading are pinned, files being written are not entries yet, and keep (the
-// file just committed) is spared. Shared external files cost no cache space and are never
+// files just committed) are spared. Shared external files cost no cache space and are never
 // evicted.
-func (s *Store) evict(keep *entry) {
+func (s *Store) evict(keep ...*entry) {
 	max := s.opt.MaxBytes
 	if max <= 0 {
 		return
@@ -25,7 +25,7 @@ func (s *Store) evict(keep *entry) {
 	over := s.st.Bytes > max
 	s.mu.RUnlock()
 	if over {
-		s.evictTo(func() int64 { return int64(float64(max) * evictLowWater) }, keep)
+		s.evictTo(func() int64 { return int64(float64(max) * evictLowWater) }, keep...)
 	}
 }
 
@@ -39,14 +39,19 @@ func (s *Store) makeRoom(need int64) bool {
 		return false
 	}
 	s.log.Warn("piecestore: disk full; evicting to make room", "need", need)
-	return s.evictTo(func() int64 { return target }, nil)
+	return s.evictTo(func() int64 { return target })
 }
 
 // evictTo evicts until the cache holds at most limit() bytes (limit is read with the store
 // locked). It reports whether it got there.
-func (s *Store) evictTo(limit func() int64, keep *entry) bool {
+func (s *Store) evictTo(limit func() int64, keep ...*entry) bool {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
+	defer s.closePending()
+	spare := make(map[*entry]struct{}, len(keep))
+	for _, e := range keep {
+		spare[e] = struct{}{}
+	}
 	s.mu.Lock()
 	max := limit()
 	if s.st.Bytes <= max {
@@ -60,7 +65,7 @@ func (s *Store) evictTo(limit func() int64, keep *entry) bool {
 	}
 	var cands []cand
 	for _, e := range s.bySHA256 {
-		if e.name == "" || e.readers > 0 || e == keep {
+		if _, kept := spare[e]; kept || e.name == "" || e.readers > 0 {
 			continue
 		}
 		unref := s.opt.Referenced != nil && !s.opt.Referenced(&e.info.Digest)

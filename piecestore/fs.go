@@ -61,14 +61,6 @@ type osFile struct{ *os.File }
 
 func (f osFile) OSFile() *os.File { return f.File }
 
-func (OSFS) Open(name string) (File, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	return osFile{f}, nil
-}
-
 func (OSFS) Create(name string) (File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {

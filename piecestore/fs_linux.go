@@ -2,6 +2,7 @@ package piecestore
 
 import (
 	"errors"
+	"os"
 	"syscall"
 )
 
@@ -26,4 +27,32 @@ func (f osFile) Allocate(size int64) error {
 		return f.Truncate(size)
 	}
 	return ferr
+}
+
+// Open opens name read-only without os.Open's attempt to register the descriptor with the
+// runtime's poller (epoll refuses regular files: one wasted epoll_ctl per open, 7.5% of the
+// CPU of serving small files, bench/RESULTS.md proxy section).
+func (OSFS) Open(name string) (File, error) {
+	var fd int
+	var err error
+	for {
+		fd, err = syscall.Open(name, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: name, Err: err}
+	}
+	return osFile{os.NewFile(uintptr(fd), name)}, nil
+}
+
+// fileIDOfInfo is the identity of the file fi describes.
+func fileIDOfInfo(fi os.FileInfo) fileID {
+	id := fileID{size: fi.Size(), mtime: fi.ModTime().UnixNano()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.ino = st.Ino
+		id.ctime = st.Ctim.Nano()
+	}
+	return id
 }

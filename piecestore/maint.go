@@ -152,6 +152,7 @@ func (s *Store) GC() (removed int, err error) {
 		removed++
 	}
 	s.metaMu.Unlock()
+	s.notifyDropped()
 	// Files without an entry: rehashed without holding metaMu (it may take long).
 	for name, size := range onDisk {
 		e, aerr := s.adopt(name, size)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -39,6 +38,7 @@ var (
 	ErrChanged       = errors.New("piecestore: shared file changed on disk")
 	ErrFinished      = errors.New("piecestore: write after hashing finished")
 	ErrNoHash        = errors.New("piecestore: expected content has no size or no hash")
+	ErrCorrupt       = errors.New("piecestore: stored file no longer matches its hash (dropped)")
 )
 
 // Options configure a Store.
@@ -56,6 +56,26 @@ type Options struct {
 	// at Close and GC. Losing them in a crash is harmless: a file is announced early or its
 	// LRU position is a little off.
 	FlushInterval time.Duration
+	// MaxPendingCommits bounds the Commits in progress: Create waits while this many are
+	// (back-pressure on a burst of downloads when the disk is slower than the network).
+	// 0 = DefaultMaxPendingCommits; < 0 = no bound.
+	MaxPendingCommits int
+	// OpenFiles is how many descriptors of recently served files stay open, so that a hot
+	// file costs no open(2) and no fstat(2) per request. 0 = DefaultOpenFiles; < 0 = none.
+	OpenFiles int
+	// ScrubRate is how many bytes per second the background scrub reads, rehashing every
+	// stored file in turn to find copies that rotted on disk while the daemon runs (they are
+	// dropped). 0 = no scrub.
+	ScrubRate int64
+	// ScrubInterval is the least time between the starts of two scrub passes; 0 = 24 h.
+	ScrubInterval time.Duration
+	// Dropped, if set, is called after an entry was dropped because its file vanished,
+	// changed or no longer matches its hash (reason says which), so the caller can stop
+	// announcing it; the store already forgot it, and the next request fetches it again. It
+	// is called without the store's locks held, from the goroutine that found the problem.
+	Dropped func(info Info, reason string)
+	// Clock paces the scrub; nil = the real clock. Now, if nil, is Clock.Now.
+	Clock Clock
 
 	// noSync turns off the metadata database's fsyncs, for tests whose FS models
 	// durability itself.
@@ -91,6 +111,13 @@ type Stats struct {
 	EvictedBytes  int64
 	Adopted       int64 // data files found without metadata and re-adopted after rehashing (at Open/GC)
 	Dropped       int64 // entries dropped because their file was missing, changed or corrupt
+	CommitBatches int64 // metadata transactions of the group committer
+	CreateWaits   int64 // times Create waited for MaxPendingCommits (back-pressure)
+	OpenFiles     int   // descriptors in the open-file cache
+	Verified      int64 // files hashed before their first serve since Open
+	Corrupt       int64 // files found not to match their hash (first serve or scrub), then dropped
+	Scrubbed      int64 // files rehashed by the scrub
+	ScrubBytes    int64 // bytes read by the scrub
 }
 
 type entry struct {
@@ -100,6 +127,12 @@ type entry struct {
 	extMtime int64 // ns
 	readers  int
 	gone     bool // removed from the maps
+	// vid is the identity of the file (the data file, else the external one) when its content
+	// was last found to match: by the commit that wrote it, a first serve or the scrub. Zero:
+	// not verified since Open.
+	vid       fileID
+	of        *openFile     // cached descriptor, or nil
+	verifying chan struct{} // closed when the OpenFile that opens or verifies it is done
 }
 
 func (e *entry) key() [32]byte { return e.info.Digest.SHA256 }
@@ -139,6 +172,22 @@ type Store struct {
 	st       Stats
 	closed   bool
 
+	// Group commit (commit.go), under mu.
+	commitQ    []*commitReq
+	committing int           // Commits in progress
+	maxPending int           // MaxPendingCommits
+	room       chan struct{} // closed when committing drops below maxPending
+	commitWake chan struct{}
+	commitGate chan struct{} // tests: the committer takes a token before each batch
+
+	// Open descriptors (open.go), under mu.
+	ofHead, ofTail *openFile
+	maxOpen        int
+	toClose        []File
+	verifySem      chan struct{}
+	dropNotes      []droppedNote // Options.Dropped calls to make once the locks are released
+
+	clock  Clock
 	tmpSeq atomic.Uint64
 	stop   chan struct{}
 	wg     sync.WaitGroup
@@ -168,6 +217,12 @@ func Open(dir string, opt Options) (*Store, error) {
 		writers:  make(map[[32]byte]*Writer),
 		dirty:    make(map[*entry]struct{}),
 		stop:     make(chan struct{}),
+
+		commitWake: make(chan struct{}, 1),
+		verifySem:  make(chan struct{}, verifyParallel),
+		clock:      opt.Clock,
+		maxPending: opt.MaxPendingCommits,
+		maxOpen:    opt.OpenFiles,
 	}
 	if s.fs == nil {
 		s.fs = OSFS{}
@@ -176,8 +231,17 @@ func Open(dir string, opt Options) (*Store, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	if s.clock == nil {
+		s.clock = realClock{}
+	}
 	if s.now == nil {
-		s.now = time.Now
+		s.now = s.clock.Now
+	}
+	if s.maxPending == 0 {
+		s.maxPending = DefaultMaxPendingCommits
+	}
+	if s.maxOpen == 0 {
+		s.maxOpen = DefaultOpenFiles
 	}
 	s.st.MaxBytes = opt.MaxBytes
 	for _, d := range []string{s.dataDir, s.tmpDir} {
@@ -197,7 +261,13 @@ func Open(dir string, opt Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s.evict(nil) // the quota may have been lowered
+	s.evict() // the quota may have been lowered
+	s.wg.Add(1)
+	go s.committer()
+	if opt.ScrubRate > 0 {
+		s.wg.Add(1)
+		go s.scrubLoop(opt.ScrubRate, opt.ScrubInterval)
+	}
 	iv := opt.FlushInterval
 	if iv == 0 {
 		iv = 30 * time.Second
@@ -433,6 +503,10 @@ func (s *Store) removeLocked(e *entry) {
 		s.st.Bytes -= d.Size
 	}
 	delete(s.dirty, e)
+	// Whatever changes next (eviction, a drop, a merge), the verified descriptor is not
+	// handed out for it any more.
+	s.forgetFileLocked(e)
+	e.vid = fileID{}
 	e.gone = true
 }
 
@@ -599,6 +673,7 @@ func (s *Store) flusher(iv time.Duration) {
 			if err := s.flush(); err != nil {
 				s.log.Warn("piecestore: flushing metadata", "err", err)
 			}
+			s.closeIdle(s.now().Add(-openFileIdle))
 		}
 	}
 }
@@ -639,6 +714,7 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
+	s.closeAllFiles()
 	err := s.flush()
 	if cerr := s.db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("piecestore: metadata: %w", cerr)
@@ -646,115 +722,32 @@ func (s *Store) Close() error {
 	return err
 }
 
-// Reader is an open complete file. It pins the file against eviction until Close.
-type Reader struct {
-	s    *Store
-	e    *entry
-	f    File
-	size int64
-	once sync.Once
-}
-
-// File returns the *os.File for sendfile (nil if the FS is not backed by the OS). Its offset
-// is unspecified: use ReadAt, Seek or an io.SectionReader.
-func (r *Reader) File() *os.File { return osFileOf(r.f) }
-
-// ReadAt reads from the file; reads past Size return io.EOF.
-func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
-	if off >= r.size {
-		return 0, io.EOF
-	}
-	if max := r.size - off; int64(len(p)) > max {
-		n, err := r.f.ReadAt(p[:max], off)
-		if err == nil {
-			err = io.EOF
-		}
-		return n, err
-	}
-	return r.f.ReadAt(p, off)
-}
-
-// Size is the verified size of the file.
-func (r *Reader) Size() int64 { return r.size }
-
-// Close unpins the file and closes it.
-func (r *Reader) Close() error {
-	err := ErrClosed
-	r.once.Do(func() {
-		err = r.f.Close()
-		r.s.mu.Lock()
-		r.e.readers--
-		r.s.st.Readers--
-		r.s.mu.Unlock()
-	})
-	return err
-}
-
-// OpenFile opens a complete file for reading; it is pinned against eviction until the
-// Reader is closed. A file whose size on disk is not its verified size (truncated behind the
-// store's back), or a shared external file whose size or mtime changed, is refused and
-// dropped (ErrChanged).
-func (s *Store) OpenFile(info *Info) (*Reader, error) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil, ErrClosed
-	}
-	e := s.lookupLocked(&info.Digest)
-	if e == nil {
-		s.mu.Unlock()
-		return nil, ErrNotFound
-	}
-	e.readers++
-	s.st.Readers++
-	name, ext := e.name, e.info.External
-	extSize, extMtime := e.extSize, e.extMtime
-	e.info.LastAccess = s.now()
-	s.dirty[e] = struct{}{}
-	s.mu.Unlock()
-
-	unpin := func() {
-		s.mu.Lock()
-		e.readers--
-		s.st.Readers--
-		s.mu.Unlock()
-	}
-	size := e.info.Digest.Size
-	var f File
-	var err error
-	if name != "" {
-		f, err = s.fs.Open(filepath.Join(s.dataDir, name))
-	} else {
-		f, err = s.fs.Open(ext)
-	}
-	if err != nil {
-		unpin()
-		if errors.Is(err, os.ErrNotExist) {
-			s.drop(e, "file vanished")
-			return nil, ErrNotFound
-		}
-		return nil, fmt.Errorf("piecestore: %w", err)
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		unpin()
-		return nil, fmt.Errorf("piecestore: %w", err)
-	}
-	if fi.Size() != size || (name == "" && (fi.Size() != extSize || fi.ModTime().UnixNano() != extMtime)) {
-		f.Close()
-		unpin()
-		s.drop(e, "file changed on disk")
-		return nil, ErrChanged
-	}
-	return &Reader{s: s, e: e, f: f, size: size}, nil
-}
-
 // drop removes e entirely (metadata and any data file), e.g. because its file changed.
 func (s *Store) drop(e *entry, why string) {
 	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
 	s.dropLocked(e, why)
+	s.metaMu.Unlock()
+	s.notifyDropped()
+}
+
+// droppedNote is one call of Options.Dropped waiting for the locks to be released.
+type droppedNote struct {
+	info Info
+	why  string
+}
+
+// notifyDropped calls Options.Dropped for the drops made so far; no lock may be held.
+func (s *Store) notifyDropped() {
+	s.mu.Lock()
+	ns := s.dropNotes
+	s.dropNotes = nil
+	s.mu.Unlock()
+	if s.opt.Dropped == nil {
+		return
+	}
+	for _, n := range ns {
+		s.opt.Dropped(n.info, n.why)
+	}
 }
 
 // dropLocked is drop with metaMu held.
@@ -767,7 +760,9 @@ func (s *Store) dropLocked(e *entry, why string) {
 	s.removeLocked(e)
 	s.st.Dropped++
 	name := e.name
+	info := e.info
 	s.mu.Unlock()
+	s.closePending()
 	s.log.Warn("piecestore: dropping file", "sha256", hex.EncodeToString(e.info.Digest.SHA256[:]), "external", e.info.External, "reason", why)
 	k := e.key()
 	if err := s.metaUpdate(nil, [][]byte{k[:]}); err != nil {
@@ -775,5 +770,10 @@ func (s *Store) dropLocked(e *entry, why string) {
 	}
 	if name != "" {
 		_ = s.fs.Remove(filepath.Join(s.dataDir, name))
+	}
+	if s.opt.Dropped != nil {
+		s.mu.Lock()
+		s.dropNotes = append(s.dropNotes, droppedNote{info, why})
+		s.mu.Unlock()
 	}
 }

@@ -34,6 +34,7 @@ type Writer struct {
 	size    int64
 	npieces int
 	tmpName string
+	seq     uint64 // creation order (names the temporary file)
 	f       File
 	keys    [4][32]byte
 	nkeys   int
@@ -66,7 +67,16 @@ func busyKey(t digest.Type, h []byte) [32]byte {
 //
 // Content that is already stored may be written again (the commit then just merges the
 // hashes); callers normally Lookup first.
+//
+// While Options.MaxPendingCommits Commits are in progress, Create waits for one to finish
+// (back-pressure): use CreateContext to bound the wait.
 func (s *Store) Create(d digest.Set, pieces []byte) (*Writer, error) {
+	return s.CreateContext(context.Background(), d, pieces)
+}
+
+// CreateContext is Create with a context that ends its wait for room among the pending commits.
+// Do not hold a lock that a download needs to reach Commit while calling it.
+func (s *Store) CreateContext(ctx context.Context, d digest.Set, pieces []byte) (*Writer, error) {
 	if d.Size < 0 || d.Have == 0 {
 		return nil, ErrNoHash
 	}
@@ -91,9 +101,9 @@ func (s *Store) Create(d digest.Set, pieces []byte) (*Writer, error) {
 		}
 	}
 	s.mu.Lock()
-	if s.closed {
+	if err := s.waitRoomLocked(ctx); err != nil {
 		s.mu.Unlock()
-		return nil, ErrClosed
+		return nil, err
 	}
 	for _, k := range w.keys[:w.nkeys] {
 		if s.writers[k] != nil {
@@ -101,7 +111,8 @@ func (s *Store) Create(d digest.Set, pieces []byte) (*Writer, error) {
 			return nil, ErrBusy
 		}
 	}
-	w.tmpName = filepath.Join(s.tmpDir, strconv.FormatUint(s.tmpSeq.Add(1), 10)+".part")
+	w.seq = s.tmpSeq.Add(1)
+	w.tmpName = filepath.Join(s.tmpDir, strconv.FormatUint(w.seq, 10)+".part")
 	for _, k := range w.keys[:w.nkeys] {
 		s.writers[k] = w
 	}
@@ -461,8 +472,9 @@ func (w *Writer) Err() error {
 
 // Commit is called once every byte has been written: it checks the whole-file hash and size
 // against d (ErrMismatch on failure: the data is discarded), fsyncs, renames into place,
-// fsyncs the directory, records the metadata, and wakes waiters. Then, if the store is
-// over its quota, it evicts.
+// fsyncs the directory, records the metadata, and wakes waiters; it returns once the file is
+// durable. Concurrent Commits are grouped: one directory fsync and one metadata transaction
+// serve every file pending at that moment. Then, if the store is over its quota, it evicts.
 func (w *Writer) Commit() (Info, error) {
 	w.mu.Lock()
 	switch w.state {
@@ -479,81 +491,21 @@ func (w *Writer) Commit() (Info, error) {
 	// The fsyncs can take long: Available, Wait and the status page must not block on them,
 	// and nothing else may touch the file meanwhile (writes get ErrFinished, Abort waits it out).
 	w.state = wCommitting
+	// Hashing is over: what it needed goes now, not when the last streamer lets go of w.
+	w.h, w.buf = nil, nil
 	w.mu.Unlock()
-	info, kept, err := w.commitIO()
+	info, err := w.s.commit(w)
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if err != nil {
 		w.state = wVerified // so failLocked acts
 		w.failLocked(err)
-		w.mu.Unlock()
 		return Info{}, err
 	}
 	w.state = wCommitted
 	w.s.releaseWriter(w)
 	w.notifyLocked()
-	w.mu.Unlock()
-	w.s.evict(kept)
 	return info, nil
-}
-
-// commitIO makes the verified temporary file durable under its final name and records it.
-func (w *Writer) commitIO() (Info, *entry, error) {
-	s := w.s
-	e := &entry{name: dataName(&w.result)}
-	e.info.Digest = w.result
-	e.info.Complete = true
-	e.info.LastAccess = s.now()
-	e.setPieces(w.pieces)
-	final := filepath.Join(s.dataDir, e.name)
-	if err := w.f.Sync(); err != nil {
-		return Info{}, nil, fmt.Errorf("piecestore: storing %s: %w", e.name, err)
-	}
-	// From the rename to the metadata commit, data/<name> must not be removed by an
-	// eviction or a drop of an earlier copy of the same content: they hold metaMu too.
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	err := s.fs.Rename(w.tmpName, final)
-	if err == nil {
-		err = s.fs.SyncDir(s.dataDir)
-	}
-	if err != nil {
-		// If the rename happened, data/ now holds verified content (possibly the same file
-		// an entry already names): it is left for GC or the next Open to re-adopt.
-		return Info{}, nil, fmt.Errorf("piecestore: storing %s: %w", e.name, err)
-	}
-	return s.commitEntryLocked(e)
-}
-
-// commitEntryLocked (metaMu held) records a new data file e, merging it into an entry for the same content
-// (stored, or shared from another directory) so that there is one entry with every hash
-// and path, and open Readers keep pinning the entry they opened.
-func (s *Store) commitEntryLocked(e *entry) (Info, *entry, error) {
-	s.mu.Lock()
-	old := s.bySHA256[e.key()]
-	snap := e
-	if old != nil {
-		m := *old
-		m.info.Digest.Merge(&e.info.Digest)
-		m.name = e.name
-		snap = &m
-	}
-	s.mu.Unlock()
-	if err := s.metaUpdate([]*entry{snap}, nil); err != nil {
-		return Info{}, nil, err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.st.Commits++
-	if old != nil && !old.gone {
-		s.removeLocked(old)
-		old.info.Digest.Merge(&e.info.Digest)
-		old.name = e.name
-		s.insertLocked(old)
-		s.dirty[old] = struct{}{}
-		return old.info, old, nil
-	}
-	s.insertLocked(e)
-	return e.info, e, nil
 }
 
 // Abort discards everything and wakes waiters with ErrAborted. It does nothing after a

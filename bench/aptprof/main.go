@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"log/slog"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/config"
 	"github.com/apt-p2p/apt-p2p/internal/front"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
+	"github.com/apt-p2p/apt-p2p/internal/membudget"
 	"github.com/apt-p2p/apt-p2p/internal/node"
 )
 
@@ -59,13 +61,16 @@ func main() {
 		os.Exit(1)
 	}
 	go func() { log.Error("pprof", "err", http.ListenAndServe(*pp, nil)) }()
+	membudget.SetLimit(cfg.MemoryLimit) // as cmd/apt-p2p does
+	go (&membudget.Releaser{}).Run(context.Background())
 	n, err := node.New(cfg, log)
 	if err != nil {
 		log.Error("node", "err", err)
 		os.Exit(1)
 	}
 	fr := front.New(n, log.With("part", "http"))
-	scfg := httpserve.ServerConfig{Name: "apt-p2p/" + node.Version, Logger: log.With("part", "http")}
+	// As cmd/apt-p2p: allowed apt clients are exempt from the per-address connection cap.
+	scfg := httpserve.ServerConfig{Name: "apt-p2p/" + node.Version, Logger: log.With("part", "http"), Unlimited: fr.ClientAllowed}
 	srv := httpserve.NewServer(fr.Handler, scfg)
 	go func() { _ = srv.Serve(httpserve.LimitListener(ln, scfg)) }()
 	log.Info("listening", "addr", ln.Addr().String(), "pprof", *pp)

@@ -35,6 +35,7 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/config"
 	"github.com/apt-p2p/apt-p2p/internal/front"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
+	"github.com/apt-p2p/apt-p2p/internal/membudget"
 	"github.com/apt-p2p/apt-p2p/internal/node"
 	"github.com/apt-p2p/apt-p2p/piecestore"
 )
@@ -219,6 +220,11 @@ func cmdRun(args []string) int {
 	} else if warn != "" {
 		log.Warn(warn)
 	}
+	// The memory budget is the process's: set before the index load and the first burst.
+	membudget.SetLimit(cfg.MemoryLimit)
+	rctx, stopReleaser := context.WithCancel(context.Background())
+	defer stopReleaser()
+	go (&membudget.Releaser{}).Run(rctx)
 	n, err := node.New(cfg, log)
 	if err != nil {
 		ln.Close()

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apt-p2p/apt-p2p/internal/digest"
 	"github.com/cespare/xxhash/v2"
@@ -21,7 +22,8 @@ import (
 type Index struct {
 	mu    sync.RWMutex
 	repos map[repoKey]*repo
-	seq   uint64 // guarded by mu
+	seq   uint64        // guarded by mu
+	gen   atomic.Uint64 // changed with mu held for writing, before each change (Generation)
 
 	xzCmd string // xz(1) for decoding .xz, "" for in-process ulikunitz/xz
 }
@@ -44,6 +46,11 @@ type repo struct {
 func New() *Index {
 	return &Index{repos: map[repoKey]*repo{}, xzCmd: xzPathOnce()}
 }
+
+// Generation changes whenever the index may have changed (an Add applied, a Remove). A caller
+// that read it before a Lookup may trust that Lookup's answer while Generation still returns the
+// same value.
+func (ix *Index) Generation() uint64 { return ix.gen.Load() }
 
 // SetXZCommand sets the xz(1) binary used to decode .xz indexes; "" selects
 // the in-process decoder (ulikunitz/xz, about half as fast).
@@ -168,6 +175,7 @@ func (ix *Index) Add(site, baseDir, path string, r io.Reader) error {
 
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	ix.gen.Add(1)
 	key := repoKey{site, baseDir}
 	rp := ix.repos[key]
 	if rp == nil {
@@ -254,6 +262,7 @@ func (ix *Index) Remove(site, baseDir, path string) {
 	k, slot, _ := ix.resolve(site, baseDir, path)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	ix.gen.Add(1)
 	rp := ix.repos[repoKey{site, baseDir}]
 	if rp == nil {
 		return

@@ -311,7 +311,11 @@ func TestReplaceStale(t *testing.T) {
 	// v2: foo rebuilt under the same name, bar and baz dropped.
 	v2 := pkgs(pkgStanza("foo", "pool/main/f/foo/foo_1_amd64.deb", 101, h('d')),
 		pkgStanza("qux", "pool/main/q/qux/qux_1_amd64.deb", 400, h('e')))
+	gen := ix.Generation()
 	must(t, ix.Add(site, "/debian", main, bytes.NewReader(compressWith(t, compXZ, v2, ""))))
+	if ix.Generation() == gen {
+		t.Fatal("Generation unchanged by an Add that changed a path's content")
+	}
 	if got := sha("/pool/main/f/foo/foo_1_amd64.deb"); got != h('d') {
 		t.Fatalf("reused name: %s, want the new hash", got)
 	}
@@ -339,7 +343,11 @@ func TestReplaceStale(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	// Removal of a variant not loaded keeps the entries; of the loaded one drops them.
+	gen = ix.Generation()
 	ix.Remove(site, "/debian", main)
+	if ix.Generation() == gen {
+		t.Fatal("Generation unchanged by a Remove")
+	}
 	if sha("/pool/main/q/qux/qux_1_amd64.deb") != h('e') {
 		t.Fatal("Remove of an unloaded variant dropped the entries")
 	}

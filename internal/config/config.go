@@ -41,6 +41,9 @@ type Config struct {
 	AllowedClients      []netip.Prefix // who may use the apt-facing proxy
 	UpstreamCAFile      string         // extra PEM roots trusted for https mirrors (besides the system's)
 	UnloadPackagesCache time.Duration  // kept for compatibility; the index stays loaded
+	MemoryLimit         int64          // soft limit of the Go runtime's memory, bytes; 0 = none
+	ScrubRate           int64          // bytes/s the background scrub rehashes cached files at; 0 = off
+	ScrubInterval       time.Duration  // least time between the starts of two scrub passes
 	KeyRefresh          time.Duration
 	Username            string
 	DHTSection          string
@@ -139,6 +142,9 @@ var options = []option{
 	{name: "ALLOWED_CLIENTS", kind: kPrefixes, def: "127.0.0.0/8 ::1/128", help: "networks that may use the apt-facing proxy (add your LAN to make it a shared site cache)", apply: func(c *Config, v any) { c.AllowedClients = v.([]netip.Prefix) }},
 	{name: "UPSTREAM_CA_FILE", kind: kString, def: "", help: "PEM file of extra CA certificates trusted for https mirrors, besides the system's (empty: system roots only)", apply: strOpt(func(c *Config) *string { return &c.UpstreamCAFile })},
 	{name: "UNLOAD_PACKAGES_CACHE", kind: kTime, def: "5m", help: "accepted for compatibility; the compact index stays loaded", apply: durOpt(func(c *Config) *time.Duration { return &c.UnloadPackagesCache })},
+	{name: "MEMORY_LIMIT", kind: kBytes, def: "96M", help: "soft limit of the daemon's memory, e.g. 128M (0 = none): near it the garbage collector works harder; raise it for caches of more than ~50 000 files", apply: i64Opt(func(c *Config) *int64 { return &c.MemoryLimit })},
+	{name: "SCRUB_RATE", kind: kBytes, def: "2M", help: "bytes per second the background scrub reads, rehashing cached files to find copies that rotted on disk, e.g. 8M (0 = no scrub; every copy is still verified before its first serve after a start)", apply: i64Opt(func(c *Config) *int64 { return &c.ScrubRate })},
+	{name: "SCRUB_INTERVAL", kind: kTime, def: "1d", help: "least time between the starts of two scrub passes over the cache", apply: durOpt(func(c *Config) *time.Duration { return &c.ScrubInterval })},
 	{name: "KEY_REFRESH", kind: kTime, def: "2.5h", help: "age after which an announcement is stored again (a little less than KEY_EXPIRE)", apply: durOpt(func(c *Config) *time.Duration { return &c.KeyRefresh })},
 	{name: "USERNAME", kind: kString, def: "apt-p2p", help: "user to run as when started as root (empty: stay)", apply: strOpt(func(c *Config) *string { return &c.Username })},
 	{name: "DHT", kind: kString, def: "apt_p2p_Khashmir", help: "name of the DHT configuration section", apply: strOpt(func(c *Config) *string { return &c.DHTSection })},
@@ -618,6 +624,12 @@ func (c *Config) valueString(o option) string {
 		return c.UpstreamCAFile
 	case "UNLOAD_PACKAGES_CACHE":
 		return fmtTime(c.UnloadPackagesCache)
+	case "MEMORY_LIMIT":
+		return strconv.FormatInt(c.MemoryLimit, 10)
+	case "SCRUB_RATE":
+		return strconv.FormatInt(c.ScrubRate, 10)
+	case "SCRUB_INTERVAL":
+		return fmtTime(c.ScrubInterval)
 	case "KEY_REFRESH":
 		return fmtTime(c.KeyRefresh)
 	case "USERNAME":

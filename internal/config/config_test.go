@@ -210,3 +210,17 @@ func TestBindAddressHostName(t *testing.T) {
 		t.Errorf("zoned address: %q", msg)
 	}
 }
+
+func TestMemoryAndScrubOptions(t *testing.T) {
+	c := load(t, "")
+	if c.MemoryLimit != 96<<20 || c.ScrubRate != 2<<20 || c.ScrubInterval != 24*time.Hour {
+		t.Fatalf("defaults: memory limit %d, scrub rate %d, interval %v", c.MemoryLimit, c.ScrubRate, c.ScrubInterval)
+	}
+	c = load(t, "[DEFAULT]\nMEMORY_LIMIT = 0\nSCRUB_RATE = 0\nSCRUB_INTERVAL = 6h\n")
+	if c.MemoryLimit != 0 || c.ScrubRate != 0 || c.ScrubInterval != 6*time.Hour {
+		t.Fatalf("set: %d %d %v", c.MemoryLimit, c.ScrubRate, c.ScrubInterval)
+	}
+	if msg := loadErr(t, "[DEFAULT]\nMEMORY_LIMIT = lots\n"); !strings.Contains(msg, "MEMORY_LIMIT") || !strings.Contains(msg, "500M") {
+		t.Fatalf("bad value: %s", msg)
+	}
+}

@@ -21,6 +21,9 @@ const announceParallel = 16
 // calls for, plus the piece string under its own key for the h form. It
 // reports whether every store succeeded (the refresh loop retries otherwise).
 func (m *Manager) Announce(ctx context.Context, info piecestore.Info) bool {
+	if _, ok := m.store.LookupHash(info.Digest.SHA256[:]); !ok {
+		return false // dropped since it was listed (a rotten copy): announce nothing
+	}
 	if m.cfg.OtherNetworks != nil {
 		if ok, done := m.cfg.OtherNetworks(ctx, info); done {
 			m.counted(ok, &info)

@@ -43,8 +43,9 @@ type Flight struct {
 	m       *Manager
 	req     Request
 	key     wire.ID
-	w       *piecestore.Writer
-	done    chan struct{} // closed when the download, its commit and AfterCommit are over
+	w       *piecestore.Writer // set before ready closes; nil if it could not be created
+	ready   chan struct{}      // closed once w is set (or could not be)
+	done    chan struct{}      // closed when the download, its commit and AfterCommit are over
 	cancel  context.CancelFunc
 	started time.Time
 	refetch bool // the mirror-only download after a mismatch
@@ -62,7 +63,17 @@ type Flight struct {
 }
 
 // Writer is where the bytes go; apt and peers stream its available prefix.
+// Flights that Start returns, Active lists and Partial finds have one.
 func (f *Flight) Writer() *piecestore.Writer { return f.w }
+
+func (f *Flight) isReady() bool {
+	select {
+	case <-f.ready:
+		return f.w != nil
+	default:
+		return false
+	}
+}
 
 // Done is closed when the download has ended (stored, or failed).
 func (f *Flight) Done() <-chan struct{} { return f.done }

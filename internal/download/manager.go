@@ -35,7 +35,9 @@ type DHT interface {
 // Store is what downloads need of the piece store; *piecestore.Store satisfies it.
 type Store interface {
 	Lookup(d *digest.Set) (piecestore.Info, bool)
-	Create(d digest.Set, pieces []byte) (*piecestore.Writer, error)
+	LookupHash(h []byte) (piecestore.Info, bool)
+	// CreateContext may wait for room among the commits in progress.
+	CreateContext(ctx context.Context, d digest.Set, pieces []byte) (*piecestore.Writer, error)
 	AddPath(info *piecestore.Info, path string) error
 	MarkAnnounced(info *piecestore.Info, t time.Time) error
 	DueForAnnounce(before time.Time, max int) []piecestore.Info
@@ -218,29 +220,37 @@ type Request struct {
 
 // Start returns the running Flight for req's content, starting one if none
 // runs. ErrStored means the content is in the store now; ErrClosed that the
-// Manager is closing.
+// Manager is closing. It may wait while the store makes room among the
+// commits in progress (back-pressure), never holding the Manager's lock
+// meanwhile.
 func (m *Manager) Start(req Request) (*Flight, error) {
 	key, ok := req.Digest.Key()
 	if !ok || req.Digest.Size < 0 {
 		return nil, fmt.Errorf("download: %s: no usable hash or size", req.Path)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	for {
+		m.mu.Lock()
 		if m.closed {
+			m.mu.Unlock()
 			return nil, ErrClosed
 		}
 		f, ok := m.active[key]
 		if !ok {
-			break
+			f, err := m.reserveLocked(key, req, false)
+			m.mu.Unlock()
+			if err != nil {
+				return nil, err
+			}
+			return f, m.launch(f)
 		}
-		if f.w.Err() == nil {
+		m.mu.Unlock()
+		<-f.ready
+		if f.w != nil && f.w.Err() == nil {
 			return f, nil
 		}
 		// It has failed (apt's retry after a cut arrives while the failure is
 		// being handled): joining would cut this response too. Wait for it to
 		// end, so the refetch it starts is the one found, and look again.
-		m.mu.Unlock()
 		t := m.clk.NewTimer(10 * time.Second)
 		select {
 		case <-f.done:
@@ -249,34 +259,53 @@ func (m *Manager) Start(req Request) (*Flight, error) {
 		}
 		t.Stop()
 		m.mu.Lock()
-		if m.active[key] == f {
+		still := m.active[key] == f
+		m.mu.Unlock()
+		if still {
 			return nil, fmt.Errorf("download: %s: a failed download of it is still ending", req.Path)
 		}
 	}
-	return m.startLocked(key, req, false)
 }
 
-// startLocked creates the Flight for key and runs it (m.mu held).
-func (m *Manager) startLocked(key wire.ID, req Request, refetch bool) (*Flight, error) {
+// reserveLocked registers a Flight for key, without its Writer yet (m.mu
+// held): a concurrent Start for the same content waits for it (ready).
+func (m *Manager) reserveLocked(key wire.ID, req Request, refetch bool) (*Flight, error) {
 	if _, ok := m.store.Lookup(&req.Digest); ok {
 		return nil, ErrStored
 	}
-	w, err := m.store.Create(req.Digest, nil)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := clock.WithTimeout(m.ctx, m.clk, m.cfg.Timeout)
-	f := &Flight{m: m, req: req, key: key, w: w, done: make(chan struct{}), cancel: cancel,
+	f := &Flight{m: m, req: req, key: key, ready: make(chan struct{}), done: make(chan struct{}),
 		started: m.clk.Now(), refetch: refetch}
 	m.active[key] = f
-	m.wg.Add(1)
+	m.wg.Add(1) // Close waits for it from here on
+	return f, nil
+}
+
+// launch creates f's Writer in the store, outside the Manager's lock (the
+// store may make it wait for room), and runs the download.
+func (m *Manager) launch(f *Flight) error {
+	w, err := m.store.CreateContext(m.ctx, f.req.Digest, nil)
+	if err != nil {
+		m.mu.Lock()
+		if m.active[f.key] == f {
+			delete(m.active, f.key)
+		}
+		m.mu.Unlock()
+		f.fail(err)
+		close(f.ready)
+		close(f.done)
+		m.wg.Done()
+		return err
+	}
+	ctx, cancel := clock.WithTimeout(m.ctx, m.clk, m.cfg.Timeout)
+	f.w, f.cancel = w, cancel
+	close(f.ready)
 	go func() {
 		defer m.wg.Done()
 		defer cancel()
 		info, ok := f.run(ctx)
 		m.mu.Lock()
-		if m.active[key] == f {
-			delete(m.active, key)
+		if m.active[f.key] == f {
+			delete(m.active, f.key)
 		}
 		m.mu.Unlock()
 		// Requests waiting for an index file go on now, not after the
@@ -284,22 +313,27 @@ func (m *Manager) startLocked(key wire.ID, req Request, refetch bool) (*Flight, 
 		close(f.done)
 		if ok {
 			m.Announce(ctx, info)
-		} else if f.mismatched && !refetch {
-			m.refetch(key, req)
+		} else if f.mismatched && !f.refetch {
+			m.refetch(f.key, f.req)
 		}
 	}()
-	return f, nil
+	return nil
 }
 
 // refetch starts the mirror-only download that follows a whole-file
 // mismatch, unless one runs already or the Manager is closing.
 func (m *Manager) refetch(key wire.ID, req Request) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.closed || m.active[key] != nil {
+		m.mu.Unlock()
 		return
 	}
-	if _, err := m.startLocked(key, req, true); err != nil && !errors.Is(err, ErrStored) {
+	f, err := m.reserveLocked(key, req, true)
+	m.mu.Unlock()
+	if err == nil {
+		err = m.launch(f)
+	}
+	if err != nil && !errors.Is(err, ErrStored) {
 		m.log.Warn("refetch after a failed verification could not start", "path", req.Path, "err", err)
 	}
 }
@@ -323,7 +357,9 @@ func (m *Manager) Active() []*Flight {
 	defer m.mu.Unlock()
 	out := make([]*Flight, 0, len(m.active))
 	for _, f := range m.active {
-		out = append(out, f)
+		if f.isReady() {
+			out = append(out, f)
+		}
 	}
 	return out
 }
@@ -336,7 +372,7 @@ func (m *Manager) Partial(h []byte) (*Flight, bool) {
 	m.mu.Lock()
 	f, ok := m.active[key]
 	m.mu.Unlock()
-	if !ok {
+	if !ok || !f.isReady() || f.w == nil {
 		return nil, false
 	}
 	t, ok := f.req.Digest.KeyType()

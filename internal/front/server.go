@@ -8,6 +8,7 @@ package front
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
 	"net"
@@ -95,7 +96,13 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	}
 	absolute := bytes.HasPrefix(uri, httpPrefix) || bytes.HasPrefix(uri, tlsPrefix)
 	if !absolute {
-		switch string(ctx.Path()) {
+		// The raw path, not ctx.Path(): that parses and normalises the whole URI, a cost
+		// every apt request would pay for these few fixed names.
+		p := uri
+		if q := bytes.IndexByte(p, '?'); q >= 0 {
+			p = p[:q]
+		}
+		switch string(p) {
 		case "/", "/index.html":
 			s.status(ctx, from, s.writeHTML)
 			return
@@ -114,6 +121,17 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		// The original answered 404 to strangers; say why instead.
 		httpserve.Error(ctx, fasthttp.StatusForbidden, from.String()+" may not use the apt proxy (see ALLOWED_CLIENTS)")
 		s.log.Info("apt request refused", "from", from, "uri", string(uri))
+		return
+	}
+	// A URI answered from the store before is answered again without parsing it.
+	if url, ok := s.n.ServeHot(ctx, uri); ok {
+		s.n.Stats.Requests.Inc()
+		took := time.Since(t0)
+		s.n.Stats.RequestLatency.Observe(took)
+		if s.log.Enabled(context.Background(), slog.LevelInfo) {
+			s.log.Info("apt request", "from", from, "url", url, "status", ctx.Response.StatusCode(),
+				"bytes", ctx.Response.Header.ContentLength(), "source", string(node.SourceCache), "took", took.Round(time.Microsecond))
+		}
 		return
 	}
 	var u mirrorurl.URL
@@ -135,12 +153,18 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	s.n.Stats.Requests.Inc()
 	src, later := s.n.ServeApt(ctx, u)
 	liftReason(ctx)
+	if src == node.SourceCache && later == nil && ctx.Response.StatusCode() < 300 {
+		s.n.RememberHot(uri, u)
+	}
 	took := time.Since(t0)
 	s.n.Stats.RequestLatency.Observe(took)
 	status, size := ctx.Response.StatusCode(), ctx.Response.Header.ContentLength()
 	if later == nil {
-		s.log.Info("apt request", "from", from, "url", u.String(), "status", status,
-			"bytes", size, "source", string(src), "took", took.Round(time.Microsecond))
+		// The arguments (the URL string above all) are built only for a log that takes them.
+		if s.log.Enabled(context.Background(), slog.LevelInfo) {
+			s.log.Info("apt request", "from", from, "url", u.String(), "status", status,
+				"bytes", size, "source", string(src), "took", took.Round(time.Microsecond))
+		}
 		return
 	}
 	// The body streams from a download still choosing its sources: log once

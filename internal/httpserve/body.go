@@ -45,6 +45,8 @@ type sender struct {
 	rs    rawSend
 	// rsWrite is rs.write bound once: a method value made per call would allocate.
 	rsWrite func(uintptr) bool
+	// deadline is set once this response moved the write deadline (cleared by done).
+	deadline bool
 }
 
 // setConn records the connection a response goes to. The direct sendfile path needs its
@@ -74,8 +76,13 @@ func (s *sender) sendDirect(f *os.File, off, n int64) (written int64, err error,
 	if s.rsWrite == nil {
 		s.rsWrite = s.rs.write
 	}
-	s.rs = rawSend{infd: int(f.Fd()), off: off, remain: int(n)}
+	// The stall deadline is armed only if sendfile would block: a body that fits in the socket
+	// buffer (most small files) costs no deadline timer operations.
+	s.rs = rawSend{infd: int(f.Fd()), off: off, remain: int(n), conn: s.conn, stall: s.stall}
 	werr := s.raw.Write(s.rsWrite)
+	if s.rs.armed {
+		s.deadline = true
+	}
 	written, err = s.rs.n, s.rs.err
 	if err == nil {
 		err = werr
@@ -96,10 +103,10 @@ func flushFor(w io.Writer) error {
 }
 
 // sendSpan sends [off, off+n) of f to w: directly with sendfile(2) at an explicit offset when w is
-// the connection's writer and the descriptor is known; otherwise through w's ReadFrom (Go's sendfile,
-// which reads from and moves f's offset, so f must be private to this response); otherwise, for a
-// writer without ReadFrom, with pread copies.
-func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64, err error) {
+// the connection's writer and the descriptor is known. Otherwise, if f is this response's own
+// (private), through w's ReadFrom (Go's sendfile, which reads from and moves f's offset); else with
+// pread copies: a shared f's offset is never used.
+func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64, private bool) (written int64, err error) {
 	if n <= 0 {
 		return 0, nil
 	}
@@ -125,13 +132,10 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 				step = min(step, s.thr.step)
 				s.thr.wait(s.peer, step)
 			}
-			if s.conn != nil {
-				s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck // a failed write reports it
-			}
 			m, err, handled := s.sendDirect(f, off, step)
 			if !handled {
 				s.raw = nil // e.g. a file system without sendfile: copy from here on
-				m, err := s.sendSpan(w, f, off, n)
+				m, err := s.sendSpan(w, f, off, n, private)
 				return written + m, err
 			}
 			written += m
@@ -147,7 +151,7 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 		return written, nil
 	}
 	rf, ok := w.(io.ReaderFrom)
-	if !ok {
+	if !ok || !private {
 		return s.copySpan(w, f, off, n)
 	}
 	if err := flushFor(w); err != nil {
@@ -162,9 +166,7 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 			step = min(step, s.thr.step)
 			s.thr.wait(s.peer, step)
 		}
-		if s.conn != nil {
-			s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck // a failed write reports it
-		}
+		s.moveDeadline()
 		s.lr.R, s.lr.N = f, step
 		m, err := rf.ReadFrom(&s.lr)
 		s.lr.R = nil
@@ -185,7 +187,8 @@ func (s *sender) sendSpan(w io.Writer, f *os.File, off, n int64) (written int64,
 
 var copyBufPool = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// copySpan is the fallback for writers without ReadFrom (never the case behind fasthttp's server).
+// copySpan is the fallback for connections without a descriptor (TLS, wrapped connections) when the
+// file is shared, and for writers without ReadFrom.
 func (s *sender) copySpan(w io.Writer, f *os.File, off, n int64) (written int64, err error) {
 	bp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bp)
@@ -200,14 +203,22 @@ func (s *sender) copySpan(w io.Writer, f *os.File, off, n int64) (written int64,
 			if rerr == nil || rerr == io.EOF {
 				rerr = ErrShortFile
 			}
+			// What the file has goes out, then the response is cut (the server closes the
+			// connection without flushing its writer).
+			k, _ := w.Write(chunk[:m])
+			if bw, ok := w.(*bufio.Writer); ok {
+				bw.Flush() //nolint:errcheck // the response is cut either way
+			}
+			written += int64(k)
+			if s.sent != nil {
+				s.sent.Add(int64(k))
+			}
 			return written, rerr
 		}
 		if s.thr.limited() {
 			s.thr.wait(s.peer, int64(m))
 		}
-		if s.conn != nil {
-			s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck
-		}
+		s.moveDeadline()
 		k, werr := w.Write(chunk)
 		written += int64(k)
 		off += int64(k)
@@ -222,10 +233,18 @@ func (s *sender) copySpan(w io.Writer, f *os.File, off, n int64) (written int64,
 	return written, nil
 }
 
-// done clears the moving write deadline (the server sets its own before the next response, if any)
-// and gives back the upload slot.
-func (s *sender) done() {
+// moveDeadline gives the next step of a copy the stall timeout.
+func (s *sender) moveDeadline() {
 	if s.conn != nil {
+		s.conn.SetWriteDeadline(time.Now().Add(s.stall)) //nolint:errcheck // a failed write reports it
+		s.deadline = true
+	}
+}
+
+// done clears the moving write deadline if this response set one (the server sets its own before
+// the next response, if any) and gives back the upload slot.
+func (s *sender) done() {
+	if s.deadline && s.conn != nil {
 		s.conn.SetWriteDeadline(time.Time{}) //nolint:errcheck
 	}
 	if s.slot {
@@ -269,7 +288,7 @@ func (b *fileBody) WriteTo(w io.Writer) (int64, error) {
 		b.n -= int64(k)
 		return int64(k), err
 	}
-	m, err := b.sendSpan(w, b.f, b.off, b.n)
+	m, err := b.sendSpan(w, b.f, b.off, b.n, false)
 	b.off += m
 	b.n -= m
 	return m, err

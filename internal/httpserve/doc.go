@@ -26,9 +26,10 @@
 // an explicit offset, on the connection's descriptor (connections accepted through LimitListener carry
 // it). That path allocates nothing and never moves the file's offset. Headers go out with MSG_MORE so
 // they share TCP segments with the body. On connections without a descriptor (TLS, wrapped conns) the
-// body falls back to handing *io.LimitedReader{*os.File} to the connection's ReadFrom, which is Go's
-// own sendfile path but reads from the file's current offset: so a file given to ServeFile must not be
-// read through its offset by anyone else while its response is written (one open file per response;
-// ReadAt users are fine). StreamBody reopens the growing file through /proc/self/fd, so the writer may
-// close its descriptor at any time without the body sending from a reused descriptor number.
+// body of a complete file is copied with pread: a file given to ServeFile may be shared by many
+// responses at once (the store's open-file cache shares descriptors), so its offset is never used.
+// StreamBody reopens a growing file through /proc/self/fd, so the writer may close its descriptor at
+// any time without the body sending from a reused descriptor number; that private file's offset is
+// its own, so without a descriptor it still goes out through the connection's ReadFrom (Go's
+// sendfile path) as *io.LimitedReader{*os.File}.
 package httpserve

@@ -1,7 +1,9 @@
 package httpserve
 
 import (
+	"net"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -9,12 +11,18 @@ import (
 // RawConn.Write so the runtime poller waits for writability and honours the write deadline.
 // Unlike net.TCPConn.ReadFrom (which uses and moves the file's shared offset and allocates a
 // RawConn and a closure per call), it reads at its own offset like pread and allocates nothing.
+//
+// The write deadline (the stall timeout) is moved only when the socket is full and the poller is
+// about to wait, once per span: a span that the socket buffer takes at once costs no timer work.
 type rawSend struct {
 	infd   int
 	off    int64
 	remain int
 	n      int64
 	err    error
+	conn   net.Conn      // whose write deadline to arm before waiting; nil: none
+	stall  time.Duration // the stall timeout
+	armed  bool          // the deadline was moved for this span
 }
 
 func (r *rawSend) write(fd uintptr) bool {
@@ -31,7 +39,12 @@ func (r *rawSend) write(fd uintptr) bool {
 				return true
 			}
 		case syscall.EAGAIN:
-			return false // socket buffer full: let the poller wait
+			// Socket buffer full: let the poller wait, until the stall deadline at most.
+			if !r.armed && r.conn != nil {
+				r.conn.SetWriteDeadline(time.Now().Add(r.stall)) //nolint:errcheck // a failed write reports it
+				r.armed = true
+			}
+			return false
 		case syscall.EINTR:
 		default:
 			r.err = err

@@ -2,12 +2,20 @@
 
 package httpserve
 
+import (
+	"net"
+	"time"
+)
+
 type rawSend struct {
 	infd   int
 	off    int64
 	remain int
 	n      int64
 	err    error
+	conn   net.Conn
+	stall  time.Duration
+	armed  bool
 }
 
 func (r *rawSend) write(fd uintptr) bool { return true }

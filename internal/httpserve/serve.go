@@ -11,9 +11,8 @@ import (
 
 // FileResponse describes one file to send. Either File (complete) or Growing (being downloaded) is set.
 type FileResponse struct {
-	// File is a complete file. On connections without a descriptor its offset is used by Go's
-	// sendfile, so it must not be read through its offset by anyone else until Release is called
-	// (ReadAt users are fine); one open file per response satisfies this.
+	// File is a complete file. It is only read at explicit offsets (sendfile with an offset, pread),
+	// never through its own offset, so one open file may serve concurrent responses.
 	File *os.File
 	// Growing, if set, is a file still being written: the body streams as it grows (StreamBody).
 	Growing Growing

@@ -125,7 +125,7 @@ func (s *StreamBody) WriteTo(w io.Writer) (written int64, err error) {
 		upto := min(avail, s.end)
 		var m int64
 		if f := s.privateFile(); f != nil {
-			m, err = s.sendSpan(w, f, s.pos, upto-s.pos)
+			m, err = s.sendSpan(w, f, s.pos, upto-s.pos, true)
 		} else if src := s.g.File(); src != nil {
 			m, err = s.copySpan(w, src, s.pos, upto-s.pos)
 		} else {

@@ -52,6 +52,9 @@ func (u URL) HostHeader() string {
 // RequestPath is Path escaped for a request line (each segment percent-encoded
 // where needed; '+' and '~' stay as Debian file names use them).
 func (u URL) RequestPath() string {
+	if !needsPathEscape(u.Path) {
+		return u.Path // the common case, without a copy: it runs for every apt request
+	}
 	segs := strings.Split(u.Path, "/")
 	for i, s := range segs {
 		segs[i] = url.PathEscape(s)
@@ -180,8 +183,43 @@ func ParseAbsolute(raw string) (URL, error) {
 // finish checks the parsed URL as a whole: mirror-shaped, and short enough
 // once rendered (percent-encoding can triple raw bytes), so every accepted URL
 // parses back from its own rendering: one file, one cache key.
+// needsPathEscape reports whether url.PathEscape would change a segment of p (split at '/'):
+// false when every byte is one PathEscape keeps.
+func needsPathEscape(p string) bool {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case c == '/', c == '-', c == '_', c == '.', c == '~', c == '$', c == '&', c == '+', c == ':', c == '=', c == '@':
+		default:
+			return true
+		}
+	}
+	return false
+}
+
+// stringLen is len(u.String()), without building it.
+func (u URL) stringLen() int {
+	n := len("http://") + len(u.RequestPath())
+	if u.TLS {
+		n++
+	}
+	brackets := 0
+	if strings.Contains(u.Host, ":") {
+		brackets = 2
+	}
+	if (u.TLS && u.Port == 443) || (!u.TLS && u.Port == 80) {
+		return n + len(u.Host) + brackets
+	}
+	digits := 1
+	for p := u.Port; p >= 10; p /= 10 {
+		digits++
+	}
+	return n + len(u.Host) + brackets + 1 + digits
+}
+
 func (u URL) finish() (URL, error) {
-	if len(u.String()) > maxURILen {
+	if u.stringLen() > maxURILen {
 		return URL{}, ErrBadPath
 	}
 	return u, mirrorShaped(u.Path)
@@ -258,6 +296,9 @@ func cleanPath(p string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if isClean(dec) {
+		return dec, nil // nothing to drop: the common case, without splitting and joining
+	}
 	segs := strings.Split(dec, "/")
 	out := make([]string, 0, len(segs))
 	for _, s := range segs {
@@ -273,6 +314,14 @@ func cleanPath(p string) (string, error) {
 		return "", ErrNotMirrorPath
 	}
 	return "/" + strings.Join(out, "/"), nil
+}
+
+// isClean reports whether p (starting with '/') is already what cleanPath makes of it: no
+// empty, "." or ".." segment and no trailing slash.
+func isClean(p string) bool {
+	return len(p) > 1 && p[0] == '/' && p[len(p)-1] != '/' &&
+		!strings.Contains(p, "//") && !strings.Contains(p, "/./") && !strings.Contains(p, "/../") &&
+		!strings.HasSuffix(p, "/.") && !strings.HasSuffix(p, "/..")
 }
 
 func unescape(s string) (string, error) {

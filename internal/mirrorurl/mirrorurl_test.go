@@ -2,6 +2,7 @@ package mirrorurl
 
 import (
 	"errors"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -122,5 +123,71 @@ func TestFullURLAfterPrefix(t *testing.T) {
 	// A host literally named like a scheme is still a host when it has no colon.
 	if u, err := ParsePrefix("/http/debian/dists/x/Release"); err != nil || u.Host != "http" {
 		t.Errorf("host named http: %+v, %v", u, err)
+	}
+}
+
+// slowRequestPath and slowCleanPath are the plain implementations the fast paths of
+// RequestPath and cleanPath must agree with.
+func slowRequestPath(p string) string {
+	segs := strings.Split(p, "/")
+	for i, s := range segs {
+		segs[i] = url.PathEscape(s)
+	}
+	return strings.Join(segs, "/")
+}
+
+func slowCleanPath(dec string) (string, error) {
+	var out []string
+	for _, s := range strings.Split(dec, "/") {
+		switch s {
+		case "":
+			continue
+		case ".", "..":
+			return "", ErrBadPath
+		}
+		out = append(out, s)
+	}
+	if len(out) == 0 {
+		return "", ErrNotMirrorPath
+	}
+	return "/" + strings.Join(out, "/"), nil
+}
+
+// TestFastPathsAgree: the allocation-free fast paths of RequestPath, cleanPath and the length
+// check in finish give what the plain implementations give, for every byte in every position
+// of a few path shapes.
+func TestFastPathsAgree(t *testing.T) {
+	shapes := []string{"/debian/pool/main/h/hello/hello_2.10-3_amd64.deb", "/a/%s/b", "/%s", "/x/%s", "/x%s/y", "/%s/", "/x/%s%s/y"}
+	var cases []string
+	for c := 0; c < 256; c++ {
+		for _, sh := range shapes {
+			cases = append(cases, strings.ReplaceAll(sh, "%s", string(rune(c))))
+			cases = append(cases, strings.ReplaceAll(sh, "%s", string([]byte{byte(c)})))
+		}
+	}
+	cases = append(cases, "/", "//", "/./", "/../x", "/x/..", "/x/.", "/.x/..y/", "/a//b", "/a/./b")
+	for _, p := range cases {
+		if got, want := (URL{Path: p}).RequestPath(), slowRequestPath(p); got != want {
+			t.Errorf("RequestPath(%q) = %q, want %q", p, got, want)
+		}
+		got, gerr := cleanPath(p)
+		if dec, err := unescape(p); err == nil {
+			want, werr := slowCleanPath(dec)
+			if got != want || !errors.Is(gerr, werr) && (gerr != nil || werr != nil) {
+				t.Errorf("cleanPath(%q) = %q, %v; want %q, %v", p, got, gerr, want, werr)
+			}
+		}
+	}
+	for _, u := range []URL{
+		{Host: "deb.debian.org", Port: 80, Path: "/debian/pool/a b"},
+		{TLS: true, Host: "deb.debian.org", Port: 443, Path: "/x"},
+		{TLS: true, Host: "::1", Port: 8443, Path: "/x"},
+		{Host: "::1", Port: 80, Path: "/x"},
+		{Host: "127.0.0.1", Port: 9, Path: "/x"},
+		{Host: "127.0.0.1", Port: 65535, Path: "/x%"},
+	} {
+		if got, want := u.stringLen(), len(u.String()); got != want {
+			t.Errorf("%+v: stringLen %d, len(String()) %d", u, got, want)
+		}
 	}
 }

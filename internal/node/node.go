@@ -30,6 +30,7 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/download"
 	"github.com/apt-p2p/apt-p2p/internal/fetch"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
+	"github.com/apt-p2p/apt-p2p/internal/membudget"
 	"github.com/apt-p2p/apt-p2p/piecestore"
 	"github.com/apt-p2p/apt-p2p/wire"
 )
@@ -61,6 +62,8 @@ type Node struct {
 
 	mu         sync.Mutex
 	indexFiles map[string]indexFile // hashed index files to re-parse at start-up
+
+	hot hotPaths // request URIs answered from the store (hot.go)
 }
 
 // indexFile records a hashed index file (Packages.xz, ...) kept in the store.
@@ -95,9 +98,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 
 	var err error
 	n.store, err = piecestore.Open(filepath.Join(cfg.CacheDir, "store"), piecestore.Options{
-		MaxBytes:   cfg.CacheSize,
-		Logger:     log.With("part", "store"),
-		Referenced: n.index.Referenced,
+		MaxBytes:      cfg.CacheSize,
+		Logger:        log.With("part", "store"),
+		Referenced:    n.index.Referenced,
+		ScrubRate:     cfg.ScrubRate,
+		ScrubInterval: cfg.ScrubInterval,
+		Dropped:       n.dropped,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the cache in %s: %w", cfg.CacheDir, err)
@@ -348,6 +354,9 @@ func (n *Node) loadIndexes() {
 	for _, r := range readers {
 		r.Close()
 	}
+	// Decompressing and parsing left tens of MB of garbage behind the compact index: give
+	// the pages back now rather than keep the peak.
+	membudget.Release()
 	st := n.index.Stats()
 	n.log.Info("index loaded", "files", len(files), "took", time.Since(t0).Round(time.Millisecond), "stats", fmt.Sprintf("%+v", st))
 }
@@ -363,6 +372,15 @@ func (n *Node) saveIndexes() {
 	if _, err := writeAtomic(n.indexesPath(), bytesReader(b), 64<<20); err != nil {
 		n.log.Warn("saving the index list", "err", err)
 	}
+}
+
+// dropped is told by the store that a cached copy went (its file vanished, changed, or no
+// longer matches its hash): it is no longer announced (the announcer only refreshes what the
+// store holds) and the next request fetches it again.
+func (n *Node) dropped(info piecestore.Info, reason string) {
+	n.Stats.Dropped.Inc()
+	n.log.Warn("cached copy dropped; it is fetched again when next asked for and no longer announced",
+		"sha256", fmt.Sprintf("%x", info.Digest.SHA256), "paths", info.Paths, "reason", reason)
 }
 
 // storeContent adapts the store to what the peer handler serves.

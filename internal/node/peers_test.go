@@ -102,6 +102,12 @@ func testCorruptPeer(t *testing.T, repo *testrepo.Repo, base string, p *testrepo
 	name := p.Name
 	{
 		seed(t, a, b, m, repo, p)
+		// A's store verifies a copy whose file changed before serving it, so A lies only
+		// about a file it already serves from its open-file cache: rot under a running
+		// peer, which its scrub finds later (TestRotWhileRunning).
+		if code, _, _ := get(t, peerURL(t, a, p)); code != http.StatusOK {
+			t.Fatalf("A does not serve %s: HTTP %d", name, code)
+		}
 		corrupt(t, dataFile(a, p), p.Size/2)
 		want, _ := p.Bytes()
 		mirrorBefore := m.BytesServed("/debian/" + p.Filename)

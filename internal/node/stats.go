@@ -31,6 +31,7 @@ type Stats struct {
 	LookupLatency *metrics.Histogram
 	// dl reads the download manager's counters (an empty set until it exists).
 	dl             func() *download.Counters
+	Dropped        *metrics.Counter // cached copies dropped (vanished, changed, rotten)
 	RequestLatency *metrics.Histogram
 
 	path     string
@@ -75,6 +76,7 @@ func newStats(path string) *Stats {
 	const roles = "Downloads by what they decided: lead (fetch from the mirror at once: alone, or first of a crowd) or follow an earlier download of the same file."
 	dlc("aptp2p_download_roles_total", `role="leader"`, roles, func(c *download.Counters) *atomic.Int64 { return &c.Leaders })
 	dlc("aptp2p_download_roles_total", `role="follower"`, roles, func(c *download.Counters) *atomic.Int64 { return &c.Followers })
+	s.Dropped = r.Counter("aptp2p_cache_dropped_total", "", "Cached copies dropped because their file vanished, changed or no longer matched its hash (fetched again when next asked for).")
 	s.LookupLatency = r.Histogram("aptp2p_dht_lookup_seconds", "Time of DHT lookups for downloads.", metrics.LatencyBuckets...)
 	s.RequestLatency = r.Histogram("aptp2p_apt_request_seconds", "Time to answer apt requests (headers).", metrics.LatencyBuckets...)
 	if b, err := os.ReadFile(path); err == nil {

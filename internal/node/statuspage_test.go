@@ -125,6 +125,12 @@ func TestBansVisible(t *testing.T) {
 	p := repo.Package("multi")
 	aptUpdate(t, b, m, repo)
 	seed(t, a, b, m, repo, p)
+	// A serves the file once from its verified store (then from its
+	// open-file cache), and its copy rots under it: A lies until its scrub
+	// notices.
+	if code, _, _ := get(t, peerURL(t, a, p)); code != http.StatusOK {
+		t.Fatalf("A does not serve %s: HTTP %d", p.Name, code)
+	}
 	corrupt(t, dataFile(a, p), p.Size/2)
 	if _, _, err := getLenient(t, b.url(m, p.Filename)); err != nil {
 		t.Logf("download from the corrupt peer: %v", err)
