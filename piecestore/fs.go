@@ -14,6 +14,9 @@ type FS interface {
 	Open(name string) (File, error)
 	// Create creates a new file for reading and writing; it fails if name exists.
 	Create(name string) (File, error)
+	// OpenRW opens an existing file for reading and writing (a partial
+	// download being resumed).
+	OpenRW(name string) (File, error)
 	Rename(oldname, newname string) error
 	Remove(name string) error
 	Stat(name string) (os.FileInfo, error)
@@ -60,6 +63,14 @@ type OSFS struct{}
 type osFile struct{ *os.File }
 
 func (f osFile) OSFile() *os.File { return f.File }
+
+func (OSFS) OpenRW(name string) (File, error) {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
 
 func (OSFS) Create(name string) (File, error) {
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)

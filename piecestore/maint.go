@@ -112,6 +112,11 @@ func (s *Store) GC() (removed int, err error) {
 	live := make(map[string]bool)
 	for _, w := range s.writers {
 		live[w.tmpName] = true
+		live[w.journal] = true
+	}
+	for _, st := range s.resumable {
+		part, journal := s.resumeNames(&st.want)
+		live[part], live[journal] = true, true
 	}
 	s.mu.RUnlock()
 	for _, de := range tmps {

@@ -38,6 +38,7 @@ var (
 	ErrChanged       = errors.New("piecestore: shared file changed on disk")
 	ErrFinished      = errors.New("piecestore: write after hashing finished")
 	ErrNoHash        = errors.New("piecestore: expected content has no size or no hash")
+	ErrSuspended     = errors.New("piecestore: write suspended (resumed by the next Create of the content)")
 	ErrCorrupt       = errors.New("piecestore: stored file no longer matches its hash (dropped)")
 )
 
@@ -168,9 +169,12 @@ type Store struct {
 	byPieces map[wire.ID]*entry
 	byExt    map[string]*entry
 	writers  map[[32]byte]*Writer // keyed by each expected hash, normalised to 32 bytes with its type
-	dirty    map[*entry]struct{}
-	st       Stats
-	closed   bool
+	// resumable: partial files kept from an earlier run or a suspended
+	// Writer, by SHA-256 (resume.go).
+	resumable map[[32]byte]*resumeState
+	dirty     map[*entry]struct{}
+	st        Stats
+	closed    bool
 
 	// Group commit (commit.go), under mu.
 	commitQ    []*commitReq
@@ -249,7 +253,7 @@ func Open(dir string, opt Options) (*Store, error) {
 			return nil, fmt.Errorf("piecestore: %w", err)
 		}
 	}
-	if err := s.removeTemps(); err != nil {
+	if err := s.keepResumable(); err != nil {
 		return nil, err
 	}
 	db, err := bbolt.Open(filepath.Join(dir, "meta.db"), 0o644, &bbolt.Options{Timeout: 5 * time.Second, NoSync: opt.noSync})
@@ -277,19 +281,6 @@ func Open(dir string, opt Options) (*Store, error) {
 		go s.flusher(iv)
 	}
 	return s, nil
-}
-
-func (s *Store) removeTemps() error {
-	ents, err := s.fs.ReadDir(s.tmpDir)
-	if err != nil {
-		return fmt.Errorf("piecestore: %w", err)
-	}
-	for _, de := range ents {
-		if err := s.fs.Remove(filepath.Join(s.tmpDir, de.Name())); err != nil {
-			return fmt.Errorf("piecestore: removing temporary file: %w", err)
-		}
-	}
-	return nil
 }
 
 // load reads every record and reconciles them with data/.

@@ -34,8 +34,10 @@ type Writer struct {
 	size    int64
 	npieces int
 	tmpName string
+	journal string // its resume journal (resume.go); "" when it cannot resume
 	seq     uint64 // creation order (names the temporary file)
 	f       File
+	jwg     sync.WaitGroup // a journal being written
 	keys    [4][32]byte
 	nkeys   int
 
@@ -50,6 +52,13 @@ type Writer struct {
 	result  digest.Set
 	pieces  []byte
 	changed chan struct{} // made by the first waiter, closed (and cleared) on every change
+
+	written    int64 // bytes written (the prefix and pieces out of order), for the journal
+	journaled  int64 // written at the last journal
+	journaling bool  // a journal is being written
+	// journaledOnce: a journal may exist (one was started, or the Writer
+	// resumed from one), so it is removed with the data file.
+	journaledOnce bool
 }
 
 func busyKey(t digest.Type, h []byte) [32]byte {
@@ -112,14 +121,37 @@ func (s *Store) CreateContext(ctx context.Context, d digest.Set, pieces []byte) 
 		}
 	}
 	w.seq = s.tmpSeq.Add(1)
-	w.tmpName = filepath.Join(s.tmpDir, strconv.FormatUint(w.seq, 10)+".part")
+	w.tmpName, w.journal = s.resumeNames(&d)
+	if w.tmpName == "" {
+		w.tmpName = filepath.Join(s.tmpDir, strconv.FormatUint(w.seq, 10)+".part")
+	}
+	resume := s.takeResumableLocked(&d)
 	for _, k := range w.keys[:w.nkeys] {
 		s.writers[k] = w
 	}
 	s.st.Writers++
 	s.mu.Unlock()
 
-	f, err := s.fs.Create(w.tmpName)
+	var f File
+	var err error
+	if resume != nil {
+		if f, err = s.fs.OpenRW(w.tmpName); err == nil {
+			w.f = f
+			w.mu.Lock()
+			kept, rerr := w.resumeLocked(resume)
+			w.mu.Unlock()
+			if rerr == nil {
+				s.log.Info("piecestore: resuming a download", "file", filepath.Base(w.tmpName), "have", kept, "of", d.Size)
+				return w, nil
+			}
+			s.log.Warn("piecestore: cannot resume; starting over", "file", filepath.Base(w.tmpName), "err", rerr)
+			f.Close()
+			w.resetLocked(&d)
+		}
+		_ = s.fs.Remove(w.tmpName)
+		_ = s.fs.Remove(w.journal)
+	}
+	f, err = s.fs.Create(w.tmpName)
 	if err == nil {
 		w.f = f
 		// Sized up front so pieces can be written anywhere, and space reserved where the
@@ -143,6 +175,14 @@ func (s *Store) CreateContext(ctx context.Context, d digest.Set, pieces []byte) 
 		w.mu.Unlock()
 	}
 	return w, nil
+}
+
+// resetLocked forgets what a failed resume took over.
+func (w *Writer) resetLocked(d *digest.Set) {
+	w.contig, w.written, w.journaled = 0, 0, 0
+	clear(w.have)
+	clear(w.sums)
+	w.h = newVerifyingHasher(d, d.Size)
 }
 
 func allocate(f File, size int64) error {
@@ -193,6 +233,9 @@ func (w *Writer) failLocked(err error) {
 		// Close rather than touching a reused descriptor.
 		_ = w.f.Close()
 		_ = w.s.fs.Remove(w.tmpName)
+		if w.journaledOnce {
+			_ = w.s.fs.Remove(w.journal)
+		}
 	}
 	w.s.releaseWriter(w)
 	w.notifyLocked()
@@ -280,6 +323,8 @@ func (w *Writer) pieceLocked(i int, data []byte, sum *[20]byte) error {
 	}
 	copy(w.sums[i*sha1.Size:], sum[:])
 	w.setLocked(i)
+	w.written += int64(len(data))
+	w.maybeJournalLocked()
 	return nil
 }
 
@@ -319,7 +364,12 @@ func (w *Writer) appendLocked(p []byte, off int64, sum *[20]byte) error {
 	if w.contig == w.size {
 		w.setLocked(w.npieces - 1)
 	}
-	return w.advanceLocked()
+	w.written += int64(len(fresh))
+	if err := w.advanceLocked(); err != nil {
+		return err
+	}
+	w.maybeJournalLocked()
+	return nil
 }
 
 // advanceLocked extends the contiguous prefix over pieces that were written out of order,
@@ -503,6 +553,9 @@ func (w *Writer) Commit() (Info, error) {
 		return Info{}, err
 	}
 	w.state = wCommitted
+	if w.journaledOnce {
+		_ = w.s.fs.Remove(w.journal) // (a journal still being written removes itself)
+	}
 	w.s.releaseWriter(w)
 	w.notifyLocked()
 	return info, nil

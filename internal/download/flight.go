@@ -198,7 +198,12 @@ func (f *Flight) run(ctx context.Context) (piecestore.Info, bool) {
 			return piecestore.Info{}, false
 		}
 		f.fail(fmt.Errorf("download from %s failed: %w", mirror.Addr, err))
-		f.w.Abort()
+		if m.ctx.Err() != nil {
+			// The daemon is stopping: keep what arrived, for the next start.
+			f.w.Suspend()
+		} else {
+			f.w.Abort()
+		}
 		m.log.Warn("download failed", "path", f.req.Path, "err", err, "took", clock.Since(m.clk, t0).Round(time.Millisecond))
 		return piecestore.Info{}, false
 	}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -40,9 +41,18 @@ type daemon struct {
 func startDaemon(t *testing.T, name, ip string, port int, sets ...string) *daemon {
 	t.Helper()
 	d := &daemon{t: t, name: name, ip: ip, port: port, log: &proctest.LockedBuffer{}, done: make(chan struct{})}
-	args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port), "--cache-dir", filepath.Join(t.TempDir(), "cache"),
-		"--set", "LOCAL_OK=yes", "--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
+	cache := filepath.Join(t.TempDir(), "cache")
+	var rest []string
 	for _, s := range sets {
+		if dir, ok := strings.CutPrefix(s, "CACHE_DIR="); ok {
+			cache = dir // a cache that outlives one daemon (a restart)
+			continue
+		}
+		rest = append(rest, s)
+	}
+	args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port), "--cache-dir", cache,
+		"--set", "LOCAL_OK=yes", "--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
+	for _, s := range rest {
 		args = append(args, "--set", s)
 	}
 	d.cmd = exec.Command(binary, args...)

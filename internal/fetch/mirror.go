@@ -133,8 +133,11 @@ func (dl *download) streamStart(s *source) (pos, end int64, yield, ok bool) {
 		if k >= 0 && (s.noRange || dl.allDoneBelow(k)) {
 			pos := int64(k) * PieceSize
 			c := dl.job.Sink.Contiguous()
-			if dl.pieces[k].streamer == s && c > pos && c < pos+pieceLen(k, dl.job.Size) {
-				pos = c // resume inside our own partial piece
+			if c > pos && c < pos+pieceLen(k, dl.job.Size) {
+				// The Sink already has the piece's first bytes (our own
+				// interrupted stream, or a download resumed after a
+				// restart): go on from there.
+				pos = c
 			}
 			return pos, dl.reserveLocked(s, k), false, true
 		}
