@@ -3,13 +3,22 @@
 // messages per lookup and success rate for a timeout profile.
 //
 //	go run ./cmd/dhtsim -nodes 10000 -unresponsive 0.5 -rtt-min 20ms -rtt-max 300ms -loss 0.01 -profile both
+//
+// With -crowd N it runs flash crowds instead (sim.RunCrowd, issue 10): N
+// daemons asking for one new file within -window, deciding as
+// internal/download does; it prints how many fetch from the mirror, the
+// time to first byte, and with -lone the cost of the claim to a lone user.
+//
+//	go run ./cmd/dhtsim -nodes 10000 -unresponsive 0.5 -rtt-min 20ms -rtt-max 300ms -loss 0.01 -crowd 1000 -window 2s -crowds 3 -lone 40
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"os"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/engine"
@@ -31,6 +40,19 @@ func main() {
 	noProbation := flag.Bool("no-probation", false, "default profile without NAT probation (to measure its effect)")
 	noPipeline := flag.Bool("no-pipeline", false, "default profile with the strictly two-phase get (to measure its effect)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	crowd := flag.Int("crowd", 0, "flash crowd: daemons asking for one new file (0: run puts and gets instead)")
+	window := flag.Duration("window", 2*time.Second, "crowd: the askers start within this window")
+	crowds := flag.Int("crowds", 1, "crowd: crowds in a row on the same network, each for a new file")
+	warmup := flag.Int("warmup", 3, "crowd: gets per asker beforehand, to set its lookup average (0: freshly started daemons)")
+	lone := flag.Int("lone", 0, "crowd: lone-asker trials, each with the claim and with the Get alone")
+	mirrorFB := flag.Duration("mirror-first-byte", 150*time.Millisecond, "crowd: a mirror request's time to first byte")
+	skew := flag.Duration("skew", 0, "crowd: each asker's clock is off by up to ± this")
+	noHerd := flag.Bool("no-herd", false, "crowd: Get only, no claims (the behaviour before the herd)")
+	natTree := flag.Bool("nat-tree", false, "crowd: NATed askers follow their tree parent, not the earliest claimant")
+	natReread := flag.Duration("nat-reread", 0, "crowd: a NATed asker that read no claim reads again this long after (0: never)")
+	variants := flag.String("variants", "", "crowd: compare variants on the same network, comma-separated, each a +-joined list of: "+
+		"download (as configured), no-herd, ext<dur> (claim extension), settle<dur> (fixed settle; settle0: none), nat-tree, "+
+		"reread<dur>, natdelay<dur> (NATed askers read the claims that late), random-parent, skew<dur>; e.g. download,ext2s+reread200ms+random-parent")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -54,6 +76,29 @@ func main() {
 		fmt.Fprintf(os.Stderr, "dhtsim: unknown profile %q (default, classic or both)\n", *profile)
 		os.Exit(2)
 	}
+	if *crowd > 0 {
+		ec := engine.Default()
+		if *profile == "classic" {
+			ec = engine.Classic()
+		}
+		vs, err := parseVariants(*variants)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dhtsim:", err)
+			os.Exit(2)
+		}
+		rep, err := sim.RunCrowd(sim.CrowdConfig{
+			Config: sim.Config{Nodes: *nodes, Unresponsive: *unresp, RTTMin: *rttMin, RTTMax: *rttMax, Loss: *loss,
+				Seed: *seed, Settle: *settle, Engine: ec},
+			Askers: *crowd, Window: *window, Crowds: *crowds, Warmup: *warmup, Lone: *lone, MirrorFirstByte: *mirrorFB,
+			ClockSkew: *skew, NoHerd: *noHerd, NATTree: *natTree, NATReread: *natReread,
+		}, vs...)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "dhtsim:", err)
+			os.Exit(1)
+		}
+		fmt.Println(rep)
+		return
+	}
 	for _, p := range profiles {
 		// "classic" is the original's behaviour as a whole (timeouts, no NAT
 		// probation, two-phase gets); "default" is this engine's.
@@ -74,4 +119,58 @@ func main() {
 		}
 		fmt.Println(rep)
 	}
+}
+
+// parseVariants reads -variants: comma-separated variants, each a +-joined
+// list of changes to the crowd's behaviour.
+func parseVariants(list string) ([]sim.CrowdVariant, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var out []sim.CrowdVariant
+	for _, name := range strings.Split(list, ",") {
+		var changes []func(*sim.CrowdConfig)
+		for _, part := range strings.Split(name, "+") {
+			dur := func(prefix string) (time.Duration, bool) {
+				v, ok := strings.CutPrefix(part, prefix)
+				if !ok {
+					return 0, false
+				}
+				if v == "0" {
+					return 0, true
+				}
+				d, err := time.ParseDuration(v)
+				return d, err == nil
+			}
+			if d, ok := dur("ext"); ok {
+				changes = append(changes, func(c *sim.CrowdConfig) { c.ClaimExtension = d })
+			} else if d, ok := dur("settle"); ok {
+				changes = append(changes, func(c *sim.CrowdConfig) { c.ClaimSettle = cmp.Or(d, -1) })
+			} else if d, ok := dur("reread"); ok {
+				changes = append(changes, func(c *sim.CrowdConfig) { c.NATReread = d })
+			} else if d, ok := dur("natdelay"); ok {
+				changes = append(changes, func(c *sim.CrowdConfig) { c.NATReadDelay = d })
+			} else if d, ok := dur("skew"); ok {
+				changes = append(changes, func(c *sim.CrowdConfig) { c.ClockSkew = d })
+			} else {
+				switch part {
+				case "download":
+				case "no-herd":
+					changes = append(changes, func(c *sim.CrowdConfig) { c.NoHerd = true })
+				case "nat-tree":
+					changes = append(changes, func(c *sim.CrowdConfig) { c.NATTree = true })
+				case "random-parent":
+					changes = append(changes, func(c *sim.CrowdConfig) { c.RandomParent = true })
+				default:
+					return nil, fmt.Errorf("unknown variant %q in %q", part, name)
+				}
+			}
+		}
+		out = append(out, sim.CrowdVariant{Name: name, Apply: func(c *sim.CrowdConfig) {
+			for _, f := range changes {
+				f(c)
+			}
+		}})
+	}
+	return out, nil
 }

@@ -6,7 +6,10 @@
 //
 // It is a measurement tool for the engine's lookups (latency, hops,
 // messages, success) under a chosen timeout profile, not a model of any
-// particular real network.
+// particular real network. RunCrowd (crowd.go) uses the same network for
+// flash crowds: many daemons asking for one new file at once, each deciding
+// as internal/download does whether to fetch from the mirror or from an
+// earlier claimant.
 package sim
 
 import (
@@ -225,6 +228,9 @@ type Sim struct {
 	actions []func()
 	events  uint64
 	sent    uint64
+	track   *crowdTrack // during a crowd: watches the claims' datagrams
+	// crowdRand draws a crowd's random choices (RandomParent).
+	crowdRand *rand.Rand
 }
 
 var baseAddr = binary.BigEndian.Uint32([]byte{11, 0, 0, 0})
@@ -365,6 +371,9 @@ func (s *Sim) runUntil(t int64, stop func() bool) {
 			n := s.nodes[e.node]
 			pkt := s.bufs[e.buf]
 			if !n.down && (!n.nat || s.mapped(n, e.from)) {
+				if s.track != nil {
+					s.track.deliver(s.now, e.from, e.node, pkt)
+				}
 				n.core.HandlePacket(s.time(), s.nodes[e.from].addr, pkt)
 				s.rewake(e.node)
 			}
@@ -391,69 +400,13 @@ func (s *Sim) runUntil(t int64, stop func() bool) {
 
 // Run builds the network, joins every node, puts, gets, and reports.
 func Run(cfg Config) (*Report, error) {
-	cfg.fill()
-	if cfg.Nodes < 2 {
-		return nil, fmt.Errorf("sim: need at least 2 nodes")
-	}
 	start := time.Now()
-	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-		ops: rand.New(rand.NewPCG(cfg.Seed^0x5851f42d4c957f2d, cfg.Seed)), epoch: time.Unix(1_700_000_000, 0)}
-	rep := &Report{Profile: cfg.Engine.Profile.String(), Nodes: cfg.Nodes}
-	if cfg.Mainline {
-		rep.Profile = "mainline"
+	s, rep, err := build(cfg)
+	if err != nil {
+		return nil, err
 	}
-	boot := []netip.AddrPort{nodeAddr(0)}
-	for i := 0; i < cfg.Nodes; i++ {
-		ec := cfg.Engine
-		ec.LocalOK = false
-		ec.Validate = nil
-		ec.State = nil
-		ec.StateDir = ""
-		ec.BootstrapNode = i == 0
-		var seed [32]byte
-		binary.LittleEndian.PutUint64(seed[:], cfg.Seed)
-		binary.LittleEndian.PutUint64(seed[8:], uint64(i))
-		ec.Seed = &seed
-		n := &simNode{addr: nodeAddr(i)}
-		lo, hi := int64(cfg.RTTMin/2), int64(cfg.RTTMax/2)
-		n.delay = lo
-		if hi > lo {
-			n.delay += s.rng.Int64N(hi - lo + 1)
-		}
-		if i > 0 && s.rng.Float64() < cfg.Unresponsive {
-			n.nat = true
-			n.maps = make(map[int32]int64)
-			rep.NATed++
-		}
-		if cfg.Mainline {
-			mc := cfg.MainlineEngine
-			mc.LocalOK = false
-			mc.Seed = &seed
-			n.core = mlCore{engine.NewMainline(mc, output{s, int32(i)})}
-		} else {
-			core, err := engine.New(ec, output{s, int32(i)})
-			if err != nil {
-				return nil, err
-			}
-			n.core = aptCore{core}
-		}
-		s.nodes = append(s.nodes, n)
-	}
-	// Start the nodes one after another through node 0.
-	for i := range s.nodes {
-		i := int32(i)
-		s.at(int64(i)*int64(cfg.JoinSpacing), func() {
-			s.nodes[i].core.Start(s.time(), boot)
-			s.rewake(i)
-		})
-	}
-	t := int64(len(s.nodes))*int64(cfg.JoinSpacing) + int64(cfg.Settle)
-	s.runUntil(t, nil)
-	for _, n := range s.nodes {
-		if n.core.Joined() {
-			rep.Joined++
-		}
-	}
+	cfg = s.cfg
+	t := s.now
 
 	// Puts from random nodes, random keys.
 	keys := make([]wire.ID, cfg.Puts)
@@ -529,4 +482,73 @@ func Run(cfg Config) (*Report, error) {
 	rep.SimTime = time.Duration(s.now)
 	rep.Wall = time.Since(start)
 	return rep, nil
+}
+
+// build makes the network of cfg and joins every node through node 0, one
+// after another; it returns when the network has settled (cfg.Settle after
+// the last start), with the report's network fields filled in.
+func build(cfg Config) (*Sim, *Report, error) {
+	cfg.fill()
+	if cfg.Nodes < 2 {
+		return nil, nil, fmt.Errorf("sim: need at least 2 nodes")
+	}
+	s := &Sim{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		ops: rand.New(rand.NewPCG(cfg.Seed^0x5851f42d4c957f2d, cfg.Seed)), epoch: time.Unix(1_700_000_000, 0)}
+	rep := &Report{Profile: cfg.Engine.Profile.String(), Nodes: cfg.Nodes}
+	if cfg.Mainline {
+		rep.Profile = "mainline"
+	}
+	boot := []netip.AddrPort{nodeAddr(0)}
+	for i := 0; i < cfg.Nodes; i++ {
+		ec := cfg.Engine
+		ec.LocalOK = false
+		ec.Validate = nil
+		ec.State = nil
+		ec.StateDir = ""
+		ec.BootstrapNode = i == 0
+		var seed [32]byte
+		binary.LittleEndian.PutUint64(seed[:], cfg.Seed)
+		binary.LittleEndian.PutUint64(seed[8:], uint64(i))
+		ec.Seed = &seed
+		n := &simNode{addr: nodeAddr(i)}
+		lo, hi := int64(cfg.RTTMin/2), int64(cfg.RTTMax/2)
+		n.delay = lo
+		if hi > lo {
+			n.delay += s.rng.Int64N(hi - lo + 1)
+		}
+		if i > 0 && s.rng.Float64() < cfg.Unresponsive {
+			n.nat = true
+			n.maps = make(map[int32]int64)
+			rep.NATed++
+		}
+		if cfg.Mainline {
+			mc := cfg.MainlineEngine
+			mc.LocalOK = false
+			mc.Seed = &seed
+			n.core = mlCore{engine.NewMainline(mc, output{s, int32(i)})}
+		} else {
+			core, err := engine.New(ec, output{s, int32(i)})
+			if err != nil {
+				return nil, nil, err
+			}
+			n.core = aptCore{core}
+		}
+		s.nodes = append(s.nodes, n)
+	}
+	// Start the nodes one after another through node 0.
+	for i := range s.nodes {
+		i := int32(i)
+		s.at(int64(i)*int64(cfg.JoinSpacing), func() {
+			s.nodes[i].core.Start(s.time(), boot)
+			s.rewake(i)
+		})
+	}
+	t := int64(len(s.nodes))*int64(cfg.JoinSpacing) + int64(cfg.Settle)
+	s.runUntil(t, nil)
+	for _, n := range s.nodes {
+		if n.core.Joined() {
+			rep.Joined++
+		}
+	}
+	return s, rep, nil
 }
