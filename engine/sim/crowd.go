@@ -109,30 +109,30 @@ func (c *CrowdConfig) fillCrowd() {
 // decision's own bounds; the others compare what it read with where the
 // earlier claims had landed by then (stores and reads as delivered).
 const (
-	WhyFirst    = "no earlier claim stored anywhere yet"          // the crowd's leader, or a NATed asker that read before any claim landed
-	WhyTimeout  = "claim still pending at the deadline"           // MirrorDelay twice was not enough
-	WhyFailed   = "claim failed"                                  // the Claim ended with an error and no values
-	WhyUnread   = "earlier claim held by a node it asked, unread" // reply lost, or the node was not asked for values
-	WhyLate     = "earlier claim landed after it asked"           // on a node it asked, but after its request: the settle was short
+	WhyFirst     = "no earlier claim stored anywhere yet"          // the crowd's leader, or a NATed asker that read before any claim landed
+	WhyTimeout   = "claim still pending at the deadline"           // MirrorDelay twice was not enough
+	WhyFailed    = "claim failed"                                  // the Claim ended with an error and no values
+	WhyUnread    = "earlier claim held by a node it asked, unread" // reply lost, or the node was not asked for values
+	WhyLate      = "earlier claim landed after it asked"           // on a node it asked, but after its request: the settle was short
 	WhyElsewhere = "earlier claims only on nodes it did not ask"   // the lookups ended on different storing nodes
 )
 
 // Asker is one daemon of a crowd and what it decided.
 type Asker struct {
-	Node     int
-	NATed    bool
-	Start    time.Duration // after the crowd's start
-	Claim    int64         // the claim's time in µs since the Unix epoch (its own clock); 0: none made
-	Decided  time.Duration // from Start to the decision
-	Parent   int           // the node it follows (streams from), -1: it leads (mirror)
-	Sources  int           // earlier claimants named by the election
-	Seen     int           // claims read back before the decision
-	ClaimFor time.Duration // the Claim's (or NATed read's) duration, -1 if it had not ended at the decision
-	Messages int           // requests sent by the claim (or the NATed read)
+	Node       int
+	NATed      bool
+	Start      time.Duration // after the crowd's start
+	Claim      int64         // the claim's time in µs since the Unix epoch (its own clock); 0: none made
+	Decided    time.Duration // from Start to the decision
+	Parent     int           // the node it follows (streams from), -1: it leads (mirror)
+	Sources    int           // earlier claimants named by the election
+	Seen       int           // claims read back before the decision
+	ClaimFor   time.Duration // the Claim's (or NATed read's) duration, -1 if it had not ended at the decision
+	Messages   int           // requests sent by the claim (or the NATed read)
 	LookupMsgs int           // requests sent by the Get of the file's key
-	TTFB     time.Duration // from Start to the first byte of the file
-	Why      string        // leaders: why (the Why constants)
-	Settle   time.Duration // the claim's settle (from the asker's lookup average)
+	TTFB       time.Duration // from Start to the first byte of the file
+	Why        string        // leaders: why (the Why constants)
+	Settle     time.Duration // the claim's settle (from the asker's lookup average)
 }
 
 // Leads reports whether the asker fetches from the mirror.
@@ -154,9 +154,9 @@ type CrowdRun struct {
 
 // LoneTrial is one asker alone, both ways.
 type LoneTrial struct {
-	Node            int
-	NATed           bool
-	Herd, GetOnly   time.Duration // decision time with the claim, and with the Get alone
+	Node              int
+	NATed             bool
+	Herd, GetOnly     time.Duration // decision time with the claim, and with the Get alone
 	HerdMsgs, GetMsgs int           // requests sent (claim or read plus Get, and Get alone)
 }
 
