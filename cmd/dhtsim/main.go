@@ -43,6 +43,7 @@ func main() {
 	crowd := flag.Int("crowd", 0, "flash crowd: daemons asking for one new file (0: run puts and gets instead)")
 	window := flag.Duration("window", 2*time.Second, "crowd: the askers start within this window")
 	crowds := flag.Int("crowds", 1, "crowd: crowds in a row on the same network, each for a new file")
+	every := flag.Duration("every", 0, "crowd: time between two crowds' starts (0: 10 s after the previous one ends)")
 	warmup := flag.Int("warmup", 3, "crowd: gets per asker beforehand, to set its lookup average (0: freshly started daemons)")
 	lone := flag.Int("lone", 0, "crowd: lone-asker trials, each with the claim and with the Get alone")
 	mirrorFB := flag.Duration("mirror-first-byte", 150*time.Millisecond, "crowd: a mirror request's time to first byte")
@@ -89,7 +90,7 @@ func main() {
 		rep, err := sim.RunCrowd(sim.CrowdConfig{
 			Config: sim.Config{Nodes: *nodes, Unresponsive: *unresp, RTTMin: *rttMin, RTTMax: *rttMax, Loss: *loss,
 				Seed: *seed, Settle: *settle, Engine: ec},
-			Askers: *crowd, Window: *window, Crowds: *crowds, Warmup: *warmup, Lone: *lone, MirrorFirstByte: *mirrorFB,
+			Askers: *crowd, Window: *window, Crowds: *crowds, Every: *every, Warmup: *warmup, Lone: *lone, MirrorFirstByte: *mirrorFB,
 			ClockSkew: *skew, NoHerd: *noHerd, NATTree: *natTree, NATReread: *natReread,
 		}, vs...)
 		if err != nil {

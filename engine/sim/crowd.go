@@ -35,6 +35,9 @@ type CrowdConfig struct {
 	Askers int           // daemons in one crowd, random joined nodes (1000)
 	Window time.Duration // their starts are uniform in [0, Window) (2 s)
 	Crowds int           // crowds in a row on the same network, each for a new key (1)
+	// Every is the time from one crowd's start to the next's; 0: 10 s after
+	// the previous crowd's last asker is done.
+	Every time.Duration
 
 	// Warmup is how many gets of stored keys each asker makes before the
 	// crowds (at random times within a minute), to set its lookup time
@@ -127,7 +130,8 @@ type Asker struct {
 	Parent     int           // the node it follows (streams from), -1: it leads (mirror)
 	Sources    int           // earlier claimants named by the election
 	Seen       int           // claims read back before the decision
-	ClaimFor   time.Duration // the Claim's (or NATed read's) duration, -1 if it had not ended at the decision
+	ClaimFor   time.Duration // from Start to the end of the Claim (or of the NATed read), even after the decision; -1: never
+	StoreAt    time.Duration // from Start to the claim's store (the end of its find_node); 0: none
 	Messages   int           // requests sent by the claim (or the NATed read)
 	LookupMsgs int           // requests sent by the Get of the file's key
 	TTFB       time.Duration // from Start to the first byte of the file
@@ -140,7 +144,8 @@ func (a *Asker) Leads() bool { return a.Parent < 0 }
 
 // CrowdRun is one crowd.
 type CrowdRun struct {
-	Start     time.Time // the crowd's start on the simulated clock
+	Start     time.Time     // the crowd's start on the simulated clock
+	At        time.Duration // the same, from the first node's start
 	Askers    []Asker
 	Datagrams uint64 // sent during the crowd
 	// Reply limits seen: the most claims one node held under the key, and
@@ -160,9 +165,8 @@ type LoneTrial struct {
 	HerdMsgs, GetMsgs int           // requests sent (claim or read plus Get, and Get alone)
 }
 
-// CrowdVariant changes how the askers behave, for a comparison on the same
-// network: the crowds of every variant have the same askers and start times
-// (each its own key), so the variants differ only by what they change.
+// CrowdVariant changes how the askers behave (not the network), for a
+// comparison on the same network (RunCrowd).
 type CrowdVariant struct {
 	Name  string
 	Apply func(*CrowdConfig)
@@ -235,9 +239,12 @@ func noteLookup(old, d time.Duration) time.Duration {
 	return old + (d-old)/8
 }
 
-// RunCrowd builds the network of cfg.Config, warms the askers up, then for
-// each variant (cfg as it is when none is given) runs the crowds one after
-// another and the lone trials, and reports.
+// RunCrowd runs each variant (cfg as it is when none is given) on its own
+// copy of the network of cfg.Config: the same seed builds the same network,
+// warms the same askers up and gives them the same start times and keys, so
+// the variants differ only by what they change (with Every set, the crowds
+// also start at the same moments). Each copy runs the crowds one after
+// another, then the lone trials.
 func RunCrowd(cfg CrowdConfig, variants ...CrowdVariant) (*CrowdReport, error) {
 	cfg.fillCrowd()
 	if cfg.Mainline {
@@ -247,12 +254,39 @@ func RunCrowd(cfg CrowdConfig, variants ...CrowdVariant) (*CrowdReport, error) {
 		variants = []CrowdVariant{{Name: "as configured"}}
 	}
 	start := time.Now()
+	rep := &CrowdReport{}
+	for _, v := range variants {
+		vc := cfg
+		if v.Apply != nil {
+			v.Apply(&vc)
+		}
+		vr, net, err := runVariant(vc)
+		if err != nil {
+			return nil, err
+		}
+		vr.Name = v.Name
+		rep.Runs = append(rep.Runs, vr)
+		if rep.Net == nil {
+			rep.Net = net
+		} else {
+			rep.Net.Events += net.Events
+			rep.Net.Datagrams += net.Datagrams
+			rep.Net.SimTime += net.SimTime
+		}
+	}
+	rep.Net.Wall = time.Since(start)
+	return rep, nil
+}
+
+// runVariant builds the network, warms the askers up, and runs the crowds
+// and the lone trials of cfg.
+func runVariant(cfg CrowdConfig) (VariantRun, *Report, error) {
 	s, net, err := build(cfg.Config)
 	if err != nil {
-		return nil, err
+		return VariantRun{}, nil, err
 	}
 	cfg.Config = s.cfg
-	rep := &CrowdReport{Net: net}
+	vr := VariantRun{Cfg: cfg}
 	sc := rand.New(rand.NewPCG(cfg.Seed^0x2545f4914f6cdd1d, cfg.Seed+1))
 	var joined []int32
 	for i, n := range s.nodes {
@@ -261,7 +295,7 @@ func RunCrowd(cfg CrowdConfig, variants ...CrowdVariant) (*CrowdReport, error) {
 		}
 	}
 	if len(joined) == 0 {
-		return nil, fmt.Errorf("sim: no node joined")
+		return VariantRun{}, nil, fmt.Errorf("sim: no node joined")
 	}
 	pick := func(n int) []int32 {
 		p := slices.Clone(joined)
@@ -288,47 +322,47 @@ func RunCrowd(cfg CrowdConfig, variants ...CrowdVariant) (*CrowdReport, error) {
 		}
 	}
 	s.warmup(sc, warm, cfg.Warmup, ewma)
-
-	newKey := func() (key wire.ID) {
-		for j := range key {
-			key[j] = byte(sc.Uint32())
+	keys := make([]wire.ID, cfg.Crowds+2*len(lone))
+	for k := range keys {
+		for j := range keys[k] {
+			keys[k][j] = byte(sc.Uint32())
 		}
-		return key
 	}
-	for _, v := range variants {
-		vc := cfg
-		if v.Apply != nil {
-			v.Apply(&vc)
+
+	next := s.now + int64(10*time.Second)
+	for c := range crowds {
+		sent := s.sent
+		t0 := max(next, s.now+int64(time.Second))
+		if cfg.Every > 0 {
+			next = t0 + int64(cfg.Every)
 		}
-		vr := VariantRun{Name: v.Name, Cfg: vc}
-		for c := range crowds {
-			sent := s.sent
-			run := s.crowd(&vc, newKey(), s.now+int64(10*time.Second), crowds[c], offsets[c], ewma, skew)
-			run.Datagrams = s.sent - sent
-			vr.Crowds = append(vr.Crowds, run)
+		run := s.crowd(&cfg, keys[c], t0, crowds[c], offsets[c], ewma, skew)
+		if cfg.Every == 0 {
+			next = s.now + int64(10*time.Second)
 		}
-		for _, i := range lone {
-			t := LoneTrial{Node: int(i), NATed: s.nodes[i].nat}
-			for _, noHerd := range []bool{false, true} {
-				one := vc
-				one.NoHerd = noHerd
-				run := s.crowd(&one, newKey(), s.now+int64(5*time.Second), []int32{i}, []int64{0}, ewma, skew)
-				a := run.Askers[0]
-				if noHerd {
-					t.GetOnly, t.GetMsgs = a.Decided, a.LookupMsgs
-				} else {
-					t.Herd, t.HerdMsgs = a.Decided, a.LookupMsgs+a.Messages
-				}
+		run.Datagrams = s.sent - sent
+		vr.Crowds = append(vr.Crowds, run)
+	}
+	keys = keys[cfg.Crowds:]
+	for k, i := range lone {
+		t := LoneTrial{Node: int(i), NATed: s.nodes[i].nat}
+		for m, noHerd := range []bool{false, true} {
+			one := cfg
+			one.NoHerd = noHerd
+			run := s.crowd(&one, keys[2*k+m], s.now+int64(5*time.Second), []int32{i}, []int64{0}, ewma, skew)
+			a := run.Askers[0]
+			if noHerd {
+				t.GetOnly, t.GetMsgs = a.Decided, a.LookupMsgs
+			} else {
+				t.Herd, t.HerdMsgs = a.Decided, a.LookupMsgs+a.Messages
 			}
-			vr.Lone = append(vr.Lone, t)
 		}
-		rep.Runs = append(rep.Runs, vr)
+		vr.Lone = append(vr.Lone, t)
 	}
 	net.Events = s.events
 	net.Datagrams = s.sent
 	net.SimTime = time.Duration(s.now)
-	net.Wall = time.Since(start)
-	return rep, nil
+	return vr, net, nil
 }
 
 // warmup stores a few keys and has each node of warm get some of them, so
@@ -390,7 +424,7 @@ func (s *Sim) crowd(cfg *CrowdConfig, key wire.ID, t0 int64, askers []int32, off
 	s.track = tr
 	s.crowdRand = rand.New(rand.NewPCG(binary.LittleEndian.Uint64(key[:8]), binary.LittleEndian.Uint64(key[8:16])))
 	defer func() { s.track = nil }()
-	run := CrowdRun{Start: s.epoch.Add(time.Duration(t0)), Askers: make([]Asker, len(askers))}
+	run := CrowdRun{Start: s.epoch.Add(time.Duration(t0)), At: time.Duration(t0), Askers: make([]Asker, len(askers))}
 	states := make([]*askState, len(askers))
 	byNode := map[int32]*askState{}
 	open := 0
@@ -476,12 +510,13 @@ func (s *Sim) ask(cfg *CrowdConfig, st *askState) {
 		st.open++
 		build := func(now time.Time) []byte {
 			st.a.Claim = now.UnixMicro() + st.skew/1000
+			st.a.StoreAt = time.Duration(s.now - st.start)
 			return wire.AppendPeerValue(nil, &wire.PeerValue{Contact: st.contact, Claim: st.a.Claim})
 		}
 		core.Claim(now, st.pk, build, st.a.Settle, func(r engine.Result, vals [][]byte) {
 			st.a.Messages = r.Messages
+			st.a.ClaimFor = time.Duration(s.now - st.start)
 			if !st.decided {
-				st.a.ClaimFor = time.Duration(s.now - st.start)
 				st.haveClaim = true
 				st.claimEnd = s.now
 				st.claimOK = r.Err == nil || len(vals) > 0
@@ -517,8 +552,8 @@ func (s *Sim) readClaims(cfg *CrowdConfig, st *askState) {
 		}
 	}, func(r engine.Result) {
 		st.a.Messages += r.Messages
+		st.a.ClaimFor = time.Duration(s.now - st.start)
 		if !st.decided {
-			st.a.ClaimFor = time.Duration(s.now - st.start)
 			st.claimEnd = s.now
 			st.claimOK = true
 			if cfg.NATReread > 0 && len(st.vals) == 0 && s.now+int64(cfg.NATReread) < st.bound {
@@ -878,7 +913,7 @@ func (v *VariantRun) write(b *strings.Builder) {
 	}
 	b.WriteString("\n")
 	for i := range v.Crowds {
-		writeSummary(b, fmt.Sprintf("crowd %d", i+1), &v.Crowds[i], v.Crowds[i].Summarize(), v.Crowds[i].settles())
+		writeSummary(b, fmt.Sprintf("crowd %d (at %v)", i+1, v.Crowds[i].At.Round(time.Second)), &v.Crowds[i], v.Crowds[i].Summarize(), v.Crowds[i].settles())
 	}
 	if len(v.Crowds) > 1 {
 		var agg CrowdRun
