@@ -53,7 +53,7 @@ func main() {
 	natReread := flag.Duration("nat-reread", 0, "crowd: a NATed asker that read no claim reads again this long after (0: never)")
 	variants := flag.String("variants", "", "crowd: compare variants on the same network, comma-separated, each a +-joined list of: "+
 		"download (as configured), no-herd, ext<dur> (claim extension), settle<dur> (fixed settle; settle0: none), nat-tree, "+
-		"reread<dur>, natdelay<dur> (NATed askers read the claims that late), random-parent, skew<dur>; e.g. download,ext2s+reread200ms+random-parent")
+		"reread<dur>, natdelay<dur> (NATed askers read the claims that late), random-parent, nat-claims (NATed askers claim, as download does today), skew<dur>; e.g. download,ext2s+reread200ms+random-parent")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -160,6 +160,8 @@ func parseVariants(list string) ([]sim.CrowdVariant, error) {
 					changes = append(changes, func(c *sim.CrowdConfig) { c.NoHerd = true })
 				case "nat-tree":
 					changes = append(changes, func(c *sim.CrowdConfig) { c.NATTree = true })
+				case "nat-claims":
+					changes = append(changes, func(c *sim.CrowdConfig) { c.NATClaims = true })
 				case "random-parent":
 					changes = append(changes, func(c *sim.CrowdConfig) { c.RandomParent = true })
 				default:

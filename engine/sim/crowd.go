@@ -74,6 +74,13 @@ type CrowdConfig struct {
 	// first read is done, as long as it can before its decision deadline (a
 	// proposed fix; 0: off).
 	NATReread time.Duration
+	// NATClaims: NATed askers claim like the others (what internal/download
+	// does today: it claims whenever it knows its external address). A
+	// follower then streams from the first reachable claimant among its
+	// sources (optimistically: trying a NATed one costs it nothing); with
+	// none it waits HerdPatience and fetches from the mirror.
+	NATClaims    bool
+	HerdPatience time.Duration // download.Config.HerdPatience (3 s)
 	// NATReadDelay: a NATed asker starts its read of the claims this long
 	// after its Get of the file's key, so that it reads about when a claim
 	// of its own would have been checked (a proposed fix; 0: at once).
@@ -106,37 +113,48 @@ func (c *CrowdConfig) fillCrowd() {
 	if c.ClaimWindow == 0 {
 		c.ClaimWindow = time.Minute
 	}
+	if c.HerdPatience == 0 {
+		c.HerdPatience = 3 * time.Second
+	}
 }
 
 // Why a daemon led (fetched from the mirror). The first two are the
 // decision's own bounds; the others compare what it read with where the
 // earlier claims had landed by then (stores and reads as delivered).
 const (
-	WhyFirst     = "no earlier claim stored anywhere yet"          // the crowd's leader, or a NATed asker that read before any claim landed
-	WhyTimeout   = "claim still pending at the deadline"           // MirrorDelay twice was not enough
-	WhyFailed    = "claim failed"                                  // the Claim ended with an error and no values
-	WhyUnread    = "earlier claim held by a node it asked, unread" // reply lost, or the node was not asked for values
-	WhyLate      = "earlier claim landed after it asked"           // on a node it asked, but after its request: the settle was short
-	WhyElsewhere = "earlier claims only on nodes it did not ask"   // the lookups ended on different storing nodes
+	WhyFirst     = "no earlier claim stored anywhere yet"                // the crowd's leader, or a NATed asker that read before any claim landed
+	WhyTimeout   = "claim still pending at the deadline"                 // MirrorDelay twice was not enough
+	WhyFailed    = "claim failed"                                        // the Claim ended with an error and no values
+	WhyUnread    = "earlier claim held by a node it asked, unread"       // reply lost, or the node was not asked for values
+	WhyLate      = "earlier claim landed after it asked"                 // on a node it asked, but after its request: the settle was short
+	WhyElsewhere = "earlier claims only on nodes it did not ask"         // the lookups ended on different storing nodes
+	WhyOnlyNATed = "earlier claimants all NATed (mirror after patience)" // NATClaims: nobody it could stream from
 )
 
 // Asker is one daemon of a crowd and what it decided.
 type Asker struct {
-	Node       int
-	NATed      bool
-	Start      time.Duration // after the crowd's start
-	Claim      int64         // the claim's time in µs since the Unix epoch (its own clock); 0: none made
-	Decided    time.Duration // from Start to the decision
-	Parent     int           // the node it follows (streams from), -1: it leads (mirror)
-	Sources    int           // earlier claimants named by the election
-	Seen       int           // claims read back before the decision
-	ClaimFor   time.Duration // from Start to the end of the Claim (or of the NATed read), even after the decision; -1: never
-	StoreAt    time.Duration // from Start to the claim's store (the end of its find_node); 0: none
-	Messages   int           // requests sent by the claim (or the NATed read)
-	LookupMsgs int           // requests sent by the Get of the file's key
-	TTFB       time.Duration // from Start to the first byte of the file
-	Why        string        // leaders: why (the Why constants)
-	Settle     time.Duration // the claim's settle (from the asker's lookup average)
+	Node     int
+	NATed    bool
+	Start    time.Duration // after the crowd's start
+	Claim    int64         // the claim's time in µs since the Unix epoch (its own clock); 0: none made
+	Decided  time.Duration // from Start to the decision
+	Parent   int           // the node it follows (streams from), -1: it leads (mirror)
+	Sources  int           // earlier claimants named by the election
+	Seen     int           // claims read back before the decision
+	ClaimFor time.Duration // from Start to the end of the Claim (or of the NATed read), even after the decision; -1: never
+	StoreAt  time.Duration // from Start to the claim's store (the end of its find_node); 0: none
+	GetFor   time.Duration // from Start to the end of the Get of the file's key
+	// What the decision would have been if a store_value reply carried the
+	// claims the node held when the store arrived (a proposed extension):
+	// the claim ends at its last store acknowledgement, and follows if a
+	// node it stored on held an earlier claim. NATed askers are unchanged.
+	StoreReplyLeads   bool
+	StoreReplyDecided time.Duration
+	Messages          int           // requests sent by the claim (or the NATed read)
+	LookupMsgs        int           // requests sent by the Get of the file's key
+	TTFB              time.Duration // from Start to the first byte of the file
+	Why               string        // leaders: why (the Why constants)
+	Settle            time.Duration // the claim's settle (from the asker's lookup average)
 }
 
 // Leads reports whether the asker fetches from the mirror.
@@ -153,6 +171,7 @@ type CrowdRun struct {
 	MaxHeld, MaxReply int
 	KeyFull           int // claim stores a node refused because the key held MaxValuesPerKey values
 	MaxChildren       int // the most askers following one parent
+	Parents           int // askers followed by at least one other
 	Stores            int // claims stored (accepted by a node), and those from NATed askers (none: they do not claim)
 	NATedStores       int
 }
@@ -163,6 +182,7 @@ type LoneTrial struct {
 	NATed             bool
 	Herd, GetOnly     time.Duration // decision time with the claim, and with the Get alone
 	HerdMsgs, GetMsgs int           // requests sent (claim or read plus Get, and Get alone)
+	StoreReply        time.Duration // the store-reply estimate of the decision time (Asker.StoreReplyDecided)
 }
 
 // CrowdVariant changes how the askers behave (not the network), for a
@@ -355,6 +375,7 @@ func runVariant(cfg CrowdConfig) (VariantRun, *Report, error) {
 				t.GetOnly, t.GetMsgs = a.Decided, a.LookupMsgs
 			} else {
 				t.Herd, t.HerdMsgs = a.Decided, a.LookupMsgs+a.Messages
+				t.StoreReply = a.StoreReplyDecided
 			}
 		}
 		vr.Lone = append(vr.Lone, t)
@@ -417,7 +438,8 @@ func (s *Sim) crowd(cfg *CrowdConfig, key wire.ID, t0 int64, askers []int32, off
 	ewma map[int32]time.Duration, skew map[int32]float64) CrowdRun {
 	pk := wire.PartialKey(key)
 	tr := &crowdTrack{pk: pk, perKey: cfg.Engine.MaxValuesPerKey, held: map[int32]int{}, stored: map[[2]int32]bool{},
-		queries: map[int32][]queryRec{}, replies: map[int32]int{}}
+		queries: map[int32][]queryRec{}, replies: map[int32]int{}, minClaim: map[int32]int64{}, storeTID: map[wire.ID]ackRec{},
+		acks: map[int32][]ackRec{}}
 	if tr.perKey == 0 {
 		tr.perKey = engine.Default().MaxValuesPerKey
 	}
@@ -459,6 +481,9 @@ func (s *Sim) crowd(cfg *CrowdConfig, key wire.ID, t0 int64, askers []int32, off
 		var t int64
 		if st.a.Parent < 0 {
 			t = st.decidedAt + int64(cfg.MirrorFirstByte)
+			if st.a.Why == WhyOnlyNATed {
+				t += int64(cfg.HerdPatience)
+			}
 		} else {
 			me, p := s.nodes[st.idx], s.nodes[st.a.Parent]
 			t = st.decidedAt + me.delay + p.delay
@@ -471,14 +496,29 @@ func (s *Sim) crowd(cfg *CrowdConfig, key wire.ID, t0 int64, askers []int32, off
 	}
 	children := map[int]int{}
 	for _, st := range states {
+		st.a.StoreReplyLeads, st.a.StoreReplyDecided = st.a.Leads(), st.a.Decided
+		if acks := tr.acks[st.idx]; !st.a.NATed && !st.noHerd && len(acks) > 0 {
+			end, earlier := int64(0), false
+			for _, r := range acks {
+				end = max(end, r.at)
+				earlier = earlier || r.earlier
+			}
+			d := max(time.Duration(end-st.start), st.a.GetFor)
+			if bound := time.Duration(st.bound - st.start); d > bound {
+				st.a.StoreReplyLeads, st.a.StoreReplyDecided = true, bound
+			} else {
+				st.a.StoreReplyLeads, st.a.StoreReplyDecided = !earlier, d
+			}
+		}
 		st.a.TTFB = time.Duration(first(st) - st.start)
 		if st.a.Parent >= 0 {
 			children[st.a.Parent]++
 			run.MaxChildren = max(run.MaxChildren, children[st.a.Parent])
-		} else if !st.noHerd {
+		} else if !st.noHerd && st.a.Why == "" {
 			st.a.Why = tr.why(st)
 		}
 	}
+	run.Parents = len(children)
 	for _, n := range tr.held {
 		run.MaxHeld = max(run.MaxHeld, n)
 	}
@@ -500,10 +540,11 @@ func (s *Sim) ask(cfg *CrowdConfig, st *askState) {
 	st.open = 1
 	core.Get(now, st.key, func([]byte) {}, func(r engine.Result) {
 		st.a.LookupMsgs = r.Messages
+		st.a.GetFor = time.Duration(s.now - st.start)
 		st.lookedUp = true
 		s.opDone(cfg, st)
 	})
-	claiming := !st.noHerd && !st.a.NATed
+	claiming := !st.noHerd && (!st.a.NATed || cfg.NATClaims)
 	st.haveClaim = st.noHerd
 	switch {
 	case claiming:
@@ -619,26 +660,27 @@ func (s *Sim) decide(cfg *CrowdConfig, st *askState) {
 	}
 	now := time.Unix(0, s.epoch.UnixNano()+st.claimEnd+st.skew)
 	var srcs []netip.AddrPort
-	if !st.a.NATed {
+	if !st.a.NATed || cfg.NATClaims {
 		srcs = download.Follow(st.vals, st.contact, st.a.Claim, now, cfg.ClaimWindow)
-	} else if cfg.NATTree {
+	} else if cfg.NATTree || cfg.RandomParent {
 		srcs = download.Follow(st.vals, st.contact, now.UnixMicro(), now, cfg.ClaimWindow)
 	} else {
 		srcs = earliestClaim(st.vals, now, cfg.ClaimWindow)
 	}
 	st.a.Seen = countClaims(st.vals)
 	st.a.Sources = len(srcs)
+	if cfg.NATClaims {
+		// Only reachable claimants can serve: the others cost a follower
+		// nothing here, and leave it to the mirror if they are all it has.
+		srcs = slices.DeleteFunc(srcs, func(c netip.AddrPort) bool { return s.nodes[contactIndex(c)].nat })
+		if st.a.Sources > 0 && len(srcs) == 0 {
+			st.a.Why = WhyOnlyNATed
+		}
+	}
 	if len(srcs) > 0 {
 		p := srcs[0]
 		if cfg.RandomParent {
-			at := st.a.Claim
-			if st.a.NATed {
-				at = now.UnixMicro()
-			}
-			all := download.Follow(st.vals, st.contact, at, now, cfg.ClaimWindow)
-			if len(all) > 0 {
-				p = all[s.crowdRand.IntN(len(all))]
-			}
+			p = srcs[s.crowdRand.IntN(len(srcs))]
 		}
 		st.a.Parent = contactIndex(p)
 	}
@@ -689,6 +731,20 @@ type crowdTrack struct {
 	maxReply int
 	keyFull  int
 	msg      wire.Msg
+	// For the store-reply estimate: the earliest claim held per node, the
+	// claim stores awaiting their acknowledgement (by transaction ID), and
+	// per asker its acknowledged stores.
+	minClaim map[int32]int64
+	storeTID map[wire.ID]ackRec
+	acks     map[int32][]ackRec
+}
+
+// ackRec is one claim store: who stored, whether the node held an earlier
+// claim when it arrived, and (once acknowledged) when the ack arrived.
+type ackRec struct {
+	by      int32
+	earlier bool
+	at      int64
 }
 
 type storeRec struct {
@@ -715,7 +771,14 @@ func (t *crowdTrack) deliver(now int64, from, to int32, pkt []byte) {
 		switch m.Method {
 		case wire.MethodStoreValue:
 			var v wire.PeerValue
-			if v.Parse(m.Value) != nil || v.Claim == 0 || t.stored[[2]int32{to, from}] {
+			if v.Parse(m.Value) != nil || v.Claim == 0 {
+				return
+			}
+			if _, ok := t.storeTID[m.TID]; !ok {
+				mc, held := t.minClaim[to]
+				t.storeTID[m.TID] = ackRec{by: from, earlier: held && mc < v.Claim}
+			}
+			if t.stored[[2]int32{to, from}] {
 				return
 			}
 			if t.held[to] >= t.perKey {
@@ -724,11 +787,20 @@ func (t *crowdTrack) deliver(now int64, from, to int32, pkt []byte) {
 			}
 			t.stored[[2]int32{to, from}] = true
 			t.held[to]++
+			if mc, ok := t.minClaim[to]; !ok || v.Claim < mc {
+				t.minClaim[to] = v.Claim
+			}
 			t.stores = append(t.stores, storeRec{at: now, node: to, claim: v.Claim, by: from})
 		case wire.MethodFindValue, wire.MethodGetValue:
 			t.queries[from] = append(t.queries[from], queryRec{at: now, node: to, get: m.Method == wire.MethodGetValue})
 		}
-	case m.Y == 'r' && m.Has&wire.FieldValues != 0 && m.Values.Len() > 0:
+	case m.Y == 'r' && m.Has&wire.FieldValues == 0:
+		if r, ok := t.storeTID[m.TID]; ok && r.by == to {
+			delete(t.storeTID, m.TID)
+			r.at = now
+			t.acks[to] = append(t.acks[to], r)
+		}
+	case m.Y == 'r' && m.Values.Len() > 0:
 		var v wire.PeerValue
 		if v.Parse(m.Values.At(0)) == nil && v.Claim > 0 {
 			t.replies[to]++
@@ -789,6 +861,10 @@ type Summary struct {
 	TTFB, LeaderTTFB, Decided         [3]time.Duration // p50, p90, p99
 	ClaimMsgs, LookupMsgs             float64          // per asker
 	Why, WhyNATed                     map[string]int   // leaders by reason: all, and the NATed among them
+	// The store-reply estimate (Asker.StoreReplyLeads): leaders, and the
+	// reachable askers' decision p50.
+	StoreReplyLeaders int
+	StoreReplyDecided time.Duration
 }
 
 // LeaderShare is Leaders / Askers.
@@ -802,9 +878,15 @@ func (s Summary) LeaderShare() float64 {
 // Summarize counts a crowd.
 func (r *CrowdRun) Summarize() Summary {
 	sm := Summary{Askers: len(r.Askers), Why: map[string]int{}, WhyNATed: map[string]int{}}
-	var ttfb, lttfb, dec []time.Duration
+	var ttfb, lttfb, dec, decB []time.Duration
 	for i := range r.Askers {
 		a := &r.Askers[i]
+		if a.StoreReplyLeads {
+			sm.StoreReplyLeaders++
+		}
+		if !a.NATed {
+			decB = append(decB, a.StoreReplyDecided)
+		}
 		if a.NATed {
 			sm.NATed++
 		}
@@ -832,6 +914,7 @@ func (r *CrowdRun) Summarize() Summary {
 		sm.ClaimMsgs /= float64(sm.Askers)
 		sm.LookupMsgs /= float64(sm.Askers)
 	}
+	sm.StoreReplyDecided = percentile(decB, 50)
 	for i, p := range []float64{50, 90, 99} {
 		sm.TTFB[i] = percentile(ttfb, p)
 		sm.LeaderTTFB[i] = percentile(lttfb, p)
@@ -908,6 +991,9 @@ func (v *VariantRun) write(b *strings.Builder) {
 	if c.RandomParent {
 		b.WriteString(", random earlier claimant as parent")
 	}
+	if c.NATClaims {
+		b.WriteString(", NATed askers claim too")
+	}
 	if c.ClockSkew > 0 {
 		fmt.Fprintf(b, ", clock skew ±%v", c.ClockSkew)
 	}
@@ -924,15 +1010,17 @@ func (v *VariantRun) write(b *strings.Builder) {
 			agg.MaxHeld, agg.MaxReply = max(agg.MaxHeld, r.MaxHeld), max(agg.MaxReply, r.MaxReply)
 			agg.KeyFull += r.KeyFull
 			agg.MaxChildren = max(agg.MaxChildren, r.MaxChildren)
+			agg.Parents += r.Parents
 		}
 		writeSummary(b, fmt.Sprintf("all %d crowds", len(v.Crowds)), &agg, Pool(v.Crowds), settle)
 	}
 	for _, nat := range []bool{false, true} {
-		var herd, get []time.Duration
+		var herd, get, sr []time.Duration
 		var hm, gm float64
 		for _, t := range v.Lone {
 			if t.NATed == nat {
 				herd = append(herd, t.Herd)
+				sr = append(sr, t.StoreReply)
 				get = append(get, t.GetOnly)
 				hm += float64(t.HerdMsgs)
 				gm += float64(t.GetMsgs)
@@ -948,6 +1036,9 @@ func (v *VariantRun) write(b *strings.Builder) {
 		fmt.Fprintf(b, "  lone asker (%s, %d trials): decision p50 %s p90 %s, with the Get alone p50 %s p90 %s (ratio of medians %.2f); requests %.1f vs %.1f\n",
 			kind, len(herd), ms(percentile(herd, 50)), ms(percentile(herd, 90)), ms(percentile(get, 50)), ms(percentile(get, 90)),
 			float64(percentile(herd, 50))/float64(max(percentile(get, 50), 1)), hm/float64(len(herd)), gm/float64(len(herd)))
+		if !nat && !c.NoHerd {
+			fmt.Fprintf(b, "    if a store reply carried the claims (estimate): decision p50 %s p90 %s\n", ms(percentile(sr, 50)), ms(percentile(sr, 90)))
+		}
 	}
 }
 
@@ -962,8 +1053,12 @@ func writeSummary(b *strings.Builder, title string, run *CrowdRun, sm Summary, s
 	if len(settle) > 0 {
 		fmt.Fprintf(b, "; settle p50 %s", ms(percentile(settle, 50)))
 	}
-	fmt.Fprintf(b, "\n    most claims held by a node %d, most in one reply %d, stores refused (key full) %d, most followers of one parent %d\n",
-		run.MaxHeld, run.MaxReply, run.KeyFull, run.MaxChildren)
+	fmt.Fprintf(b, "\n    most claims held by a node %d, most in one reply %d, stores refused (key full) %d, most followers of one parent %d (of %d parents)\n",
+		run.MaxHeld, run.MaxReply, run.KeyFull, run.MaxChildren, run.Parents)
+	if sm.StoreReplyLeaders != sm.Leaders {
+		fmt.Fprintf(b, "    if a store reply carried the claims (estimate): mirror fetchers %d = %.1f%%, reachable askers' decision p50 %s\n",
+			sm.StoreReplyLeaders, 100*float64(sm.StoreReplyLeaders)/float64(max(sm.Askers, 1)), ms(sm.StoreReplyDecided))
+	}
 	whys := make([]string, 0, len(sm.Why))
 	for w := range sm.Why {
 		whys = append(whys, w)

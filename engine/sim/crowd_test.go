@@ -94,6 +94,9 @@ func TestCrowdStructure(t *testing.T) {
 		if run.Stores == 0 || run.NATedStores != 0 {
 			t.Fatalf("crowd %d: %d claims stored, %d from NATed askers", c, run.Stores, run.NATedStores)
 		}
+		if sm.StoreReplyLeaders < 1 || sm.StoreReplyLeaders > sm.Askers {
+			t.Fatalf("crowd %d: store-reply estimate of %d leaders", c, sm.StoreReplyLeaders)
+		}
 	}
 	for c, run := range old.Crowds {
 		sm := run.Summarize()
@@ -165,6 +168,36 @@ func TestContactIndex(t *testing.T) {
 	for _, i := range []int{0, 1, 9999} {
 		if got := contactIndex(contactOf(i)); got != i {
 			t.Fatalf("contactIndex(contactOf(%d)) = %d", i, got)
+		}
+	}
+}
+
+// As download does today, NATed daemons may claim too: followers then skip
+// them (nobody can connect to them) and stream from reachable claimants.
+func TestCrowdNATClaims(t *testing.T) {
+	cfg := crowdConfig()
+	cfg.Crowds, cfg.Lone, cfg.NATClaims = 1, 0, true
+	rep, err := RunCrowd(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := rep.Runs[0].Crowds[0]
+	if run.NATedStores == 0 {
+		t.Fatal("no NATed asker claimed")
+	}
+	byNode := map[int]*Asker{}
+	for i := range run.Askers {
+		byNode[run.Askers[i].Node] = &run.Askers[i]
+	}
+	for _, a := range run.Askers {
+		if a.Claim == 0 {
+			t.Fatalf("node %d (NATed %v) did not claim", a.Node, a.NATed)
+		}
+		if a.Leads() {
+			continue
+		}
+		if p := byNode[a.Parent]; p == nil || p.NATed || !claimBefore(p, &a) {
+			t.Fatalf("node %d follows %d, which is not a reachable earlier claimant", a.Node, a.Parent)
 		}
 	}
 }
