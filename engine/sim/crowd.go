@@ -150,6 +150,7 @@ type Asker struct {
 	// node it stored on held an earlier claim. NATed askers are unchanged.
 	StoreReplyLeads   bool
 	StoreReplyDecided time.Duration
+	Bound             time.Duration // the latest the decision could come: the mirror delay plus the claim's extension
 	Messages          int           // requests sent by the claim (or the NATed read)
 	LookupMsgs        int           // requests sent by the Get of the file's key
 	TTFB              time.Duration // from Start to the first byte of the file
@@ -169,10 +170,11 @@ type CrowdRun struct {
 	// Reply limits seen: the most claims one node held under the key, and
 	// the most one get_value reply carried.
 	MaxHeld, MaxReply int
-	KeyFull           int // claim stores a node refused because the key held MaxValuesPerKey values
-	MaxChildren       int // the most askers following one parent
-	Parents           int // askers followed by at least one other
-	Stores            int // claims stored (accepted by a node), and those from NATed askers (none: they do not claim)
+	KeyFull           int           // claim stores a node refused because the key held MaxValuesPerKey values
+	MaxChildren       int           // the most askers following one parent
+	Parents           int           // askers followed by at least one other
+	FirstStore        time.Duration // when the first claim was stored, after the crowd's start
+	Stores            int           // claims stored (accepted by a node), and those from NATed askers (none: they do not claim)
 	NATedStores       int
 }
 
@@ -461,6 +463,7 @@ func (s *Sim) crowd(cfg *CrowdConfig, key wire.ID, t0 int64, askers []int32, off
 			st.a.Settle = max(cfg.ClaimSettle, 0)
 		}
 		st.bound = st.start + int64(st.delay+cfg.extension())
+		st.a.Bound = st.delay + cfg.extension()
 		st.crowdOpen = &open
 		states[k] = st
 		byNode[i] = st
@@ -519,6 +522,9 @@ func (s *Sim) crowd(cfg *CrowdConfig, key wire.ID, t0 int64, askers []int32, off
 		}
 	}
 	run.Parents = len(children)
+	if len(tr.stores) > 0 {
+		run.FirstStore = time.Duration(tr.stores[0].at - t0)
+	}
 	for _, n := range tr.held {
 		run.MaxHeld = max(run.MaxHeld, n)
 	}
@@ -865,6 +871,10 @@ type Summary struct {
 	// reachable askers' decision p50.
 	StoreReplyLeaders int
 	StoreReplyDecided time.Duration
+	// Reachable askers' claims, NATed askers' reads (to their end, after the
+	// asker's start, whether or not before the decision) and decision
+	// bounds: p50, p90, p99.
+	ClaimFor, ReadFor, Bound [3]time.Duration
 }
 
 // LeaderShare is Leaders / Askers.
@@ -878,9 +888,15 @@ func (s Summary) LeaderShare() float64 {
 // Summarize counts a crowd.
 func (r *CrowdRun) Summarize() Summary {
 	sm := Summary{Askers: len(r.Askers), Why: map[string]int{}, WhyNATed: map[string]int{}}
-	var ttfb, lttfb, dec, decB []time.Duration
+	var ttfb, lttfb, dec, decB, claim, read, bound []time.Duration
 	for i := range r.Askers {
 		a := &r.Askers[i]
+		bound = append(bound, a.Bound)
+		if a.ClaimFor > 0 && a.NATed && a.Claim == 0 {
+			read = append(read, a.ClaimFor)
+		} else if a.ClaimFor > 0 {
+			claim = append(claim, a.ClaimFor)
+		}
 		if a.StoreReplyLeads {
 			sm.StoreReplyLeaders++
 		}
@@ -919,6 +935,9 @@ func (r *CrowdRun) Summarize() Summary {
 		sm.TTFB[i] = percentile(ttfb, p)
 		sm.LeaderTTFB[i] = percentile(lttfb, p)
 		sm.Decided[i] = percentile(dec, p)
+		sm.ClaimFor[i] = percentile(claim, p)
+		sm.ReadFor[i] = percentile(read, p)
+		sm.Bound[i] = percentile(bound, p)
 	}
 	return sm
 }
@@ -1055,6 +1074,15 @@ func writeSummary(b *strings.Builder, title string, run *CrowdRun, sm Summary, s
 	}
 	fmt.Fprintf(b, "\n    most claims held by a node %d, most in one reply %d, stores refused (key full) %d, most followers of one parent %d (of %d parents)\n",
 		run.MaxHeld, run.MaxReply, run.KeyFull, run.MaxChildren, run.Parents)
+	if sm.ClaimFor[0] > 0 || sm.ReadFor[0] > 0 {
+		fmt.Fprintf(b, "    claims took p50 %s p90 %s p99 %s, NATed reads p50 %s p90 %s p99 %s; decision bound p50 %s p90 %s p99 %s",
+			ms(sm.ClaimFor[0]), ms(sm.ClaimFor[1]), ms(sm.ClaimFor[2]), ms(sm.ReadFor[0]), ms(sm.ReadFor[1]), ms(sm.ReadFor[2]),
+			ms(sm.Bound[0]), ms(sm.Bound[1]), ms(sm.Bound[2]))
+		if run.FirstStore > 0 {
+			fmt.Fprintf(b, "; first claim stored %s after the crowd's start", ms(run.FirstStore))
+		}
+		b.WriteString("\n")
+	}
 	if sm.StoreReplyLeaders != sm.Leaders {
 		fmt.Fprintf(b, "    if a store reply carried the claims (estimate): mirror fetchers %d = %.1f%%, reachable askers' decision p50 %s\n",
 			sm.StoreReplyLeaders, 100*float64(sm.StoreReplyLeaders)/float64(max(sm.Askers, 1)), ms(sm.StoreReplyDecided))
