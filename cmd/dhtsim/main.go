@@ -49,11 +49,10 @@ func main() {
 	mirrorFB := flag.Duration("mirror-first-byte", 150*time.Millisecond, "crowd: a mirror request's time to first byte")
 	skew := flag.Duration("skew", 0, "crowd: each asker's clock is off by up to ± this")
 	noHerd := flag.Bool("no-herd", false, "crowd: Get only, no claims (the behaviour before the herd)")
-	natTree := flag.Bool("nat-tree", false, "crowd: NATed askers follow their tree parent, not the earliest claimant")
 	natReread := flag.Duration("nat-reread", 0, "crowd: a NATed asker that read no claim reads again this long after (0: never)")
 	variants := flag.String("variants", "", "crowd: compare variants on the same network, comma-separated, each a +-joined list of: "+
-		"download (as configured), no-herd, ext<dur> (claim extension), settle<dur> (fixed settle; settle0: none), nat-tree, "+
-		"reread<dur>, natdelay<dur> (NATed askers read the claims that late), random-parent, nat-claims (NATed askers claim, as download does today), skew<dur>; e.g. download,ext2s+reread200ms+random-parent")
+		"download (as the daemon does), no-herd, ext<dur> (claim extension; download: 2s), settle<dur> (fixed settle; settle0: none), "+
+		"reread<dur>, natdelay<dur> (NATed askers read the claims that late; natdelay0: at once), nat-claims (NATed askers claim too), skew<dur>; e.g. download,ext1s+natdelay0")
 	flag.Parse()
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
@@ -91,7 +90,7 @@ func main() {
 			Config: sim.Config{Nodes: *nodes, Unresponsive: *unresp, RTTMin: *rttMin, RTTMax: *rttMax, Loss: *loss,
 				Seed: *seed, Settle: *settle, Engine: ec},
 			Askers: *crowd, Window: *window, Crowds: *crowds, Every: *every, Warmup: *warmup, Lone: *lone, MirrorFirstByte: *mirrorFB,
-			ClockSkew: *skew, NoHerd: *noHerd, NATTree: *natTree, NATReread: *natReread,
+			ClockSkew: *skew, NoHerd: *noHerd, NATReread: *natReread,
 		}, vs...)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "dhtsim:", err)
@@ -150,7 +149,7 @@ func parseVariants(list string) ([]sim.CrowdVariant, error) {
 			} else if d, ok := dur("reread"); ok {
 				changes = append(changes, func(c *sim.CrowdConfig) { c.NATReread = d })
 			} else if d, ok := dur("natdelay"); ok {
-				changes = append(changes, func(c *sim.CrowdConfig) { c.NATReadDelay = d })
+				changes = append(changes, func(c *sim.CrowdConfig) { c.NATReadDelay = cmp.Or(d, -1) })
 			} else if d, ok := dur("skew"); ok {
 				changes = append(changes, func(c *sim.CrowdConfig) { c.ClockSkew = d })
 			} else {
@@ -158,12 +157,8 @@ func parseVariants(list string) ([]sim.CrowdVariant, error) {
 				case "download":
 				case "no-herd":
 					changes = append(changes, func(c *sim.CrowdConfig) { c.NoHerd = true })
-				case "nat-tree":
-					changes = append(changes, func(c *sim.CrowdConfig) { c.NATTree = true })
 				case "nat-claims":
 					changes = append(changes, func(c *sim.CrowdConfig) { c.NATClaims = true })
-				case "random-parent":
-					changes = append(changes, func(c *sim.CrowdConfig) { c.RandomParent = true })
 				default:
 					return nil, fmt.Errorf("unknown variant %q in %q", part, name)
 				}

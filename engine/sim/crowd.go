@@ -22,13 +22,14 @@ import (
 // lookup.go): a reachable daemon looks the file's key K up (Get) and, at the
 // same time, claims its place under wire.PartialKey(K) (engine.Core.Claim);
 // the decision waits for both, bounded by MirrorDelay and extended once by
-// MirrorDelay while the claim is pending; download.Follow then names the
-// earlier claimants to follow, or none: lead (fetch from the mirror).
+// download.ClaimExtension while the claim is pending; download.Follow then
+// names the earlier claimants to follow (a random one of them first), or
+// none: lead (fetch from the mirror).
 //
 // A NATed daemon cannot serve others, so it does not claim: it reads the
-// claims with a Get of PartialKey(K) alongside its Get of K, follows the
-// earliest claimant it finds (or, with NATTree, the parent its rank would
-// give), and otherwise fetches from the mirror without claiming.
+// claims with a Get of PartialKey(K), download.UnreachableReadDelay after its
+// Get of K, follows one of the claimants it finds, and otherwise fetches from
+// the mirror without claiming.
 type CrowdConfig struct {
 	Config // the network; Puts, Gets and Churn are not used
 
@@ -59,17 +60,13 @@ type CrowdConfig struct {
 	ClockSkew time.Duration
 
 	// ClaimExtension is how much longer than MirrorDelay the decision waits
-	// for a pending claim (download: MirrorDelay once; 0 means that).
+	// for a pending claim (0: download.ClaimExtension).
 	ClaimExtension time.Duration
-	// ClaimSettle fixes the claim's settle (download: a quarter of the
-	// lookup average, 5 to 150 ms; 0 means that, < 0 means none).
+	// ClaimSettle fixes the claim's settle (0: download.ClaimSettle; < 0:
+	// none).
 	ClaimSettle time.Duration
-	// RandomParent: a follower streams from a uniformly random earlier
-	// claimant it saw rather than its parent in the fan-out tree.
-	RandomParent bool
 
-	NoHerd  bool // every asker does the Get alone (the behaviour before the herd)
-	NATTree bool // NATed askers follow the parent their rank gives (download.Follow), not the earliest claimant
+	NoHerd bool // every asker does the Get alone (the behaviour before the herd)
 	// NATReread: a NATed asker that found no claim reads them again once its
 	// first read is done, as long as it can before its decision deadline (a
 	// proposed fix; 0: off).
@@ -83,7 +80,8 @@ type CrowdConfig struct {
 	HerdPatience time.Duration // download.Config.HerdPatience (3 s)
 	// NATReadDelay: a NATed asker starts its read of the claims this long
 	// after its Get of the file's key, so that it reads about when a claim
-	// of its own would have been checked (a proposed fix; 0: at once).
+	// of its own would have been checked (0: download.UnreachableReadDelay;
+	// < 0: at once).
 	NATReadDelay time.Duration
 }
 
@@ -91,7 +89,27 @@ func (c *CrowdConfig) extension() time.Duration {
 	if c.ClaimExtension > 0 {
 		return c.ClaimExtension
 	}
-	return c.MirrorDelay
+	return download.ClaimExtension
+}
+
+func (c *CrowdConfig) settle() time.Duration {
+	switch {
+	case c.ClaimSettle > 0:
+		return c.ClaimSettle
+	case c.ClaimSettle < 0:
+		return 0
+	}
+	return download.ClaimSettle
+}
+
+func (c *CrowdConfig) natReadDelay() time.Duration {
+	switch {
+	case c.NATReadDelay > 0:
+		return c.NATReadDelay
+	case c.NATReadDelay < 0:
+		return 0
+	}
+	return download.UnreachableReadDelay
 }
 
 func (c *CrowdConfig) fillCrowd() {
@@ -237,29 +255,6 @@ type askState struct {
 func contactOf(i int) netip.AddrPort { return netip.AddrPortFrom(nodeAddr(i).Addr(), mlPort) }
 
 func contactIndex(c netip.AddrPort) int { return nodeIndex(netip.AddrPortFrom(c.Addr(), 6881)) }
-
-// mirrorDelay and claimSettle are download's (lookup.go mirrorDelay, herd.go
-// claimSettle) for a daemon whose lookup average is ew: the bound of the
-// decision and the claim's settle.
-func mirrorDelay(ew, max time.Duration) time.Duration {
-	if ew == 0 {
-		return max
-	}
-	return min(2*ew+150*time.Millisecond, max)
-}
-
-func claimSettle(ew time.Duration) time.Duration {
-	return min(max(ew/4, 5*time.Millisecond), 150*time.Millisecond)
-}
-
-// noteLookup is download's Manager.noteLookup: an EWMA of 1/8 of the time to
-// a lookup's first value.
-func noteLookup(old, d time.Duration) time.Duration {
-	if old == 0 {
-		return d
-	}
-	return old + (d-old)/8
-}
 
 // RunCrowd runs each variant (cfg as it is when none is given) on its own
 // copy of the network of cfg.Config: the same seed builds the same network,
@@ -425,7 +420,7 @@ func (s *Sim) warmup(sc *rand.Rand, warm []int32, gets int, ewma map[int32]time.
 				s.nodes[i].core.get(s.time(), key, func([]byte) {}, func(r engine.Result) {
 					pending--
 					if r.Err == nil && r.Values > 0 {
-						ewma[i] = noteLookup(ewma[i], r.FirstValue)
+						ewma[i] = download.NextLookupAverage(ewma[i], r.FirstValue)
 					}
 				})
 				s.rewake(i)
@@ -455,10 +450,10 @@ func (s *Sim) crowd(cfg *CrowdConfig, key wire.ID, t0 int64, askers []int32, off
 	for k, i := range askers {
 		ew := ewma[i]
 		st := &askState{a: &run.Askers[k], idx: i, contact: contactOf(int(i)), skew: int64(skew[i] * float64(cfg.ClockSkew)), ewma: ew,
-			delay: mirrorDelay(ew, cfg.MirrorDelay), key: key, pk: pk, noHerd: cfg.NoHerd}
+			delay: download.MirrorDelayFor(ew, cfg.MirrorDelay), key: key, pk: pk, noHerd: cfg.NoHerd}
 		st.start = t0 + offsets[k]
 		*st.a = Asker{Node: int(i), NATed: s.nodes[i].nat, Start: time.Duration(st.start - t0), Parent: -1, ClaimFor: -1,
-			Settle: claimSettle(ew)}
+			Settle: cfg.settle()}
 		if cfg.ClaimSettle != 0 {
 			st.a.Settle = max(cfg.ClaimSettle, 0)
 		}
@@ -571,9 +566,9 @@ func (s *Sim) ask(cfg *CrowdConfig, st *askState) {
 			}
 			s.opDone(cfg, st)
 		})
-	case !st.noHerd && cfg.NATReadDelay > 0:
+	case !st.noHerd && cfg.natReadDelay() > 0:
 		st.open++ // the read to come
-		s.at(s.now+int64(cfg.NATReadDelay), func() {
+		s.at(s.now+int64(cfg.natReadDelay()), func() {
 			st.open--
 			if !st.decided {
 				s.readClaims(cfg, st)
@@ -643,7 +638,7 @@ func (s *Sim) deadline(cfg *CrowdConfig, st *askState) {
 		return
 	}
 	if !st.haveClaim && !st.extended {
-		// download: the claim gets one more MirrorDelay.
+		// download: the claim gets ClaimExtension more.
 		st.extended = true
 		st.deadline = s.now + int64(cfg.extension())
 		s.at(st.deadline, func() { s.deadline(cfg, st) })
@@ -667,11 +662,10 @@ func (s *Sim) decide(cfg *CrowdConfig, st *askState) {
 	now := time.Unix(0, s.epoch.UnixNano()+st.claimEnd+st.skew)
 	var srcs []netip.AddrPort
 	if !st.a.NATed || cfg.NATClaims {
-		srcs = download.Follow(st.vals, st.contact, st.a.Claim, now, cfg.ClaimWindow)
-	} else if cfg.NATTree || cfg.RandomParent {
-		srcs = download.Follow(st.vals, st.contact, now.UnixMicro(), now, cfg.ClaimWindow)
+		srcs = download.Follow(st.vals, st.contact, st.a.Claim, now, cfg.ClaimWindow, s.crowdRand.IntN)
 	} else {
-		srcs = earliestClaim(st.vals, now, cfg.ClaimWindow)
+		// A daemon that did not claim follows any claimant it read.
+		srcs = download.Follow(st.vals, netip.AddrPort{}, math.MaxInt64, now, cfg.ClaimWindow, s.crowdRand.IntN)
 	}
 	st.a.Seen = countClaims(st.vals)
 	st.a.Sources = len(srcs)
@@ -684,32 +678,8 @@ func (s *Sim) decide(cfg *CrowdConfig, st *askState) {
 		}
 	}
 	if len(srcs) > 0 {
-		p := srcs[0]
-		if cfg.RandomParent {
-			p = srcs[s.crowdRand.IntN(len(srcs))]
-		}
-		st.a.Parent = contactIndex(p)
+		st.a.Parent = contactIndex(srcs[0])
 	}
-}
-
-// earliestClaim is the claim ordered first (time, then contact) among those
-// made within window before now.
-func earliestClaim(vals [][]byte, now time.Time, window time.Duration) []netip.AddrPort {
-	oldest := now.Add(-window).UnixMicro()
-	var best wire.PeerValue
-	for _, raw := range vals {
-		var v wire.PeerValue
-		if v.Parse(raw) != nil || v.Claim == 0 || v.Claim < oldest || !v.Contact.IsValid() || v.Contact.Port() == 0 {
-			continue
-		}
-		if best.Claim == 0 || v.Claim < best.Claim || v.Claim == best.Claim && v.Contact.Compare(best.Contact) < 0 {
-			best = v
-		}
-	}
-	if best.Claim == 0 {
-		return nil
-	}
-	return []netip.AddrPort{best.Contact}
 }
 
 func countClaims(vals [][]byte) int {
@@ -998,17 +968,11 @@ func (v *VariantRun) write(b *strings.Builder) {
 	if c.ClaimSettle != 0 {
 		fmt.Fprintf(b, ", settle fixed at %v", max(c.ClaimSettle, 0))
 	}
-	if c.NATTree {
-		b.WriteString(", NATed askers take their tree parent")
-	}
 	if c.NATReread > 0 {
 		fmt.Fprintf(b, ", NATed askers re-read after %v", c.NATReread)
 	}
-	if c.NATReadDelay > 0 {
-		fmt.Fprintf(b, ", NATed askers read the claims %v after their Get", c.NATReadDelay)
-	}
-	if c.RandomParent {
-		b.WriteString(", random earlier claimant as parent")
+	if c.NATReadDelay != 0 {
+		fmt.Fprintf(b, ", NATed askers read the claims %v after their Get", c.natReadDelay())
 	}
 	if c.NATClaims {
 		b.WriteString(", NATed askers claim too")

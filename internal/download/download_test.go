@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
-	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -340,37 +339,52 @@ func TestHerdElectsOneLeader(t *testing.T) {
 			}
 			t.Fatalf("%d leaders, want 1", leaders)
 		}
-		// The claimants form a tree in claim order: rank r follows rank
-		// (r-1)/fanOut, so the leader feeds fanOut followers, each of them
-		// fanOut more.
+		// Every follower's first source is a claimant earlier than itself
+		// (its parent in the crowd's random tree).
 		key, _ := d.Key()
-		var order []claimRecord
+		at := map[netip.AddrPort]int64{}
 		for _, v := range dht.values(wire.PartialKey(key)) {
 			var pv wire.PeerValue
 			if pv.Parse(v) == nil {
-				order = append(order, claimRecord{contact: pv.Contact, at: pv.Claim})
+				at[pv.Contact] = pv.Claim
 			}
 		}
-		slices.SortFunc(order, func(a, b claimRecord) int {
-			if a.before(b) {
-				return -1
+		for i, r := range rigs {
+			if flights[i].Role() != RoleFollower {
+				continue
 			}
-			return 1
-		})
-		if order[0].contact != leader {
-			t.Fatalf("leader %v, first claim %v", leader, order[0].contact)
+			_, peers := r.fetch.lastJob()
+			parent := netip.MustParseAddrPort(peers[0].Addr)
+			if pa, ok := at[parent]; !ok || pa >= at[r.self] {
+				t.Errorf("follower %v (claimed at %d) follows %v (claimed at %d, known %v)", r.self, at[r.self], parent, pa, ok)
+			}
+			if peers[0].Addr != leader.String() && (len(peers) < 2 || peers[1].Addr != leader.String()) {
+				t.Errorf("follower %v: the leader is not its first stand-in: %+v", r.self, peers)
+			}
 		}
-		for rank, c := range order[1:] {
-			rank++
-			for i, r := range rigs {
-				if r.self != c.contact {
-					continue
-				}
-				_, peers := r.fetch.lastJob()
-				if want := order[(rank-1)/fanOut].contact; flights[i].Role() != RoleFollower || peers[0].Addr != want.String() {
-					t.Errorf("claim rank %d (%v): role %s, first source %s, want %v", rank, r.self, flights[i].Role(), peers[0].Addr, want)
-				}
-			}
+	})
+}
+
+// TestUnreachableDoesNotClaim: a daemon that peers cannot reach stores no
+// claim (its followers could not fetch from it); it reads the crowd's claims
+// and follows one, or leads without claiming when there is none.
+func TestUnreachableDoesNotClaim(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		data, d := content(t, 1000, 10)
+		r := newRig(t, nil, "10.240.0.5:9977", data, Config{Herd: true})
+		r.m.cfg.Reachable = func() bool { return false }
+		key, _ := d.Key()
+		if f := r.run(t, request(d)); f.Role() != RoleLeader || r.dht.claims != 0 || len(r.dht.values(wire.PartialKey(key))) != 0 {
+			t.Fatalf("alone: role %s, %d claims stored", f.Role(), r.dht.claims)
+		}
+		data2, d2 := content(t, 1000, 11)
+		r.fetch.content = data2
+		key2, _ := d2.Key()
+		leader := netip.MustParseAddrPort("10.240.0.9:9977")
+		r.dht.put(wire.PartialKey(key2), wire.AppendPeerValue(nil, &wire.PeerValue{Contact: leader, Claim: time.Now().UnixMicro()}))
+		f := r.run(t, request(d2))
+		if _, peers := r.fetch.lastJob(); f.Role() != RoleFollower || len(peers) != 1 || peers[0].Addr != leader.String() || r.dht.claims != 0 {
+			t.Fatalf("in a crowd: role %s, sources %+v, %d claims stored", f.Role(), peers, r.dht.claims)
 		}
 	})
 }

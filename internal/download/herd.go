@@ -2,10 +2,12 @@ package download
 
 import (
 	"context"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
 
+	"github.com/apt-p2p/apt-p2p/internal/clock"
 	"github.com/apt-p2p/apt-p2p/wire"
 )
 
@@ -24,13 +26,6 @@ func (a claimRecord) before(b claimRecord) bool {
 	return a.contact.Compare(b.contact) < 0
 }
 
-// fanOut is how many followers stream from one earlier download: the
-// claimants, in claim order, form a tree of this degree rooted at the leader
-// (the claim of rank r follows the one of rank (r-1)/fanOut), so no daemon
-// uploads a crowd's file to more than about fanOut others while the depth
-// grows only with the logarithm of the crowd.
-const fanOut = 4
-
 // claimResult is what a claim found.
 type claimResult struct {
 	earlier []claimRecord // recent claims ordered before ours, leader first
@@ -38,22 +33,24 @@ type claimResult struct {
 	ok      bool          // the claim was stored and checked
 }
 
-// sources are the earlier claimants in the order a follower tries them: its
-// parent in the crowd's tree first, then its parent's ancestors up to the
-// leader, then the others.
-func (r claimResult) sources() []claimRecord {
-	rank := len(r.earlier) // ours, counting from the leader's 0
-	var out []claimRecord
-	used := make([]bool, len(r.earlier))
-	for p := (rank - 1) / fanOut; ; p = (p - 1) / fanOut {
-		out = append(out, r.earlier[p])
-		used[p] = true
-		if p == 0 {
-			break
-		}
+// sources are the earlier claimants in the order a follower tries them: a
+// parent drawn at random among them, then the leader, then the others. The
+// crowd forms a random tree rooted at the leader: the claimant of rank k has
+// k earlier ones to choose from, so an early one is parent to about
+// ln(crowd/rank) others and the depth grows with the logarithm of the crowd.
+// (A parent computed from the rank, as a tree of fixed degree would, gathers
+// every late claimant of a large crowd on one daemon: their checks all read
+// the same first few dozen claims that fit a reply, so they all think they
+// have the same rank.)
+func (r claimResult) sources(intn func(int) int) []claimRecord {
+	out := make([]claimRecord, 0, len(r.earlier))
+	p := intn(len(r.earlier))
+	out = append(out, r.earlier[p])
+	if p != 0 {
+		out = append(out, r.earlier[0])
 	}
 	for i, c := range r.earlier {
-		if !used[i] {
+		if i != 0 && i != p {
 			out = append(out, c)
 		}
 	}
@@ -73,7 +70,7 @@ func (f *Flight) claim(ctx context.Context, self netip.AddrPort) claimResult {
 		v := wire.PeerValue{Contact: self, Claim: mine.at}
 		return wire.AppendPeerValue(nil, &v)
 	}
-	_, vals, err := m.dht.Claim(ctx, wire.PartialKey(f.key), build, m.claimSettle())
+	_, vals, err := m.dht.Claim(ctx, wire.PartialKey(f.key), build, ClaimSettle)
 	if err != nil && len(vals) == 0 {
 		m.log.Debug("claim failed", "path", f.req.Path, "err", err)
 		return claimResult{}
@@ -83,13 +80,38 @@ func (f *Flight) claim(ctx context.Context, self netip.AddrPort) claimResult {
 	return r
 }
 
-// claimSettle is how long a claim's check waits after its store: long enough
-// for a claim sent a little earlier on a slower path to land (a quarter of
-// the recent lookup time, 5 to 150 ms).
-func (m *Manager) claimSettle() time.Duration {
-	ew := time.Duration(m.lookupEWMA.Load())
-	return min(max(ew/4, 5*time.Millisecond), 150*time.Millisecond)
+// UnreachableReadDelay is how long a daemon that does not claim (peers
+// cannot reach it) waits before it reads the claims: about when a claim of
+// its own would have been checked, so that the claims of a crowd starting
+// with it have landed. In the simulated crowd, reading at once missed them
+// for 39 of 1 000 daemons; 500 ms later, for none (bench/RESULTS.md,
+// crowd-sim).
+const UnreachableReadDelay = 500 * time.Millisecond
+
+// readClaims is the claim of a daemon peers cannot reach: it reads the
+// claims under the content's PartialKey, without storing one, and follows
+// any of them.
+func (f *Flight) readClaims(ctx context.Context) claimResult {
+	m := f.m
+	if !clock.Sleep(ctx, m.clk, UnreachableReadDelay) {
+		return claimResult{}
+	}
+	vals, err := m.dht.GetValues(ctx, wire.PartialKey(f.key))
+	if err != nil && len(vals) == 0 {
+		return claimResult{}
+	}
+	r := electFrom(vals, claimRecord{at: math.MaxInt64}, m.clk.Now(), m.cfg.ClaimWindow, m.fetch.Banned)
+	r.ok = true
+	return r
 }
+
+// ClaimSettle is how long a claim's check waits after its store, so that a
+// claim sent a moment earlier on a slightly slower path lands first. A few
+// milliseconds cover the daemons of one LAN or host; on the internet the
+// simulation found no crowd in which a longer wait changed anything (claims
+// are stamped when they are sent, and a lookup's jitter dwarfs the store's),
+// while it cost every lone user its full length (bench/RESULTS.md, crowd-sim).
+const ClaimSettle = 5 * time.Millisecond
 
 // electFrom parses the claims in vals and returns those ordered before mine
 // that were made within window before now, leaving out banned contacts.
@@ -124,16 +146,17 @@ func electFrom(vals [][]byte, mine claimRecord, now time.Time, window time.Durat
 
 // Follow is the election as one daemon sees it, for tools that model crowds
 // (the DHT simulator): given the claim values read back under a PartialKey
-// and our own claim (self, made at µs since the Unix epoch), it returns the
-// earlier claimants to fetch from, in the order a follower tries them (its
-// parent in the crowd's tree first); none means lead.
-func Follow(vals [][]byte, self netip.AddrPort, at int64, now time.Time, window time.Duration) []netip.AddrPort {
+// and our own claim (self, made at µs since the Unix epoch; a daemon that
+// does not claim passes an invalid self and at = math.MaxInt64), it returns
+// the earlier claimants to fetch from, in the order a follower tries them
+// (its parent, drawn with intn, first); none means lead.
+func Follow(vals [][]byte, self netip.AddrPort, at int64, now time.Time, window time.Duration, intn func(int) int) []netip.AddrPort {
 	r := electFrom(vals, claimRecord{contact: self, at: at}, now, window, nil)
 	if len(r.earlier) == 0 {
 		return nil
 	}
 	var out []netip.AddrPort
-	for _, c := range r.sources() {
+	for _, c := range r.sources(intn) {
 		out = append(out, c.contact)
 	}
 	return out
