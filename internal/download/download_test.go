@@ -455,7 +455,7 @@ func TestMismatchBansOnlyTheLiar(t *testing.T) {
 		}
 		r.fetch.corrupt = func(nth, i int) bool { return nth == 0 && i == 1 }
 		f := r.run(t, request(d))
-		if f.Failure() == nil || !f.mismatched {
+		if f.Failure() == nil || !f.refetchNow {
 			t.Fatalf("the corrupt download did not fail: %v", f.Failure())
 		}
 		// The refetch runs by itself (a new request would join it): wait for

@@ -54,7 +54,7 @@ type Flight struct {
 	joins   atomic.Int32 // apt responses ever served from it
 	uploads atomic.Int32 // peer responses streaming from it now
 
-	mismatched bool // set by run before done closes
+	refetchNow bool // set by run before done closes: its hash failed with bytes from peers
 
 	mu   sync.Mutex
 	src  Source

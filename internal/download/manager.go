@@ -317,7 +317,7 @@ func (m *Manager) launch(f *Flight) error {
 		close(f.done)
 		if ok {
 			m.Announce(ctx, info)
-		} else if f.mismatched && !f.refetch {
+		} else if f.refetchNow && !f.refetch {
 			m.refetch(f.key, f.req)
 		}
 	}()

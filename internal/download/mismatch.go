@@ -3,6 +3,7 @@ package download
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/internal/fetch"
@@ -28,7 +29,13 @@ type mismatch struct {
 // where the answer is already certain: a file of one piece has one supplier.
 func (f *Flight) mismatch(job *fetch.Job, res fetch.Result) {
 	m := f.m
-	f.mismatched = true
+	// Refetch at once only when peers sent some of it: the refetch is what
+	// tells which of them lied. Bytes from the mirror alone that failed are
+	// the mirror's problem (a half-synced mirror), which an immediate second
+	// try would most likely repeat; apt's retry goes to the mirror anyway.
+	f.refetchNow = res.PeerBytes > 0 || slices.ContainsFunc(res.PieceSources, func(a string) bool {
+		return a != "" && a != job.Mirror.Addr
+	})
 	f.fail(fmt.Errorf("the file from %s did not match its hash; try again: the retry goes to the mirror", describeSources(res)))
 	pieces := f.w.PieceHashes()
 	f.w.Abort()

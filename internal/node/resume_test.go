@@ -34,7 +34,17 @@ func TestResumeAfterRestart(t *testing.T) {
 	})
 	d.ln.kill() // apt's connection goes first, so the stop does not wait for the download
 	d.stop()
-	sent := m.BytesServed("/debian/" + p.Filename)
+	// The mirror counts a request's bytes when its handler returns, a moment
+	// after the client went: wait until the count stands still.
+	sent, same := int64(-1), 0
+	waitFor(t, "the mirror's count after the stop", 10*time.Second, func() (bool, string) {
+		if now := m.BytesServed("/debian/" + p.Filename); now != sent {
+			sent, same = now, 0
+		} else {
+			same++
+		}
+		return same >= 5, "" // unchanged over five polls (waitFor's 20 ms apart)
+	})
 	if sent >= p.Size {
 		t.Fatalf("not the case under test: the mirror sent the whole file (%d bytes) before the stop", sent)
 	}
