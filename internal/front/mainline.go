@@ -31,11 +31,10 @@ type MainlineStatus struct {
 }
 
 func mainlineStatus(n *node.Node) *MainlineStatus {
-	m := n.Mainline()
-	if m == nil {
+	s, on := n.MainlineStats()
+	if !on {
 		return nil
 	}
-	s := m.Stats()
 	st := &MainlineStatus{Joined: s.Joined, ID: s.ID.String(), Nodes: s.Nodes, InfoHashes: s.InfoHashes, Peers: s.Peers,
 		Items: s.Items, PacketsIn: s.PacketsIn, PacketsOut: s.PacketsOut, RateLimited: s.RateLimited,
 		GetPeers: s.GetPeers, GetPeersFound: s.GetPeersFound, Announces: s.Announces, AnnouncesOK: s.AnnouncesOK,
@@ -70,11 +69,11 @@ func mainlineHTML(ms *MainlineStatus) template.HTML {
 }
 
 // writeMainlineMetrics adds the mainline DHT's metrics (nothing when off).
-func writeMainlineMetrics(w io.Writer, m *engine.MainlineNode) {
-	if m == nil {
+func writeMainlineMetrics(w io.Writer, n *node.Node) {
+	d, on := n.MainlineStats()
+	if !on {
 		return
 	}
-	d := m.Stats()
 	p := func(format string, a ...any) { fmt.Fprintf(w, format, a...) }
 	joined := 0
 	if d.Joined {

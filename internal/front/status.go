@@ -17,9 +17,7 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/fetch"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
 	"github.com/apt-p2p/apt-p2p/internal/node"
-	"github.com/apt-p2p/apt-p2p/kbucket"
 	"github.com/apt-p2p/apt-p2p/piecestore"
-	"github.com/apt-p2p/apt-p2p/wire"
 )
 
 // Status is what the status page, /stats.json and `apt-p2p status` show.
@@ -195,13 +193,13 @@ func (s *Server) Snapshot() Status {
 	if c, ok := n.Contact(); ok {
 		st.Contact = c.String()
 	}
-	st.DHT = dhtStats(n.DHT())
+	st.DHT = dhtStats(n)
 	st.Reachable, st.Joined = st.DHT.Reachable, st.DHT.Joined
-	st.Cache = n.Store().Stats()
-	is := n.Index().Stats()
+	st.Cache = n.CacheStats()
+	is := n.IndexStats()
 	st.Index.Repos, st.Index.Entries, st.Index.Bytes = is.Repos, is.Entries, is.Bytes
 	st.Session, st.AllTime = n.Stats.Session(), n.Stats.Total()
-	st.Uploads = n.Throttle().Active()
+	st.Uploads = n.UploadsActive()
 	st.Active = n.ActiveDownloads()
 	st.Bans = n.Bans()
 	st.Lookups = summarize(n.Stats.LookupLatency)
@@ -213,20 +211,10 @@ func (s *Server) Snapshot() Status {
 
 // dhtStats reads the engine's statistics and, from a snapshot of its routing
 // table, the number of users.
-func dhtStats(d *engine.Node) DHTStats {
-	st := DHTStats{Stats: d.Stats()}
+func dhtStats(n *node.Node) DHTStats {
+	st := DHTStats{Stats: n.DHTStats()}
 	st.ID = hex.EncodeToString(st.Stats.ID[:])
-	var (
-		self    wire.ID
-		closest []kbucket.Node
-		buckets []kbucket.BucketInfo
-		k       int
-	)
-	err := d.Do(func(c *engine.Core, _ time.Time) {
-		t := c.Table()
-		self, k = t.Self(), t.K()
-		closest, buckets = t.Closest(nil, self, k), t.Buckets(nil)
-	})
+	self, closest, buckets, k, err := n.DHTTable()
 	if err == nil {
 		st.EstimatedUsers, st.EstimatedUsersFrom = estimateUsers(self, closest, buckets, k)
 	}
@@ -242,9 +230,9 @@ func (s *Server) writeJSON(ctx *fasthttp.RequestCtx) {
 func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
 	_ = s.n.Stats.Registry.WritePrometheus(ctx)
-	writeDHTMetrics(ctx, s.n.DHT().Stats(), s.n.Store().Stats())
+	writeDHTMetrics(ctx, s.n.DHTStats(), s.n.CacheStats())
 	writeBanMetrics(ctx, s.n.Bans())
-	writeMainlineMetrics(ctx, s.n.Mainline())
+	writeMainlineMetrics(ctx, s.n)
 }
 
 // ByteFormat renders a size as the original's byte_format did (B, KiB, MiB, GiB, TiB).

@@ -30,6 +30,7 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/download"
 	"github.com/apt-p2p/apt-p2p/internal/fetch"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
+	"github.com/apt-p2p/apt-p2p/kbucket"
 	"github.com/apt-p2p/apt-p2p/internal/membudget"
 	"github.com/apt-p2p/apt-p2p/piecestore"
 	"github.com/apt-p2p/apt-p2p/wire"
@@ -451,4 +452,37 @@ func (s stallBounded) Wait(ctx context.Context, off int64) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, partialStall)
 	defer cancel()
 	return s.Writer.Wait(ctx, off)
+}
+
+// The status views' figures: the front reads them here, not from the parts.
+
+// DHTStats are the DHT engine's counters.
+func (n *Node) DHTStats() engine.Stats { return n.dht.Stats() }
+
+// DHTTable is a snapshot of the routing table: our ID, the k nodes closest to
+// it and the buckets.
+func (n *Node) DHTTable() (self wire.ID, closest []kbucket.Node, buckets []kbucket.BucketInfo, k int, err error) {
+	err = n.dht.Do(func(c *engine.Core, _ time.Time) {
+		t := c.Table()
+		self, k = t.Self(), t.K()
+		closest, buckets = t.Closest(nil, self, k), t.Buckets(nil)
+	})
+	return self, closest, buckets, k, err
+}
+
+// CacheStats are the piece store's counters.
+func (n *Node) CacheStats() piecestore.Stats { return n.store.Stats() }
+
+// IndexStats are the apt index's sizes.
+func (n *Node) IndexStats() aptindex.Stats { return n.index.Stats() }
+
+// UploadsActive is the number of peer uploads running.
+func (n *Node) UploadsActive() int { return n.throttle.Active() }
+
+// MainlineStats are the mainline DHT's counters; false when it is off.
+func (n *Node) MainlineStats() (engine.MainlineStats, bool) {
+	if n.mainline == nil {
+		return engine.MainlineStats{}, false
+	}
+	return n.mainline.Stats(), true
 }
