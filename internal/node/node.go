@@ -30,8 +30,8 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/download"
 	"github.com/apt-p2p/apt-p2p/internal/fetch"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
-	"github.com/apt-p2p/apt-p2p/kbucket"
 	"github.com/apt-p2p/apt-p2p/internal/membudget"
+	"github.com/apt-p2p/apt-p2p/kbucket"
 	"github.com/apt-p2p/apt-p2p/piecestore"
 	"github.com/apt-p2p/apt-p2p/wire"
 )
