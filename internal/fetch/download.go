@@ -218,7 +218,12 @@ func (dl *download) evaluate(peersOpen, delayPassed, slow bool) {
 	}
 	m := dl.job.Mirror
 	if dl.mirror == nil && m != nil && !dl.d.Banned(m.Addr) {
-		start := !peersOpen && live < minPeers ||
+		// Every peer found so far has failed (a stale DHT value: stopped, or
+		// restarted on another port) and nothing came from them: the mirror
+		// starts now rather than when the lookup or the delay ends. Peers
+		// the lookup still finds join as sources.
+		allFailed := live == 0 && len(dl.sources) > 0 && dl.peerRecv.Load() == 0
+		start := !peersOpen && live < minPeers || allFailed ||
 			delayPassed && (live < minPeers || dl.peerRecv.Load() == 0 || slow)
 		if start {
 			s := dl.d.newSource(*m, true)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/apt-p2p/apt-p2p/internal/clock"
 )
 
 const peerPath = "/~/%CA+%B8%0C%00%E7%07%F8%7E%5D%29%2B%9D%E5_B%FF%1A%C4%21"
@@ -678,4 +680,31 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestMirrorStartsWhenEveryPeerFailed (issue 12 item 2): the lookup found one
+// peer, a stale value (nothing listens there any more), and is still running;
+// the mirror must start as soon as that peer has failed, not when the lookup
+// or the mirror delay ends. The clock is a fake one that never moves, so the
+// delay can never pass: the download ends only if the mirror started early.
+func TestMirrorStartsWhenEveryPeerFailed(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(3*PieceSize, 62)
+	gone := newServer(t, data, behavior{})
+	goneAddr := gone.addr
+	gone.close()
+	mirror := newServer(t, data, behavior{})
+	m := mirror.source("/debian/f.deb")
+	peers := make(chan Source, 1)
+	peers <- Source{Addr: goneAddr, Path: peerPath}
+	defer close(peers) // the lookup goes on until the download is over
+	cfg := testConfig()
+	cfg.Clock = clock.NewFake(time.Unix(1e9, 0))
+	sink := newMemSink(int64(len(data)))
+	res := fetchOK(t, New(cfg), &Job{Size: int64(len(data)), Pieces: pieces, Peers: peers, Mirror: &m,
+		MirrorDelay: 5 * time.Second, Sink: sink})
+	sink.check(t, data)
+	if res.MirrorBytes != int64(len(data)) {
+		t.Fatalf("%+v", res)
+	}
 }
