@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/apt-p2p/apt-p2p/internal/httpserve"
 )
 
 // Why fasthttp.HostClient and not PipelineClient: in fasthttp v1.74.0 (pinned)
@@ -157,6 +159,7 @@ func (s *source) setupRequest(req *fasthttp.Request) {
 var (
 	hdrPartial = []byte("X-Apt-P2P-Partial")
 	valPartial = []byte("1")
+	hdrLoad    = []byte(httpserve.HeaderLoad)
 )
 
 // getPiece fetches piece i from s into buf and returns the piece and its
@@ -181,6 +184,13 @@ func (dl *download) getPiece(s *source, i int, buf []byte, sum *[20]byte, t0 tim
 	}
 	hdrAt = dl.d.clk.Now()
 	defer resp.CloseBodyStream() //nolint:errcheck // closing discards the connection if the body was not read to its end
+	if !s.mirror {
+		if v := resp.Header.PeekBytes(hdrLoad); len(v) > 0 {
+			if l, ok := httpserve.ParseLoad(v); ok {
+				dl.d.noteLoad(s.key, l, hdrAt)
+			}
+		}
+	}
 	switch st := resp.StatusCode(); {
 	case st == fasthttp.StatusNotFound:
 		return nil, hdrAt, errNotFound

@@ -30,6 +30,7 @@ type behavior struct {
 	notFound    bool          // 404
 	firstByte   time.Duration // wait this long before answering
 	silent      bool          // accept, never answer
+	load        string        // X-Apt-P2P-Load of every response (empty: none)
 }
 
 type testServer struct {
@@ -142,6 +143,9 @@ func (ts *testServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-ts.quit:
 			return
 		}
+	}
+	if b.load != "" {
+		w.Header().Set("X-Apt-P2P-Load", b.load)
 	}
 	if b.notFound {
 		http.NotFound(w, r)

@@ -115,13 +115,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.mirrors = newMirrorCache(filepath.Join(cfg.CacheDir, "mirrors"), 30*time.Second, "apt-p2p/"+Version, tlsConfig)
-	n.fetcher = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch"), TLSConfig: tlsConfig})
+	n.fetcher = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch"), TLSConfig: tlsConfig, LoadAware: cfg.LoadAware})
 	n.throttle = httpserve.NewThrottle(httpserve.Limits{
 		GlobalBytesPerSec:  cfg.UploadLimit,
 		PerPeerBytesPerSec: cfg.UploadLimitPerPeer,
 		MaxUploads:         cfg.MaxUploads,
 	})
 	n.peers = httpserve.NewPeerHandler(storeContent{n}, n.throttle, log.With("part", "peers"))
+	n.peers.SetUploadWeight(cfg.UploadWeight)
 	n.Stats.uploaded = func() int64 { return n.peers.Stats().BytesSent }
 
 	n.loadIndexes()

@@ -1,0 +1,59 @@
+package fetch
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A peer whose load header says it is busy (31 of 32 uploads running at
+// 1 MiB/s in all: 32 KiB/s for one more request) gets one piece, its probe,
+// from a load-aware download, while an idle peer of the same speed gets the
+// rest; ranked by speed alone (the same peers, the header ignored), the busy
+// one gets its share like the other.
+func TestLoadAwareAvoidsBusyPeer(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(16*PieceSize, 21)
+	for _, aware := range []bool{true, false} {
+		busy := newServer(t, data, behavior{rate: 8 << 20, load: "uploads=31/32; rate=1048576; capacity=1048576"})
+		idle := newServer(t, data, behavior{rate: 8 << 20, load: "uploads=1/32; rate=100; capacity=104857600"})
+		cfg := testConfig()
+		cfg.LoadAware = aware
+		sink := newMemSink(int64(len(data)))
+		res := fetchOK(t, New(cfg), &Job{Size: int64(len(data)), Pieces: pieces, Peers: peerChan(busy.source(peerPath), idle.source(peerPath)), Sink: sink})
+		sink.check(t, data)
+		checkAccounting(t, res, int64(len(data)))
+		got := res.BytesBySource[busy.addr]
+		if aware && got > PieceSize {
+			t.Errorf("load-aware: the busy peer sent %d bytes, want at most its probe piece (%v)", got, res.BytesBySource)
+		}
+		if !aware && got <= PieceSize {
+			t.Errorf("by speed: the busy peer sent %d bytes; want more than one piece (it is as fast as the other)", got)
+		}
+	}
+}
+
+// A peer tried for the first time that never answers does not hold the
+// download up: a load-aware download gives an unknown peer one request and
+// no more until it answers, and the others finish the file (the piece it
+// holds by an endgame copy).
+func TestLoadAwareProbeDoesNotStall(t *testing.T) {
+	t.Parallel()
+	data, pieces := testFile(6*PieceSize, 22)
+	mute := newServer(t, data, behavior{silent: true})
+	good := newServer(t, data, behavior{rate: 8 << 20})
+	cfg := testConfig()
+	cfg.LoadAware = true
+	cfg.PeerIdleTimeout = time.Minute // the mute peer is not dropped for its silence during the test
+	sink := newMemSink(int64(len(data)))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := New(cfg).Fetch(ctx, &Job{Size: int64(len(data)), Pieces: pieces, Peers: peerChan(mute.source(peerPath), good.source(peerPath)), Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink.check(t, data)
+	if res.BytesBySource[good.addr] != int64(len(data)) || mute.reqs.Load() != 1 {
+		t.Fatalf("bytes by source %v, %d requests to the mute peer; want everything from the other, one request to it", res.BytesBySource, mute.reqs.Load())
+	}
+}
