@@ -52,7 +52,8 @@ type Config struct {
 	DHTOnly             bool
 	LogLevel            string
 	DHT                 DHT
-	Mainline            Mainline // the mainline DHT (mainline.go)
+	Mainline            Mainline  // the mainline DHT (mainline.go)
+	Volunteer           Volunteer // the preheat mode (volunteer.go)
 }
 
 // DHT is the configuration of the DHT section ([apt_p2p_Khashmir] by default).
@@ -89,6 +90,7 @@ const (
 	kEnum
 	kBind
 	kFloat
+	kSources // VOLUNTEER_SOURCES: one "mirror suite..." per line
 )
 
 // option describes one configuration option: where it lives, its type, its
@@ -358,6 +360,9 @@ func build(ini *iniFile) (*Config, error) {
 		}
 		return nil, fmt.Errorf("config: %w", errors.Join(uniq...))
 	}
+	if err := c.checkVolunteer(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	c.CacheDir = expandHome(c.CacheDir)
 	for i, d := range c.OtherDirs {
 		c.OtherDirs[i] = expandHome(d)
@@ -418,6 +423,8 @@ func parseValue(o option, s string) (any, error) {
 		return out, nil
 	case kBind:
 		return resolveBind(strings.TrimSpace(s))
+	case kSources:
+		return parseVolunteerSources(s)
 	case kFloat:
 		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 		if err != nil || f <= 0 || f > 1000 || f != f {
@@ -685,6 +692,9 @@ func (c *Config) valueString(o option) string {
 		return c.DHT.TimeoutProfile
 	case "UDP_TRANSPORT":
 		return c.DHT.UDPTransport
+	}
+	if v, ok := c.volunteerValue(o); ok {
+		return v
 	}
 	return c.mainlineValue(o)
 }
