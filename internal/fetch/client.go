@@ -251,6 +251,36 @@ func (dl *download) getPiece(s *source, i int, buf []byte, sum *[20]byte, t0 tim
 	return data, hdrAt, nil
 }
 
+// probeHead asks an unknown peer HEAD for its load header (LoadAware), so
+// that it is ranked before it is given a piece. A peer that sends none, or
+// offers no capacity, is probed with one piece request instead.
+func (dl *download) probeHead(s *source) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	s.setupRequest(req)
+	req.Header.SetMethod(fasthttp.MethodHead)
+	known := false
+	if err := s.hc.DoDeadline(req, resp, time.Now().Add(min(dl.d.cfg.PeerIdleTimeout, headProbeTimeout))); err == nil {
+		if l, ok := httpserve.ParseLoad(resp.Header.PeekBytes(hdrLoad)); ok && l.Capacity > 0 && resp.StatusCode() == fasthttp.StatusOK {
+			dl.d.noteLoad(s.key, l, dl.d.clk.Now())
+			known = true
+		}
+		resp.CloseBodyStream() //nolint:errcheck // a HEAD has no body
+	}
+	dl.mu.Lock()
+	s.headProbe = false
+	if known {
+		s.probing = false
+	}
+	dl.cond.Broadcast()
+	dl.mu.Unlock()
+}
+
+// headProbeTimeout bounds the HEAD that asks an unknown peer for its load.
+const headProbeTimeout = 2 * time.Second
+
 // parseContentRange parses "bytes a-b/total" without allocating.
 func parseContentRange(v []byte) (a, b, total int64, ok bool) {
 	rest, found := bytes.CutPrefix(v, []byte("bytes "))

@@ -328,6 +328,12 @@ func (dl *download) livePeersLocked() int {
 func (dl *download) addSourceLocked(s *source, stream bool) {
 	dl.sources = append(dl.sources, s)
 	dl.byKey[s.key] = s
+	if s.probing && !s.partial {
+		s.headProbe, s.probeAt = true, dl.d.clk.Now()
+		go dl.probeHead(s)
+	} else {
+		s.probing = s.probing && !s.partial
+	}
 	if stream || s.partial {
 		s.streaming = true
 		go dl.streamWorker(s)
@@ -457,7 +463,7 @@ func (dl *download) pickMissing(s *source) int {
 	}
 	expect := 0.0
 	if dl.d.cfg.LoadAware {
-		if s.probing && s.inflight > 0 {
+		if s.probing && (s.inflight > 0 || s.headProbe) {
 			return -1
 		}
 		now := dl.d.clk.Now()

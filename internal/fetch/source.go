@@ -61,13 +61,16 @@ type history struct {
 // for seconds. It keeps a piece all the same when it would finish it before
 // the others could finish every piece not yet requested, this one included:
 // a slow source helps in the bulk of a large file, not at its end. A source
-// this daemon knows nothing of yet gets one request at once, whatever the
-// others' rank, and no second one until it has answered (its load header
-// and speed then rank it). Sources thus get pieces in proportion to how fast
-// they serve under their current load, and the load of the swarm follows
-// capacity. (An unknown source whose first request is out counts as
-// finishing a piece in the time it has been silent: others hold back for a
-// moment in case it is fast, not for ever in case it is dead.)
+// this daemon knows nothing of yet is first asked HEAD, whose answer carries
+// its load header (a round trip, no upload slot, no piece spent on a slow
+// source); one that sends no load (an original peer, or one that offers no
+// capacity yet) then gets one piece request at once, whatever the others'
+// rank, and no second one until it has answered (its speed then ranks it).
+// Sources thus get pieces in proportion to how fast they serve under their
+// current load, and the load of the swarm follows capacity. (An unknown
+// source whose HEAD or first request is out counts as finishing a piece in
+// the time it has been silent: others hold back for a moment in case it is
+// fast, not for ever in case it is dead.)
 const loadFresh = 2 * time.Second
 
 // noteLoad records a peer's load header, received at t.
@@ -105,11 +108,11 @@ func (d *Downloader) share(addr string, now time.Time) float64 {
 // now (see "Load-aware ranking"); depth is the request slots per source.
 func (dl *download) ectLocked(s *source, now time.Time, depth int) float64 {
 	if s.probing {
-		// Unknown: worth one piece to learn its load and speed (the
-		// defaults would rank a fast volunteer never tried below every slow
-		// peer already measured, and it would never be tried). Once asked,
-		// it looks the worse the longer it stays silent.
-		if s.inflight == 0 {
+		// Unknown: worth a look (the defaults would rank a fast volunteer
+		// never tried below every slow peer already measured, and it would
+		// never be tried). Once asked, it looks the worse the longer it
+		// stays silent.
+		if s.inflight == 0 && !s.headProbe {
 			return 0
 		}
 		return now.Sub(s.probeAt).Seconds()
@@ -144,8 +147,9 @@ type source struct {
 	ua     string
 
 	partial   bool      // a peer still downloading the file (Source.Partial): streamed, never asked piece by piece
-	probing   bool      // LoadAware: nothing known of it yet; one request, given whatever its rank, until it answers
-	probeAt   time.Time // when that request went out
+	probing   bool      // LoadAware: nothing known of it yet (see "Load-aware ranking")
+	headProbe bool      // its HEAD for the load header is out
+	probeAt   time.Time // when the HEAD, or the one piece request of a peer that sent no load, went out
 	inflight  int
 	errs      int
 	dropped   bool

@@ -35,10 +35,11 @@
 //
 // # The load header (an extension)
 //
-// Every file response of the peer handler, 503 included, says how busy the
-// peer is, so that downloaders spread their pieces by when each source would
-// finish one, not by its past speed alone (internal/fetch, "Load-aware
-// ranking"):
+// Every file response of the peer handler, HEAD and 503 included, says how
+// busy the peer is, so that downloaders spread their pieces by when each
+// source would finish one, not by its past speed alone (internal/fetch,
+// "Load-aware ranking"); a downloader that knows nothing of a peer asks HEAD
+// first, a round trip that holds no upload slot:
 //
 //	X-Apt-P2P-Load: uploads=3/32; rate=4812345; capacity=5242880; peer=1048576
 //

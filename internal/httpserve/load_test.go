@@ -52,8 +52,8 @@ func FuzzParseLoad(f *testing.F) {
 
 // Every file response says how busy the peer is: running uploads (this one
 // included) and the cap, and the capacity it offers (UPLOAD_LIMIT times
-// UPLOAD_WEIGHT) and the per-peer limit; a 503 says so too, with a
-// Retry-After from the limit.
+// UPLOAD_WEIGHT) and the per-peer limit; a HEAD and a 503 say so too, the
+// 503 with a Retry-After from the limit.
 func TestLoadHeader(t *testing.T) {
 	const size = 16 << 20 // more than the socket buffers: an unread upload keeps its slot
 	c := newMemContent()
@@ -76,7 +76,11 @@ func TestLoadHeader(t *testing.T) {
 			t.Fatalf("upload %d: load header %q (%+v)", i, resp.Header.Get(HeaderLoad), l)
 		}
 	}
-	codes, _, hdrs := rawRequests(t, addr, req("GET", target, ""))
+	codes, _, hdrs := rawRequests(t, addr, req("HEAD", target, ""))
+	if l, ok := ParseLoad([]byte(hdrs[0][http.CanonicalHeaderKey(HeaderLoad)])); codes[0] != 200 || !ok || l.Uploads != 2 || l.Capacity != 2<<20 {
+		t.Fatalf("HEAD: %d, load %q; want 200 with the load (what an unknown peer is asked first)", codes[0], hdrs[0][http.CanonicalHeaderKey(HeaderLoad)])
+	}
+	codes, _, hdrs = rawRequests(t, addr, req("GET", target, ""))
 	l, ok := ParseLoad([]byte(hdrs[0][http.CanonicalHeaderKey(HeaderLoad)]))
 	if codes[0] != 503 || !ok || l.Uploads != 2 || l.Capacity != 2<<20 || hdrs[0]["Retry-After"] != "1" {
 		t.Fatalf("third upload: %d, load %q, Retry-After %q; want 503 from a full peer, retry after 1 s (2 pieces at 1 MiB/s)",

@@ -150,10 +150,14 @@ var hdrPartial = []byte("X-Apt-P2P-Partial")
 func (h *PeerHandler) serveFile(ctx *fasthttp.RequestCtx, r *FileResponse) {
 	release := r.Release
 	s := sender{thr: h.t, sent: &h.sent}
-	if !ctx.IsHead() {
+	var lb [128]byte
+	if ctx.IsHead() {
+		// (A downloader that knows nothing of us asks HEAD for our load
+		// before it sends a piece request.)
+		ctx.Response.Header.SetCanonical(hdrLoad, AppendLoad(lb[:0], h.load(h.now(), h.t.Active())))
+	} else {
 		addr := remoteAddr(ctx)
 		peer, ok := h.t.acquire(addr)
-		var lb [128]byte
 		if !ok {
 			h.busy.Add(1)
 			h.log.Debug("upload refused: MaxUploads reached", "peer", addr, "active", h.t.Active())
