@@ -183,6 +183,11 @@ type Manager struct {
 	lookupEWMA atomic.Int64 // ns: smoothed time until a lookup delivered its first value
 
 	movedAt time.Time // when the refresh loop found our contact changed (its goroutine only)
+
+	startedAt  time.Time      // when New ran
+	annMu      sync.Mutex     // guards annContact, annMixed
+	annContact netip.AddrPort // the contact this run's announcements carried
+	annMixed   bool           // they carried more than one
 }
 
 // New returns a Manager. dht may be nil (a daemon without a DHT fetches from
@@ -199,6 +204,7 @@ func New(cfg Config, dht DHT, store Store, fetcher Fetcher) *Manager {
 		active:     make(map[wire.ID]*Flight),
 		noValues:   make(map[wire.ID]time.Time),
 		mirrorOnly: make(map[wire.ID]*mismatch),
+		startedAt:  cfg.Clock.Now(),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m
