@@ -20,6 +20,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -38,6 +39,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -72,10 +74,19 @@ type Result struct {
 	PeerUp     int64 `json:"peer_up"`
 	// CPU seconds (user+system) of the daemons or of apt-cacher-ng over the
 	// whole scenario (start-up and the untimed index phase included).
-	CPU     float64 `json:"cpu_s"`
-	Errors  int     `json:"errors"`
-	Failed  string  `json:"failed,omitempty"` // why the scenario did not finish
-	Retries int     `json:"retries"`
+	CPU float64 `json:"cpu_s"`
+	// Over the measured phase only (first client start to last client end):
+	// CPU seconds of the system's processes (the daemons, apt-cacher-ng), of
+	// this driver (the clients and the mirror), and how busy the machine's
+	// cores were (1 = every core all the time). A phase whose machine was
+	// near 1 was bound by CPU: on one machine the daemons share the cores
+	// that N real machines would each have.
+	PhaseCPU    float64 `json:"phase_cpu_s"`
+	DriverCPU   float64 `json:"phase_driver_cpu_s"`
+	MachineBusy float64 `json:"phase_machine_busy"`
+	Errors      int     `json:"errors"`
+	Failed      string  `json:"failed,omitempty"` // why the scenario did not finish
+	Retries     int     `json:"retries"`
 }
 
 type options struct {
@@ -279,6 +290,7 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 	mirrorBase := "http://" + mirrorAddr + "/debian/"
 	clients := make([]*client, n)
 	var ds []*daemon
+	acngPid := 0
 	switch sys {
 	case "direct":
 		for i := range clients {
@@ -290,6 +302,7 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 			return r, err
 		}
 		defer func() { r.CPU = a.stop() }()
+		acngPid = a.cmd.Process.Pid
 		proxy, _ := url.Parse("http://" + a.addr)
 		for i := range clients {
 			clients[i] = newClient(o.parallel, proxy, func(p string) string { return mirrorBase + p })
@@ -340,6 +353,14 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 
 	before := sumStats(ctx, ds)
 	mirror.Reset()
+	var pids []int
+	for _, d := range ds {
+		pids = append(pids, d.cmd.Process.Pid)
+	}
+	if acngPid > 0 {
+		pids = append(pids, acngPid)
+	}
+	cpu0, self0, busy0 := procsCPU(pids), selfCPU(), machineCPU()
 	start := time.Now()
 	var wg sync.WaitGroup
 	times := make([]float64, n)
@@ -366,6 +387,11 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 	}
 	wg.Wait()
 	r.Wall = time.Since(start).Seconds()
+	r.PhaseCPU = procsCPU(pids) - cpu0
+	r.DriverCPU = selfCPU() - self0
+	if b := machineCPU(); r.Wall > 0 {
+		r.MachineBusy = (b - busy0) / (r.Wall * float64(runtime.NumCPU()))
+	}
 	if ctx.Err() != nil {
 		return r, fmt.Errorf("scenario did not finish: %w", ctx.Err())
 	}
@@ -712,6 +738,62 @@ func stopAll(ds []*daemon) float64 {
 	return cpu
 }
 
+// procsCPU is the CPU seconds (user+system) the processes have used so far,
+// from /proc/<pid>/stat (0 for any it cannot read).
+func procsCPU(pids []int) float64 {
+	var ticks int64
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces) start at
+		// the state, field 3; utime and stime are fields 14 and 15.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) > 12 {
+			u, _ := strconv.ParseInt(f[11], 10, 64)
+			st, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += u + st
+		}
+	}
+	return float64(ticks) / clockTicks
+}
+
+// clockTicks is USER_HZ, the unit of /proc's CPU times (100 on Linux).
+const clockTicks = 100
+
+// selfCPU is this process's CPU seconds so far.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// machineCPU is the busy CPU seconds of every core so far (/proc/stat:
+// everything but idle and iowait).
+func machineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var busy int64
+	for i, x := range f[1:] {
+		v, _ := strconv.ParseInt(x, 10, 64)
+		if i != 3 && i != 4 { // idle, iowait
+			busy += v
+		}
+	}
+	return float64(busy) / clockTicks
+}
+
 func cpuSeconds(c *exec.Cmd) float64 {
 	if c.ProcessState == nil {
 		return 0
@@ -840,8 +922,8 @@ func printTable(w io.Writer, rs []Result, pkgs, small int, unique, rate int64) {
 		lim = fmt.Sprintf("%s MB/s in total", mb(rate))
 	}
 	fmt.Fprintf(bw, "\npackage set: %d packages (%d under 512 KiB), %s MB unique; mirror bandwidth %s\n\n", pkgs, small, mb(unique), lim)
-	fmt.Fprintln(bw, "| system | start | clients | MIN_DOWNLOAD_PEERS | mirror MB | mirror ÷ unique | mirror requests | completion p50 | p99 | wall | from mirror MB | from peers MB | peer upload MB (requested) | CPU s | errors/retries |")
-	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(bw, "| system | start | clients | MIN_DOWNLOAD_PEERS | mirror MB | mirror ÷ unique | mirror requests | completion p50 | p99 | wall | from mirror MB | from peers MB | peer upload MB (requested) | CPU s | phase CPU s: system / clients+mirror / machine busy | errors/retries |")
+	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
 		mp, src := "", "| | | |"
 		if r.System == "apt-p2p" {
@@ -856,8 +938,12 @@ func printTable(w io.Writer, rs []Result, pkgs, small int, unique, rate int64) {
 			fmt.Fprintf(bw, "| %s | %s | %d | %s | did not finish: %s |\n", r.System, r.Mode, r.Clients, mp, r.Failed)
 			continue
 		}
-		fmt.Fprintf(bw, "| %s | %s | %d | %s | %s | **%.2f** | %d | %.1f s | %.1f s | %.1f s %s %s | %d/%d |\n",
-			r.System, r.Mode, r.Clients, mp, mb(r.MirrorBytes), r.Ratio, r.MirrorReqs, r.P50, r.P99, r.Wall, src, cpu, r.Errors, r.Retries)
+		phase := fmt.Sprintf("%.1f / %.1f / %.0f%%", r.PhaseCPU, r.DriverCPU, 100*r.MachineBusy)
+		if r.System == "direct" {
+			phase = fmt.Sprintf("– / %.1f / %.0f%%", r.DriverCPU, 100*r.MachineBusy)
+		}
+		fmt.Fprintf(bw, "| %s | %s | %d | %s | %s | **%.2f** | %d | %.1f s | %.1f s | %.1f s %s %s | %s | %d/%d |\n",
+			r.System, r.Mode, r.Clients, mp, mb(r.MirrorBytes), r.Ratio, r.MirrorReqs, r.P50, r.P99, r.Wall, src, cpu, phase, r.Errors, r.Retries)
 	}
 }
 
