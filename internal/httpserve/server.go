@@ -45,6 +45,14 @@ type ServerConfig struct {
 	// (ALLOWED_CLIENTS) are trusted and may open as many connections as they like (a site cache
 	// behind one NAT address, a parallel downloader), while peers stay capped.
 	Unlimited func(netip.Addr) bool
+	// Pipelined, if set, is told of each request a trusted client (Unlimited) has already sent on a
+	// connection while an earlier request there is still being answered (HTTP/1.1 pipelining: apt
+	// writes up to 10 requests at once), so the work for it can start before its turn; responses
+	// still go out in order. It runs on the connection's goroutine with the request's method and URI,
+	// which are valid only during the call, and must not block. Peers' connections are not read
+	// ahead: their pipelined /~/ requests are served one after another as before. Applies to
+	// connections accepted through LimitListener; see readahead.go.
+	Pipelined func(from netip.Addr, method, uri []byte)
 	// MaxRequestsPerConn closes a connection after this many requests; 0: unlimited.
 	MaxRequestsPerConn int
 	// Logger receives fasthttp's connection errors at debug level (cut connections are normal here:
@@ -98,6 +106,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // by LimitListener(ln, cfg) to enforce MaxConnsPerIP.
 func NewServer(handler fasthttp.RequestHandler, cfg ServerConfig) *fasthttp.Server {
 	cfg = cfg.withDefaults()
+	if cfg.Pipelined != nil {
+		handler = pipelinedHandler(handler)
+	}
 	return &fasthttp.Server{
 		Handler:                      handler,
 		Name:                         cfg.Name,
@@ -131,7 +142,8 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 // *net.TCPConn's ReadFrom, so sendfile still works through them.
 func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
 	cfg = cfg.withDefaults()
-	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int), unlimited: cfg.Unlimited}
+	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int),
+		unlimited: cfg.Unlimited, pipelined: cfg.Pipelined}
 }
 
 type limitListener struct {
@@ -142,6 +154,7 @@ type limitListener struct {
 	n     map[netip.Addr]int
 
 	unlimited func(netip.Addr) bool
+	pipelined func(netip.Addr, []byte, []byte)
 }
 
 // tcpLimitConn embeds *net.TCPConn so ReadFrom (sendfile) and the deadline methods are promoted.
@@ -156,6 +169,16 @@ type tcpLimitConn struct {
 	more    bool
 	ms      moreSend
 	msWrite func(uintptr) bool // ms.write bound once
+	// ra reads pipelined requests ahead (trusted clients with ServerConfig.Pipelined); nil otherwise.
+	ra *readAhead
+}
+
+// Read reads through the read-ahead buffer when the connection has one.
+func (c *tcpLimitConn) Read(p []byte) (int, error) {
+	if c.ra != nil {
+		return c.readThrough(p)
+	}
+	return c.TCPConn.Read(p)
 }
 
 // Write sends p, with MSG_MORE if a file body asked for it.
@@ -206,8 +229,17 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		addr := tc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
 		key := peerKey(addr)
+		trusted := l.unlimited != nil && l.unlimited(addr)
+		lc := &tcpLimitConn{TCPConn: tc, l: l, key: key}
+		lc.msWrite = lc.ms.write
+		if rc, err := tc.SyscallConn(); err == nil {
+			lc.raw = rc
+		}
+		if trusted && l.pipelined != nil {
+			lc.ra = &readAhead{from: addr, hook: l.pipelined}
+		}
 		l.mu.Lock()
-		over := l.n[key] >= l.max && (l.unlimited == nil || !l.unlimited(addr))
+		over := l.n[key] >= l.max && !trusted
 		if !over {
 			l.n[key]++
 		}
@@ -216,11 +248,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			tc.SetLinger(0) //nolint:errcheck // best effort: a reset frees the slot at once
 			tc.Close()
 			continue
-		}
-		lc := &tcpLimitConn{TCPConn: tc, l: l, key: key}
-		lc.msWrite = lc.ms.write
-		if rc, err := tc.SyscallConn(); err == nil {
-			lc.raw = rc
 		}
 		return lc, nil
 	}
