@@ -62,11 +62,14 @@ func (c *tcpLimitConn) readThrough(p []byte) (int, error) {
 		ra.r += n
 		if ra.r == ra.w {
 			ra.r, ra.w = 0, 0
+			c.buffered.Store(false)
 		}
+		c.busy.Store(true)
 		return n, nil
 	}
 	n, err := c.TCPConn.Read(p)
 	if n > 0 {
+		c.busy.Store(true)
 		// fasthttp reads to parse the request after the last one handled:
 		// that one is not ahead of anything.
 		ra.scan(p[:n], ra.handled+1)
@@ -100,6 +103,7 @@ func (c *tcpLimitConn) nextRequest() {
 		// its response.
 		ra.scan(ra.buf[ra.w:ra.w+n], ra.handled)
 		ra.w += n
+		c.buffered.Store(true)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,7 +35,14 @@ type ServerConfig struct {
 	// MaxHeaderBytes bounds the request line plus headers (the read buffer); a larger request gets 431.
 	// Default 8 KiB: apt's and peers' requests are a few hundred bytes.
 	MaxHeaderBytes int
-	// MaxConns bounds simultaneous connections (fasthttp's Concurrency; beyond it: 503). Default 1024.
+	// MaxConns bounds simultaneous connections. Default 1024. It is enforced by LimitListener: at
+	// the limit a new connection closes the connection that has waited longest for its next
+	// request (idle keep-alive, or connected and silent), so idle clients can never lock out a new
+	// apt request; only when every connection is busy is the new one refused with 503. A part of
+	// the connections (MaxConns/8) is kept for trusted clients (Unlimited): peers alone cannot
+	// take every slot with busy connections. fasthttp's own Concurrency is set higher
+	// (closeSlack), so connections still being closed never make it refuse one LimitListener
+	// admitted. See idle.go.
 	MaxConns int
 	// MaxConnsPerIP bounds simultaneous connections from one address (an IPv6 /64 counts as one).
 	// It is enforced by LimitListener, not by fasthttp: fasthttp's own MaxConnsPerIP wraps each
@@ -113,7 +121,8 @@ func NewServer(handler fasthttp.RequestHandler, cfg ServerConfig) *fasthttp.Serv
 		Handler:                      handler,
 		Name:                         cfg.Name,
 		NoDefaultServerHeader:        cfg.Name == "",
-		Concurrency:                  cfg.MaxConns,
+		Concurrency:                  cfg.MaxConns + closeSlack,
+		ConnState:                    connState,
 		ReadBufferSize:               cfg.MaxHeaderBytes,
 		WriteBufferSize:              writeBufferSize,
 		ReadTimeout:                  cfg.ReadTimeout,
@@ -143,7 +152,8 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
 	cfg = cfg.withDefaults()
 	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int),
-		unlimited: cfg.Unlimited, pipelined: cfg.Pipelined}
+		unlimited: cfg.Unlimited, pipelined: cfg.Pipelined,
+		maxConns: cfg.MaxConns, trustedReserve: cfg.MaxConns / 8, live: make(map[*tcpLimitConn]struct{})}
 }
 
 type limitListener struct {
@@ -155,6 +165,11 @@ type limitListener struct {
 
 	unlimited func(netip.Addr) bool
 	pipelined func(netip.Addr, []byte, []byte)
+
+	maxConns       int
+	trustedReserve int
+	live           map[*tcpLimitConn]struct{} // connections handed out and not closed (under mu)
+	seq            atomic.Uint64              // orders the moments connections became idle
 }
 
 // tcpLimitConn embeds *net.TCPConn so ReadFrom (sendfile) and the deadline methods are promoted.
@@ -171,6 +186,7 @@ type tcpLimitConn struct {
 	msWrite func(uintptr) bool // ms.write bound once
 	// ra reads pipelined requests ahead (trusted clients with ServerConfig.Pipelined); nil otherwise.
 	ra *readAhead
+	idleState
 }
 
 // Read reads through the read-ahead buffer when the connection has one.
@@ -178,7 +194,11 @@ func (c *tcpLimitConn) Read(p []byte) (int, error) {
 	if c.ra != nil {
 		return c.readThrough(p)
 	}
-	return c.TCPConn.Read(p)
+	n, err := c.TCPConn.Read(p)
+	if n > 0 {
+		c.busy.Store(true)
+	}
+	return n, err
 }
 
 // Write sends p, with MSG_MORE if a file body asked for it.
@@ -202,17 +222,18 @@ func (c *tcpLimitConn) Write(p []byte) (int, error) {
 
 func (c *tcpLimitConn) Close() error {
 	err := c.TCPConn.Close()
-	c.once.Do(func() { c.l.drop(c.key) })
+	c.once.Do(func() { c.l.drop(c) })
 	return err
 }
 
-func (l *limitListener) drop(k netip.Addr) {
+func (l *limitListener) drop(c *tcpLimitConn) {
 	l.mu.Lock()
-	if l.n[k] <= 1 {
-		delete(l.n, k)
+	if l.n[c.key] <= 1 {
+		delete(l.n, c.key)
 	} else {
-		l.n[k]--
+		l.n[c.key]--
 	}
+	delete(l.live, c)
 	l.mu.Unlock()
 }
 
@@ -238,15 +259,43 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if trusted && l.pipelined != nil {
 			lc.ra = &readAhead{from: addr, hook: l.pipelined}
 		}
+		// Idle from the start: a connection that sends nothing holds a slot
+		// as surely as a kept-alive one.
+		lc.idleSeq.Store(l.seq.Add(1))
+		limit := l.maxConns
+		if !trusted {
+			limit -= l.trustedReserve
+		}
+		var victims []*tcpLimitConn
 		l.mu.Lock()
 		over := l.n[key] >= l.max && !trusted
+		full := false
 		if !over {
-			l.n[key]++
+			for len(l.live) >= limit {
+				v := l.oldestIdleLocked()
+				if v == nil {
+					break
+				}
+				delete(l.live, v)
+				victims = append(victims, v)
+			}
+			full = len(l.live) >= limit
+			if !full {
+				l.n[key]++
+				l.live[lc] = struct{}{}
+			}
 		}
 		l.mu.Unlock()
+		for _, v := range victims {
+			v.Close() // FIN: a client that reuses it sees it closed and reconnects
+		}
 		if over {
 			tc.SetLinger(0) //nolint:errcheck // best effort: a reset frees the slot at once
 			tc.Close()
+			continue
+		}
+		if full {
+			refuseFull(tc)
 			continue
 		}
 		return lc, nil
