@@ -3,6 +3,7 @@ package netbed
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,9 +70,23 @@ func newDelayLine(src, dst frameConn, delay time.Duration, clk clock, queue int)
 // run forwards until src fails (it is closed), then drains and returns.
 func (l *delayLine) run() {
 	var wg sync.WaitGroup
-	wg.Go(l.writeLoop)
+	wg.Go(func() {
+		linePriority()
+		l.writeLoop()
+	})
+	linePriority()
 	l.readLoop()
 	wg.Wait()
+}
+
+// linePriority gives the calling goroutine an OS thread of its own with a
+// higher scheduling priority (best effort): the delay line stands in for
+// wires, and on a machine busy with other work its frames must not wait for
+// a CPU, or the link's delay and rate would vary with the load. The thread
+// is released when the goroutine exits.
+func linePriority() {
+	runtime.LockOSThread()
+	_ = unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), -10)
 }
 
 func (l *delayLine) readLoop() {
