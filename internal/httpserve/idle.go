@@ -51,6 +51,9 @@ func connState(c net.Conn, s fasthttp.ConnState) {
 			lc.busy.Store(true)
 		}
 	case fasthttp.StateIdle:
+		if lc.ra != nil {
+			lc.ra.answering.Store(false)
+		}
 		lc.served.Store(true)
 		lc.idleSeq.Store(lc.l.seq.Add(1))
 		lc.busy.Store(false)

@@ -2,8 +2,12 @@ package httpserve
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
-	"syscall"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -11,23 +15,26 @@ import (
 // Read-ahead of pipelined requests.
 //
 // fasthttp serves the requests of one connection strictly one after another:
-// it parses request N+1 only once response N has been written. apt pipelines
-// up to 10 requests on one connection, so behind a cache the download of file
-// N+1 would start only after file N had been sent. The read-ahead lets the
-// work for later requests start at once while responses still go out in order:
-// a trusted connection (ServerConfig.Unlimited) notes every request line that
-// passes through its Read, and at the start of each request's handler pulls in,
-// without waiting, whatever else the client has sent (fasthttp itself reads the
-// socket only when its buffer has no request left, and apt sends request N+10
-// once response N is complete). Each request line queued behind the request
-// being handled, or behind the one fasthttp is reading, is reported to
-// ServerConfig.Pipelined.
-// fasthttp still parses every request itself from the same bytes; the scanner
-// only looks, and stops looking at a connection whose requests carry bodies
-// (it could no longer tell request lines from body bytes).
+// it parses request N+1 only once response N has been written, and reads the
+// socket only when its buffer holds no request. apt pipelines up to 10
+// requests on one connection and sends request N+10 as soon as response N is
+// complete, so behind a cache the download of file N+1 would start only after
+// file N had been sent, and a request sent while a long response streams would
+// sit unread in the socket until that response ended.
+//
+// On a trusted connection (ServerConfig.Unlimited) a reader goroutine reads
+// the socket continuously into a small buffer that fasthttp's Read takes from
+// (honouring fasthttp's read deadlines), and follows the request stream line
+// by line. Each request line that is queued behind a request being answered is
+// reported to ServerConfig.Pipelined at once, so its work starts while
+// responses still go out in order. fasthttp parses every request itself from
+// the same bytes; the scanner only looks, and stops looking at a connection
+// whose requests carry bodies (it could no longer tell request lines from body
+// bytes). A full buffer stops the reader: a client cannot make the daemon read
+// ahead without bound.
 
 const (
-	// readAheadBuf holds bytes pulled off the socket before fasthttp asks for
+	// readAheadBuf holds bytes read off the socket before fasthttp asks for
 	// them: apt's 10 requests take about 2-3 KiB.
 	readAheadBuf = 8 << 10
 	// maxRequestLine bounds the request line the scanner keeps (longer ones are
@@ -38,78 +45,147 @@ const (
 )
 
 type readAhead struct {
+	c    *tcpLimitConn
 	from netip.Addr
 	hook func(from netip.Addr, method, uri []byte)
 
-	buf  [readAheadBuf]byte // buf[r:w]: drained, not yet read by fasthttp
-	r, w int
+	mu       sync.Mutex
+	buf      [readAheadBuf]byte // buf[r:w]: read from the socket, not yet by fasthttp
+	r, w     int
+	err      error     // the socket's read error, after the buffered bytes
+	deadline time.Time // fasthttp's read deadline
+	timer    *time.Timer
 
+	data   chan struct{} // bytes arrived or err set (capacity 1)
+	space  chan struct{} // fasthttp took bytes (capacity 1)
+	closed chan struct{} // the connection was closed
+	once   sync.Once
+
+	// Set on the connection's goroutine, read by the reader's.
+	handled   atomic.Int64 // requests whose handler has started
+	answering atomic.Bool  // between a handler's start and the end of its response
+
+	// The scanner: the reader goroutine's only.
 	line      [maxRequestLine]byte // the current line's first bytes
 	lineLen   int                  // the current line's full length so far
 	inHeaders bool                 // between a request line and the blank line after its headers
 	off       bool                 // a request with a body was seen: scanning stopped
-
-	seen    int // request lines scanned
-	handled int // requests whose handler has started
+	seen      int64                // request lines scanned
 }
 
-// read serves fasthttp's Read: drained bytes first, then the socket; bytes
-// read from the socket are scanned on their way.
-func (c *tcpLimitConn) readThrough(p []byte) (int, error) {
-	ra := c.ra
-	if ra.r < ra.w {
-		n := copy(p, ra.buf[ra.r:ra.w])
-		ra.r += n
-		if ra.r == ra.w {
-			ra.r, ra.w = 0, 0
-			c.buffered.Store(false)
+func newReadAhead(c *tcpLimitConn, from netip.Addr, hook func(netip.Addr, []byte, []byte)) *readAhead {
+	ra := &readAhead{c: c, from: from, hook: hook,
+		data: make(chan struct{}, 1), space: make(chan struct{}, 1), closed: make(chan struct{})}
+	go ra.readLoop()
+	return ra
+}
+
+func signal(ch chan struct{}) {
+	select {
+	case ch <- struct{}{}:
+	default:
+	}
+}
+
+// readLoop reads the socket until it fails or the connection closes.
+func (ra *readAhead) readLoop() {
+	for {
+		ra.mu.Lock()
+		for ra.w == len(ra.buf) && ra.r == 0 {
+			ra.mu.Unlock()
+			select {
+			case <-ra.space:
+			case <-ra.closed:
+				return
+			}
+			ra.mu.Lock()
 		}
-		c.busy.Store(true)
-		return n, nil
-	}
-	n, err := c.TCPConn.Read(p)
-	if n > 0 {
-		c.busy.Store(true)
-		// fasthttp reads to parse the request after the last one handled:
-		// that one is not ahead of anything.
-		ra.scan(p[:n], ra.handled+1)
-	}
-	return n, err
-}
-
-// nextRequest runs as a request's handler starts: it counts the request and
-// drains what the client has sent since, without waiting.
-func (c *tcpLimitConn) nextRequest() {
-	ra := c.ra
-	ra.handled++
-	if c.raw == nil || ra.off {
-		return
-	}
-	if ra.r > 0 {
-		ra.w = copy(ra.buf[:], ra.buf[ra.r:ra.w])
-		ra.r = 0
-	}
-	if ra.w == len(ra.buf) {
-		return
-	}
-	var n int
-	var err error
-	c.raw.Read(func(fd uintptr) bool { //nolint:errcheck // a failed read leaves the error to fasthttp's own
-		n, err = syscall.Read(int(fd), ra.buf[ra.w:])
-		return true // never wait: the socket is non-blocking and an empty one is fine
-	})
-	if err == nil && n > 0 {
-		// Every request after the one whose handler starts now waits behind
-		// its response.
-		ra.scan(ra.buf[ra.w:ra.w+n], ra.handled)
+		if ra.r > 0 { // only this goroutine moves the bytes
+			ra.w = copy(ra.buf[:], ra.buf[ra.r:ra.w])
+			ra.r = 0
+		}
+		w := ra.w
+		ra.mu.Unlock()
+		// fasthttp reads only buf[r:w]; buf[w:] is this goroutine's.
+		n, err := ra.c.TCPConn.Read(ra.buf[w:])
+		if n > 0 {
+			ra.scan(ra.buf[w : w+n])
+		}
+		ra.mu.Lock()
 		ra.w += n
-		c.buffered.Store(true)
+		if err != nil {
+			ra.err = err
+		}
+		if n > 0 {
+			ra.c.buffered.Store(true)
+		}
+		ra.mu.Unlock()
+		signal(ra.data)
+		if err != nil {
+			return
+		}
 	}
 }
 
-// scan follows the request stream line by line and reports the request lines
-// after the first upTo.
-func (ra *readAhead) scan(p []byte, upTo int) {
+// read is the connection's Read for fasthttp.
+func (ra *readAhead) read(p []byte) (int, error) {
+	for {
+		ra.mu.Lock()
+		if ra.r < ra.w {
+			n := copy(p, ra.buf[ra.r:ra.w])
+			ra.r += n
+			if ra.r == ra.w {
+				ra.c.buffered.Store(false)
+			}
+			ra.mu.Unlock()
+			ra.c.busy.Store(true)
+			signal(ra.space)
+			return n, nil
+		}
+		if ra.err != nil {
+			err := ra.err
+			ra.mu.Unlock()
+			return 0, err
+		}
+		deadline := ra.deadline
+		ra.mu.Unlock()
+		var expired <-chan time.Time
+		if !deadline.IsZero() {
+			d := time.Until(deadline)
+			if d <= 0 {
+				return 0, &net.OpError{Op: "read", Net: "tcp", Source: ra.c.LocalAddr(), Addr: ra.c.RemoteAddr(), Err: os.ErrDeadlineExceeded}
+			}
+			if ra.timer == nil {
+				ra.timer = time.NewTimer(d)
+			} else {
+				ra.timer.Reset(d)
+			}
+			expired = ra.timer.C
+		}
+		select {
+		case <-ra.data:
+		case <-expired:
+		case <-ra.closed:
+			return 0, net.ErrClosed
+		}
+		if ra.timer != nil {
+			ra.timer.Stop()
+		}
+	}
+}
+
+// setReadDeadline applies to fasthttp's reads, not to the reader goroutine's.
+func (ra *readAhead) setReadDeadline(t time.Time) {
+	ra.mu.Lock()
+	ra.deadline = t
+	ra.mu.Unlock()
+	signal(ra.data) // a waiting read looks at the new deadline
+}
+
+func (ra *readAhead) close() { ra.once.Do(func() { close(ra.closed) }) }
+
+// scan follows the request stream line by line.
+func (ra *readAhead) scan(p []byte) {
 	for len(p) > 0 && !ra.off {
 		i := bytes.IndexByte(p, '\n')
 		chunk := p
@@ -124,11 +200,11 @@ func (ra *readAhead) scan(p []byte, upTo int) {
 			return
 		}
 		p = p[i+1:]
-		ra.endLine(upTo)
+		ra.endLine()
 	}
 }
 
-func (ra *readAhead) endLine(upTo int) {
+func (ra *readAhead) endLine() {
 	n := ra.lineLen
 	ra.lineLen = 0
 	kept := ra.line[:min(n, len(ra.line))]
@@ -142,7 +218,7 @@ func (ra *readAhead) endLine(upTo int) {
 		}
 		ra.seen++
 		ra.inHeaders = true
-		if n > len(ra.line) || ra.seen <= upTo || ra.seen-ra.handled > maxAhead {
+		if n > len(ra.line) || !ra.queued(ra.seen) {
 			return
 		}
 		// METHOD SP URI SP VERSION
@@ -167,6 +243,18 @@ func (ra *readAhead) endLine(upTo int) {
 	}
 }
 
+// queued reports whether request number i (from 1) waits behind a response:
+// every request after the one being answered does; the one after the last
+// answered is fasthttp's next and is handled at once if nothing is being
+// answered.
+func (ra *readAhead) queued(i int64) bool {
+	h := ra.handled.Load()
+	if i-h > maxAhead {
+		return false
+	}
+	return i > h+1 || i == h+1 && ra.answering.Load()
+}
+
 func hasPrefixFold(b []byte, prefix string) bool {
 	if len(b) < len(prefix) {
 		return false
@@ -183,12 +271,13 @@ func hasPrefixFold(b []byte, prefix string) bool {
 	return true
 }
 
-// pipelinedHandler wraps h so each request on a read-ahead connection drains
-// the connection before h runs.
+// pipelinedHandler wraps h so a read-ahead connection knows which request is
+// being answered.
 func pipelinedHandler(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		if c, ok := ctx.Conn().(*tcpLimitConn); ok && c.ra != nil {
-			c.nextRequest()
+			c.ra.handled.Add(1)
+			c.ra.answering.Store(true)
 		}
 		h(ctx)
 	}

@@ -192,13 +192,31 @@ type tcpLimitConn struct {
 // Read reads through the read-ahead buffer when the connection has one.
 func (c *tcpLimitConn) Read(p []byte) (int, error) {
 	if c.ra != nil {
-		return c.readThrough(p)
+		return c.ra.read(p)
 	}
 	n, err := c.TCPConn.Read(p)
 	if n > 0 {
 		c.busy.Store(true)
 	}
 	return n, err
+}
+
+// SetReadDeadline bounds fasthttp's reads; with a read-ahead, not the socket's.
+func (c *tcpLimitConn) SetReadDeadline(t time.Time) error {
+	if c.ra != nil {
+		c.ra.setReadDeadline(t)
+		return nil
+	}
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+// SetDeadline is SetReadDeadline and SetWriteDeadline.
+func (c *tcpLimitConn) SetDeadline(t time.Time) error {
+	if c.ra != nil {
+		c.ra.setReadDeadline(t)
+		return c.TCPConn.SetWriteDeadline(t)
+	}
+	return c.TCPConn.SetDeadline(t)
 }
 
 // Write sends p, with MSG_MORE if a file body asked for it.
@@ -222,6 +240,9 @@ func (c *tcpLimitConn) Write(p []byte) (int, error) {
 
 func (c *tcpLimitConn) Close() error {
 	err := c.TCPConn.Close()
+	if c.ra != nil {
+		c.ra.close()
+	}
 	c.once.Do(func() { c.l.drop(c) })
 	return err
 }
@@ -255,9 +276,6 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		lc.msWrite = lc.ms.write
 		if rc, err := tc.SyscallConn(); err == nil {
 			lc.raw = rc
-		}
-		if trusted && l.pipelined != nil {
-			lc.ra = &readAhead{from: addr, hook: l.pipelined}
 		}
 		// Idle from the start: a connection that sends nothing holds a slot
 		// as surely as a kept-alive one.
@@ -297,6 +315,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if full {
 			refuseFull(tc)
 			continue
+		}
+		if trusted && l.pipelined != nil {
+			lc.ra = newReadAhead(lc, addr, l.pipelined)
 		}
 		return lc, nil
 	}
