@@ -10,6 +10,8 @@
 #     a daemon.
 #   bench/wan.sh quick   3 runs (about 4 minutes)
 #   bench/wan.sh full    7 runs (about 9 minutes)
+#   COMPARE=/path/to/other/apt-p2p bash bench/wan.sh quick   the daemon cases for both builds, interleaved
+# Further arguments go to the driver (e.g. -cases direct,lone -wan-only; bench/wanbench -h).
 # Needs root (network namespaces). Output: the tables on stdout, raw results in bench/out/wan/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,7 +48,11 @@ rm -rf bench/out/wan
 mkdir -p bench/out/wan
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)" |
 	tee bench/out/wan/machine.txt
-timeout --signal=TERM 60m "$tmp/wanbench" -bin "$tmp/apt-p2p" -work "$tmp" -runs "$runs" -out bench/out/wan "$@" \
+bins=$tmp/apt-p2p
+if [[ -n ${COMPARE:-} ]]; then
+	bins="tree=$tmp/apt-p2p,other=$COMPARE"
+fi
+timeout --signal=TERM 60m "$tmp/wanbench" -bin "$bins" -work "$tmp" -runs "$runs" -out bench/out/wan "$@" \
 	> >(tee bench/out/wan/table.md) &
 pid=$!
 wait "$pid"

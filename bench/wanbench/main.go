@@ -58,13 +58,27 @@ import (
 
 var (
 	runs     = flag.Int("runs", 3, "interleaved runs of each WAN case")
-	bin      = flag.String("bin", "", "apt-p2p binary")
+	bin      = flag.String("bin", "", "apt-p2p binary; or label=path,label=path,… to compare builds in one interleaved run (the daemon cases run once per build)")
 	outDir   = flag.String("out", "bench/out/wan", "raw results directory")
 	work     = flag.String("work", "", "scratch directory (default: a new temporary one)")
 	cases    = flag.String("cases", "direct,lone,dht,peer", "WAN cases to run")
 	ttfbOnly = flag.Bool("ttfb-only", false, "only the LAN-profile time to first byte")
 	wanOnly  = flag.Bool("wan-only", false, "only the WAN phase")
+	logLevel = flag.String("log-level", "warn", "the daemons' LOG_LEVEL (their logs are in -out)")
 )
+
+// build is one apt-p2p binary under comparison.
+type build struct{ label, path string }
+
+var builds []build
+
+// name is a case's name for build b ("lone", or "lone[label]" when comparing).
+func (b build) name(c string) string {
+	if b.label == "" {
+		return c
+	}
+	return c + "[" + b.label + "]"
+}
 
 // The package set of bench/cold.sh.
 var groups = []struct {
@@ -80,6 +94,13 @@ func main() {
 	flag.Parse()
 	if *bin == "" {
 		fail(errors.New("-bin is required"))
+	}
+	for _, b := range strings.Split(*bin, ",") {
+		label, path, ok := strings.Cut(b, "=")
+		if !ok {
+			label, path = "", b
+		}
+		builds = append(builds, build{label, path})
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -221,18 +242,18 @@ type daemon struct {
 
 const port = 9977
 
-// startDaemon starts a daemon on h at the default port.
+// startDaemon starts a daemon of the first build on h at the default port.
 func (b *bench) startDaemon(w *world, h *netbed.Host, name string, sets ...string) (*daemon, error) {
-	return b.startDaemonPort(w, h, name, port, sets...)
+	return b.startDaemonPort(w, h, name, port, builds[0].path, sets...)
 }
 
-func (b *bench) startDaemonPort(w *world, h *netbed.Host, name string, port int, sets ...string) (*daemon, error) {
+func (b *bench) startDaemonPort(w *world, h *netbed.Host, name string, port int, binary string, sets ...string) (*daemon, error) {
 	cache := filepath.Join(b.tmp, "cache-"+name)
 	os.RemoveAll(cache)
 	d := &daemon{h: h, addr: netip.AddrPortFrom(h.Addr4(), uint16(port)).String(), cache: cache, done: make(chan struct{}),
 		http: h.HTTPClient(10 * time.Second)}
 	args := []string{"run", "--embedded", "--bind", h.Addr4().String(), "--port", strconv.Itoa(port), "--cache-dir", cache,
-		"--set", "LOG_LEVEL=warn", "--set", "LOCAL_OK=yes", "--set", "ALLOWED_CLIENTS=" + w.lan.Prefix4.String()}
+		"--set", "LOG_LEVEL=" + *logLevel, "--set", "LOCAL_OK=yes", "--set", "ALLOWED_CLIENTS=" + w.lan.Prefix4.String()}
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
@@ -240,7 +261,7 @@ func (b *bench) startDaemonPort(w *world, h *netbed.Host, name string, port int,
 	if d.log, err = os.OpenFile(filepath.Join(*outDir, "daemon-"+name+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
 		return nil, err
 	}
-	d.cmd = exec.Command(*bin, args...)
+	d.cmd = exec.Command(binary, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := h.Start(d.cmd); err != nil {
 		return nil, err
@@ -394,9 +415,9 @@ func (b *bench) wanPhase() error {
 		name string
 		run  func() (time.Duration, string, error)
 	}
-	through := func(name string, sets ...string) func() (time.Duration, string, error) {
+	through := func(bd build, name string, sets ...string) func() (time.Duration, string, error) {
 		return func() (time.Duration, string, error) {
-			d, err := b.startDaemon(w, w.h1, name, sets...)
+			d, err := b.startDaemonPort(w, w.h1, bd.name(name), port, bd.path, sets...)
 			if err != nil {
 				return 0, "", err
 			}
@@ -414,19 +435,22 @@ func (b *bench) wanPhase() error {
 			return took, fmt.Sprintf("peers=%d mirror=%d", st.Session.Peers, st.Session.Mirror), err
 		}
 	}
-	all := []kase{
-		{"direct", func() (time.Duration, string, error) {
+	var ks []kase
+	if want["direct"] {
+		ks = append(ks, kase{"direct", func() (time.Duration, string, error) {
 			took, err := b.aptDownload(w.h1, "http://"+w.mirrorBase())
 			return took, "", err
-		}},
-		{"lone", through("lone", "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")},
-		{"dht", through("dht", "apt_p2p_Khashmir.BOOTSTRAP="+e.addr)},
-		{"peer", through("peer", "apt_p2p_Khashmir.BOOTSTRAP="+a.addr)},
+		}})
 	}
-	var ks []kase
-	for _, k := range all {
-		if want[k.name] {
-			ks = append(ks, k)
+	for _, bd := range builds {
+		for _, c := range []struct{ name, set string }{
+			{"lone", "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes"},
+			{"dht", "apt_p2p_Khashmir.BOOTSTRAP=" + e.addr},
+			{"peer", "apt_p2p_Khashmir.BOOTSTRAP=" + a.addr},
+		} {
+			if want[c.name] {
+				ks = append(ks, kase{bd.name(c.name), through(bd, c.name, c.set)})
+			}
 		}
 	}
 	times := map[string][]float64{}
@@ -434,7 +458,11 @@ func (b *bench) wanPhase() error {
 	for r := range *runs {
 		for i := range ks {
 			k := ks[(i+r)%len(ks)]
+			w.mirror.Reset()
 			took, note, err := k.run()
+			if werr := writeMirrorLog(w.mirror, filepath.Join(*outDir, fmt.Sprintf("mirror-%s-%d.tsv", k.name, r+1))); werr != nil && err == nil {
+				err = werr
+			}
 			if err != nil {
 				return fmt.Errorf("WAN run %d, %s: %w", r+1, k.name, err)
 			}
@@ -451,11 +479,15 @@ func (b *bench) wanPhase() error {
 		netbed.WAN, len(b.repo.Packages), float64(b.total)/1e6, *runs)
 	fmt.Println("| case | median time | runs | vs direct | apt throughput | daemon's bytes by source (last run) |")
 	fmt.Println("|---|---|---|---|---|---|")
-	titles := map[string]string{
-		"direct": "(a) direct to the mirror",
-		"lone":   "(b) through a daemon with no peers (alone)",
-		"dht":    "(b') through a daemon whose DHT peer lacks the files",
-		"peer":   "(c) through a daemon whose LAN peer holds the files",
+	titles := map[string]string{"direct": "(a) direct to the mirror"}
+	for _, bd := range builds {
+		suffix := ""
+		if bd.label != "" {
+			suffix = " — " + bd.label
+		}
+		titles[bd.name("lone")] = "(b) through a daemon with no peers (alone)" + suffix
+		titles[bd.name("dht")] = "(b') through a daemon whose DHT peer lacks the files" + suffix
+		titles[bd.name("peer")] = "(c) through a daemon whose LAN peer holds the files" + suffix
 	}
 	for _, k := range ks {
 		m := median(times[k.name])
@@ -481,40 +513,45 @@ func (b *bench) lanPhase() error {
 		return err
 	}
 	w.daemons = append(w.daemons, e)
-	lone, err := b.startDaemon(w, w.h1, "ttfb-lone", "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
-	if err != nil {
-		return err
+	type target struct {
+		name, title, hostport, prefix string
+		c                             *keepAlive
+		ttfb                          []float64
 	}
-	w.daemons = append(w.daemons, lone)
-	// The second daemon shares h1's namespace: another port, another cache.
-	withPeer, err := b.startDaemonPort(w, w.h1, "ttfb-dht", port+1, "apt_p2p_Khashmir.BOOTSTRAP="+e.addr)
-	if err != nil {
-		return err
-	}
-	w.daemons = append(w.daemons, withPeer)
-	if err := withPeer.waitJoined(); err != nil {
-		return err
-	}
-	// apt-get update through each daemon, so they know the packages' hashes.
-	for _, d := range []*daemon{lone, withPeer} {
-		r, err := b.aptRoot(w.h1, "http://"+d.addr+"/"+w.mirrorBase())
+	targets := []*target{{name: "direct", title: "direct to the mirror", hostport: w.mirror.Addr()}}
+	for i, bd := range builds {
+		suffix := ""
+		if bd.label != "" {
+			suffix = " — " + bd.label
+		}
+		// Every daemon here shares h1's namespace: its own port, its own cache.
+		lone, err := b.startDaemonPort(w, w.h1, bd.name("ttfb-lone"), port+2*i, bd.path, "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
 		if err != nil {
 			return err
 		}
-		if err := r.Update(b.ctx); err != nil {
+		w.daemons = append(w.daemons, lone)
+		withPeer, err := b.startDaemonPort(w, w.h1, bd.name("ttfb-dht"), port+2*i+1, bd.path, "apt_p2p_Khashmir.BOOTSTRAP="+e.addr)
+		if err != nil {
 			return err
 		}
-		os.RemoveAll(r.Dir)
-	}
-	type target struct {
-		name, hostport, prefix string
-		c                      *keepAlive
-		ttfb                   []float64
-	}
-	targets := []*target{
-		{name: "direct", hostport: w.mirror.Addr(), prefix: ""},
-		{name: "lone", hostport: lone.addr, prefix: "/" + w.mirror.Addr()},
-		{name: "dht", hostport: withPeer.addr, prefix: "/" + w.mirror.Addr()},
+		w.daemons = append(w.daemons, withPeer)
+		if err := withPeer.waitJoined(); err != nil {
+			return err
+		}
+		// apt-get update through each daemon, so they know the packages' hashes.
+		for _, d := range []*daemon{lone, withPeer} {
+			r, err := b.aptRoot(w.h1, "http://"+d.addr+"/"+w.mirrorBase())
+			if err != nil {
+				return err
+			}
+			if err := r.Update(b.ctx); err != nil {
+				return err
+			}
+			os.RemoveAll(r.Dir)
+		}
+		targets = append(targets,
+			&target{name: bd.name("lone"), title: "through a daemon with no peers" + suffix, hostport: lone.addr, prefix: "/" + w.mirror.Addr()},
+			&target{name: bd.name("dht"), title: "through a daemon whose DHT peer lacks the file" + suffix, hostport: withPeer.addr, prefix: "/" + w.mirror.Addr()})
 	}
 	for _, t := range targets {
 		if t.c, err = dialKeepAlive(b.ctx, w.h1, t.hostport); err != nil {
@@ -539,12 +576,10 @@ func (b *bench) lanPhase() error {
 	fmt.Println("| path | TTFB p50 | p90 | max | p50 minus direct p50 |")
 	fmt.Println("|---|---|---|---|---|")
 	dm := median(targets[0].ttfb)
-	titles := map[string]string{"direct": "direct to the mirror", "lone": "through a daemon with no peers",
-		"dht": "through a daemon whose DHT peer lacks the file"}
 	for _, t := range targets {
 		s := slices.Clone(t.ttfb)
 		slices.Sort(s)
-		fmt.Printf("| %s | %.2f ms | %.2f ms | %.2f ms | %+.2f ms |\n", titles[t.name], median(s), s[(len(s)-1)*9/10], s[len(s)-1], median(s)-dm)
+		fmt.Printf("| %s | %.2f ms | %.2f ms | %.2f ms | %+.2f ms |\n", t.title, median(s), s[(len(s)-1)*9/10], s[len(s)-1], median(s)-dm)
 	}
 	return nil
 }
@@ -591,6 +626,17 @@ func (k *keepAlive) ttfb(path string) (time.Duration, error) {
 		return 0, fmt.Errorf("status %d, %d of %d bytes", resp.StatusCode, n, resp.ContentLength)
 	}
 	return d, nil
+}
+
+// writeMirrorLog writes what the mirror was asked in one run: method, path,
+// Range, status and body bytes, in the order the responses ended (how a
+// daemon splits files into requests shows here).
+func writeMirrorLog(m *testrepo.Mirror, path string) error {
+	var b strings.Builder
+	for _, r := range m.Log() {
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%d\t%d\t%s\n", r.Method, r.Path, r.Range, r.Status, r.Bytes, r.Remote)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 func median(v []float64) float64 {
