@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -323,4 +325,92 @@ func TestMain(m *testing.M) {
 		childBed()
 	}
 	os.Exit(m.Run())
+}
+
+// BenchmarkWANLink measures what the WAN profile carries: one TCP flow and
+// four at once, each iteration 8 MiB from the mirror's side to h1, reported
+// in Mbit/s (the link is 100 Mbit/s; TCP over 40 ms should fill most of it).
+//
+//	go test -run '^$' -bench WANLink -benchtime 20x ./internal/netbed
+func BenchmarkWANLink(b *testing.B) {
+	bed, err := New(Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bed.Close()
+	lan, err := bed.AddSegment(SegmentConfig{Name: "lan"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	wan, err := bed.AddSegment(SegmentConfig{Name: "mirror", Uplink: WAN})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h1, err := bed.AddHost("h1", lan, LAN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := bed.AddHost("mirror", wan, LAN)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const total = 8 << 20
+	chunk := make([]byte, 64<<10)
+	ln, err := src.Listen("tcp", netip.AddrPortFrom(src.Addr4(), 0).String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	// Each connection asks for n bytes with an 8-byte request and gets them.
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var hdr [8]byte
+				for {
+					if _, err := io.ReadFull(c, hdr[:]); err != nil {
+						return
+					}
+					for left := int(binary.BigEndian.Uint64(hdr[:])); left > 0; {
+						n, err := c.Write(chunk[:min(left, len(chunk))])
+						if err != nil {
+							return
+						}
+						left -= n
+					}
+				}
+			}()
+		}
+	}()
+	for _, flows := range []int{1, 4} {
+		b.Run(fmt.Sprintf("flows=%d", flows), func(b *testing.B) {
+			conns := make([]net.Conn, flows)
+			for i := range conns {
+				if conns[i], err = h1.DialContext(context.Background(), "tcp", ln.Addr().String()); err != nil {
+					b.Fatal(err)
+				}
+				defer conns[i].Close()
+			}
+			b.SetBytes(total)
+			b.ResetTimer()
+			t0 := time.Now()
+			for range b.N {
+				var wg sync.WaitGroup
+				for _, c := range conns {
+					wg.Go(func() {
+						var hdr [8]byte
+						binary.BigEndian.PutUint64(hdr[:], total/uint64(flows))
+						c.Write(hdr[:])
+						io.CopyN(io.Discard, c, int64(total/flows))
+					})
+				}
+				wg.Wait()
+			}
+			b.ReportMetric(float64(total)*float64(b.N)*8/time.Since(t0).Seconds()/1e6, "Mbit/s")
+		})
+	}
 }
