@@ -25,9 +25,10 @@ import (
 // On a trusted connection (ServerConfig.Unlimited) a reader goroutine reads
 // the socket continuously into a small buffer that fasthttp's Read takes from
 // (honouring fasthttp's read deadlines), and follows the request stream line
-// by line. Each request line that is queued behind a request being answered is
-// reported to ServerConfig.Pipelined at once, so its work starts while
-// responses still go out in order. fasthttp parses every request itself from
+// by line. A request line queued behind the request being answered is reported
+// to ServerConfig.Pipelined as soon as it is among the next PipelinedAhead
+// requests (at once, or when the requests before it come up), so its work
+// starts while responses still go out in order. fasthttp parses every request itself from
 // the same bytes; the scanner only looks, and stops looking at a connection
 // whose requests carry bodies (it could no longer tell request lines from body
 // bytes). A full buffer stops the reader: a client cannot make the daemon read
@@ -40,9 +41,24 @@ const (
 	// maxRequestLine bounds the request line the scanner keeps (longer ones are
 	// not reported; fasthttp answers them with its own limits).
 	maxRequestLine = 2 << 10
-	// maxAhead bounds how far beyond the request being answered reports go.
-	maxAhead = 64
+	// maxDeferred bounds the request lines kept to be reported later (beyond
+	// the window), and deferredURI the URI length kept for each: longer ones
+	// are served in their turn without a head start.
+	maxDeferred = 16
+	deferredURI = 512
+	// defaultAhead: internal/fetch gives one source connections for two
+	// downloads at once (2 × its depth); more downloads at once from one peer
+	// queue for them, and a download whose first piece waits past its mirror
+	// delay pulls the mirror in. So the download of the next file starts
+	// while this one is sent, not all nine at once.
+	defaultAhead = 1
 )
+
+// deferred is a queued request beyond the window, to report when it comes up.
+type deferred struct {
+	i           int64
+	method, uri []byte
+}
 
 type readAhead struct {
 	c    *tcpLimitConn
@@ -64,6 +80,9 @@ type readAhead struct {
 	// Set on the connection's goroutine, read by the reader's.
 	handled   atomic.Int64 // requests whose handler has started
 	answering atomic.Bool  // between a handler's start and the end of its response
+	ahead     int64        // the window: how many requests after the current one are reported
+
+	later []deferred // under mu
 
 	// The scanner: the reader goroutine's only.
 	line      [maxRequestLine]byte // the current line's first bytes
@@ -73,8 +92,8 @@ type readAhead struct {
 	seen      int64                // request lines scanned
 }
 
-func newReadAhead(c *tcpLimitConn, from netip.Addr, hook func(netip.Addr, []byte, []byte)) *readAhead {
-	ra := &readAhead{c: c, from: from, hook: hook,
+func newReadAhead(c *tcpLimitConn, from netip.Addr, hook func(netip.Addr, []byte, []byte), ahead int) *readAhead {
+	ra := &readAhead{c: c, from: from, hook: hook, ahead: int64(ahead),
 		data: make(chan struct{}, 1), space: make(chan struct{}, 1), closed: make(chan struct{})}
 	go ra.readLoop()
 	return ra
@@ -218,7 +237,7 @@ func (ra *readAhead) endLine() {
 		}
 		ra.seen++
 		ra.inHeaders = true
-		if n > len(ra.line) || !ra.queued(ra.seen) {
+		if n > len(ra.line) {
 			return
 		}
 		// METHOD SP URI SP VERSION
@@ -231,7 +250,13 @@ func (ra *readAhead) endLine() {
 		if sp2 <= 0 {
 			return
 		}
-		ra.hook(ra.from, kept[:sp], rest[:sp2])
+		method, uri := kept[:sp], rest[:sp2]
+		switch ra.place(ra.seen) {
+		case inWindow:
+			ra.hook(ra.from, method, uri)
+		case beyond:
+			ra.postpone(ra.seen, method, uri)
+		}
 		return
 	}
 	if n == 0 {
@@ -243,16 +268,70 @@ func (ra *readAhead) endLine() {
 	}
 }
 
-// queued reports whether request number i (from 1) waits behind a response:
-// every request after the one being answered does; the one after the last
-// answered is fasthttp's next and is handled at once if nothing is being
-// answered.
-func (ra *readAhead) queued(i int64) bool {
-	h := ra.handled.Load()
-	if i-h > maxAhead {
-		return false
+const (
+	notQueued = iota // handled at once: nothing to start early
+	inWindow         // queued, among the next `ahead`: report now
+	beyond           // queued further back: report when it comes up
+)
+
+// place says where request number i (from 1) stands. The current request is
+// the one being answered, or, while none is, fasthttp's next one; the
+// requests after it are queued, and the first `ahead` of those are reported.
+func (ra *readAhead) place(i int64) int {
+	cur := ra.handled.Load()
+	if !ra.answering.Load() {
+		cur++
 	}
-	return i > h+1 || i == h+1 && ra.answering.Load()
+	switch {
+	case i <= cur:
+		return notQueued
+	case i <= cur+ra.ahead:
+		return inWindow
+	}
+	return beyond
+}
+
+// postpone keeps request i to report later; beyond maxDeferred, or with a long
+// URI, it simply waits for its turn.
+func (ra *readAhead) postpone(i int64, method, uri []byte) {
+	if len(uri) > deferredURI {
+		return
+	}
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if len(ra.later) >= maxDeferred {
+		return
+	}
+	ra.later = append(ra.later, deferred{i: i, method: append([]byte(nil), method...), uri: append([]byte(nil), uri...)})
+}
+
+// advance runs as a request's handler starts: the requests that came into
+// the window are reported now.
+func (ra *readAhead) advance() {
+	h := ra.handled.Add(1)
+	ra.answering.Store(true)
+	ra.mu.Lock()
+	if len(ra.later) == 0 {
+		ra.mu.Unlock()
+		return
+	}
+	var due []deferred
+	keep := ra.later[:0]
+	for _, d := range ra.later {
+		switch {
+		case d.i <= h: // its turn came without a head start
+		case d.i <= h+ra.ahead:
+			due = append(due, d)
+		default:
+			keep = append(keep, d)
+		}
+	}
+	clear(ra.later[len(keep):])
+	ra.later = keep
+	ra.mu.Unlock()
+	for _, d := range due {
+		ra.hook(ra.from, d.method, d.uri)
+	}
 }
 
 func hasPrefixFold(b []byte, prefix string) bool {
@@ -276,8 +355,7 @@ func hasPrefixFold(b []byte, prefix string) bool {
 func pipelinedHandler(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		if c, ok := ctx.Conn().(*tcpLimitConn); ok && c.ra != nil {
-			c.ra.handled.Add(1)
-			c.ra.answering.Store(true)
+			c.ra.advance()
 		}
 		h(ctx)
 	}

@@ -48,7 +48,7 @@ func TestReadAheadScan(t *testing.T) {
 	want := "GET /b|HEAD /c|GET /d"
 	for _, chunk := range []int{1, 2, 7, 64, len(stream)} {
 		var r reports
-		ra := &readAhead{hook: r.hook}
+		ra := &readAhead{hook: r.hook, ahead: 100}
 		for s := stream; len(s) > 0; {
 			n := min(chunk, len(s))
 			ra.scan([]byte(s[:n])) // before the first handler
@@ -62,7 +62,7 @@ func TestReadAheadScan(t *testing.T) {
 	// A request line longer than the scanner keeps is not reported; the
 	// stream stays in step after it.
 	var r reports
-	ra := &readAhead{hook: r.hook}
+	ra := &readAhead{hook: r.hook, ahead: 100}
 	long := "/" + strings.Repeat("x", maxRequestLine)
 	ra.scan([]byte(pipelineText("/a", long, "/c")))
 	if got := strings.Join(r.list(), "|"); got != "GET /c" {
@@ -72,22 +72,59 @@ func TestReadAheadScan(t *testing.T) {
 	// A request with a body stops the scanner: it could not tell request
 	// lines from body bytes any more.
 	r = reports{}
-	ra = &readAhead{hook: r.hook}
+	ra = &readAhead{hook: r.hook, ahead: 100}
 	ra.scan([]byte(pipelineText("/a", "/b") + req("GET", "/c", "Content-Length: 20\r\n") + "GET /x HTTP/1.1\r\n\r\n" + pipelineText("/d")))
 	if got := strings.Join(r.list(), "|"); got != "GET /b|GET /c" || !ra.off {
 		t.Errorf("after a body: %q, off %v", got, ra.off)
 	}
 
-	// At most maxAhead requests beyond the one being handled are reported.
+}
+
+// The window: with ahead = 1 only the request after the one being answered is
+// reported; the others are reported as the requests before them come up, and
+// at most maxDeferred are kept for that.
+func TestReadAheadWindow(t *testing.T) {
+	var r reports
+	ra := &readAhead{hook: r.hook, ahead: 1}
+	var paths []string
+	for i := 1; i <= 5; i++ {
+		paths = append(paths, fmt.Sprintf("/%d", i))
+	}
+	ra.scan([]byte(pipelineText(paths...))) // fasthttp reading request 1; nothing answered yet
+	if got := strings.Join(r.list(), "|"); got != "GET /2" {
+		t.Fatalf("before the first handler: %q, want GET /2 only", got)
+	}
+	ra.advance() // handler 1: the window is request 2, reported already
+	if got := strings.Join(r.list(), "|"); got != "GET /2" {
+		t.Fatalf("at handler 1: %q", got)
+	}
+	for i, want := range []string{"GET /2|GET /3", "GET /2|GET /3|GET /4", "GET /2|GET /3|GET /4|GET /5"} {
+		ra.advance()
+		if got := strings.Join(r.list(), "|"); got != want {
+			t.Fatalf("at handler %d: %q, want %q", i+2, got, want)
+		}
+	}
+	ra.advance() // handler 5: nothing queued after it yet
+	if n := len(r.list()); n != 4 {
+		t.Fatalf("at handler 5: %q", r.list())
+	}
+	// A request that arrives while nothing is answered (after response 5) is
+	// fasthttp's next: not reported; the one after it is.
+	ra.answering.Store(false)
+	ra.scan([]byte(pipelineText("/6", "/7", "/8")))
+	if got := r.list(); got[len(got)-1] != "GET /7" || len(got) != 5 {
+		t.Fatalf("while idle: %q, want GET /7 added", got)
+	}
+
 	r = reports{}
-	ra = &readAhead{hook: r.hook}
+	ra = &readAhead{hook: r.hook, ahead: 1}
 	var many []string
-	for i := range 3 * maxAhead {
+	for i := range 3 * maxDeferred {
 		many = append(many, fmt.Sprintf("/%d", i))
 	}
 	ra.scan([]byte(pipelineText(many...)))
-	if n := len(r.list()); n != maxAhead-1 {
-		t.Errorf("%d requests in one read: %d reported, want %d", len(many), n, maxAhead-1)
+	if len(ra.later) != maxDeferred {
+		t.Fatalf("%d requests in one read: %d kept for later, want %d", len(many), len(ra.later), maxDeferred)
 	}
 }
 
@@ -116,8 +153,9 @@ func TestPipelinedRequestsReportedAtOnce(t *testing.T) {
 		ctx.SetBodyString("body of " + string(ctx.Path()))
 	}
 	addr := startServer(t, h, ServerConfig{
-		Unlimited: func(a netip.Addr) bool { return a == trusted },
-		Pipelined: r.hook,
+		Unlimited:      func(a netip.Addr) bool { return a == trusted },
+		Pipelined:      r.hook,
+		PipelinedAhead: 9, // apt's whole pipeline at once
 	})
 	var paths []string
 	for i := 1; i <= 10; i++ {
@@ -191,7 +229,8 @@ func TestRequestDuringLongResponseReported(t *testing.T) {
 		}
 		ctx.SetBodyString("body of " + string(ctx.Path()))
 	}
-	addr := startServer(t, h, ServerConfig{Unlimited: func(a netip.Addr) bool { return a == trusted }, Pipelined: r.hook})
+	addr := startServer(t, h, ServerConfig{Unlimited: func(a netip.Addr) bool { return a == trusted }, Pipelined: r.hook,
+		PipelinedAhead: 2})
 	c := dialFrom(t, trusted.String(), addr)
 	defer c.Close()
 	io.WriteString(c, pipelineText("/1", "/2")) // fasthttp reads both at once

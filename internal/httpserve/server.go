@@ -61,6 +61,10 @@ type ServerConfig struct {
 	// ahead: their pipelined /~/ requests are served one after another as before. Applies to
 	// connections accepted through LimitListener; see readahead.go.
 	Pipelined func(from netip.Addr, method, uri []byte)
+	// PipelinedAhead is how many queued requests after the one being answered are reported to
+	// Pipelined at a time; the others are reported as they come up. Default 1 (see defaultAhead in
+	// readahead.go for why not all of apt's nine).
+	PipelinedAhead int
 	// MaxRequestsPerConn closes a connection after this many requests; 0: unlimited.
 	MaxRequestsPerConn int
 	// Logger receives fasthttp's connection errors at debug level (cut connections are normal here:
@@ -100,6 +104,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.MaxConnsPerIP <= 0 {
 		c.MaxConnsPerIP = defaultMaxConnsPerIP
+	}
+	if c.PipelinedAhead <= 0 {
+		c.PipelinedAhead = defaultAhead
 	}
 	if c.WriteStallTimeout <= 0 {
 		c.WriteStallTimeout = defaultWriteStallTimeout
@@ -152,7 +159,7 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
 	cfg = cfg.withDefaults()
 	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int),
-		unlimited: cfg.Unlimited, pipelined: cfg.Pipelined,
+		unlimited: cfg.Unlimited, pipelined: cfg.Pipelined, ahead: cfg.PipelinedAhead,
 		maxConns: cfg.MaxConns, trustedReserve: cfg.MaxConns / 8, live: make(map[*tcpLimitConn]struct{})}
 }
 
@@ -165,6 +172,7 @@ type limitListener struct {
 
 	unlimited func(netip.Addr) bool
 	pipelined func(netip.Addr, []byte, []byte)
+	ahead     int
 
 	maxConns       int
 	trustedReserve int
@@ -317,7 +325,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		if trusted && l.pipelined != nil {
-			lc.ra = newReadAhead(lc, addr, l.pipelined)
+			lc.ra = newReadAhead(lc, addr, l.pipelined, l.ahead)
 		}
 		return lc, nil
 	}
