@@ -52,7 +52,7 @@ func connState(c net.Conn, s fasthttp.ConnState) {
 		}
 	case fasthttp.StateIdle:
 		if lc.ra != nil {
-			lc.ra.answering.Store(false)
+			lc.ra.idle()
 		}
 		lc.served.Store(true)
 		lc.idleSeq.Store(lc.l.seq.Add(1))

@@ -26,9 +26,11 @@ import (
 // the socket continuously into a small buffer that fasthttp's Read takes from
 // (honouring fasthttp's read deadlines), and follows the request stream line
 // by line. A request line queued behind the request being answered is reported
-// to ServerConfig.Pipelined as soon as it is among the next PipelinedAhead
-// requests (at once, or when the requests before it come up), so its work
-// starts while responses still go out in order. fasthttp parses every request itself from
+// to ServerConfig.Pipelined once that answer is being sent (its handler has
+// returned: its own first bytes are in) and the line is among the next
+// PipelinedAhead requests, so its work overlaps the body before it while
+// responses still go out in order. Starting it earlier, while the answer's own
+// lookup and first byte are still being waited for, only competes with them. fasthttp parses every request itself from
 // the same bytes; the scanner only looks, and stops looking at a connection
 // whose requests carry bodies (it could no longer tell request lines from body
 // bytes). A full buffer stops the reader: a client cannot make the daemon read
@@ -82,7 +84,8 @@ type readAhead struct {
 	answering atomic.Bool  // between a handler's start and the end of its response
 	ahead     int64        // the window: how many requests after the current one are reported
 
-	later []deferred // under mu
+	sending bool       // the current answer's handler has returned (under mu)
+	later   []deferred // under mu
 
 	// The scanner: the reader goroutine's only.
 	line      [maxRequestLine]byte // the current line's first bytes
@@ -251,11 +254,17 @@ func (ra *readAhead) endLine() {
 			return
 		}
 		method, uri := kept[:sp], rest[:sp2]
-		switch ra.place(ra.seen) {
-		case inWindow:
+		if ra.place(ra.seen) == notQueued {
+			return
+		}
+		ra.mu.Lock()
+		now := ra.sending && ra.place(ra.seen) == inWindow
+		if !now {
+			ra.postponeLocked(ra.seen, method, uri)
+		}
+		ra.mu.Unlock()
+		if now {
 			ra.hook(ra.from, method, uri)
-		case beyond:
-			ra.postpone(ra.seen, method, uri)
 		}
 		return
 	}
@@ -291,26 +300,30 @@ func (ra *readAhead) place(i int64) int {
 	return beyond
 }
 
-// postpone keeps request i to report later; beyond maxDeferred, or with a long
-// URI, it simply waits for its turn.
-func (ra *readAhead) postpone(i int64, method, uri []byte) {
-	if len(uri) > deferredURI {
-		return
-	}
-	ra.mu.Lock()
-	defer ra.mu.Unlock()
-	if len(ra.later) >= maxDeferred {
+// postponeLocked keeps request i to report later (ra.mu held); beyond
+// maxDeferred, or with a long URI, it simply waits for its turn.
+func (ra *readAhead) postponeLocked(i int64, method, uri []byte) {
+	if len(uri) > deferredURI || len(ra.later) >= maxDeferred {
 		return
 	}
 	ra.later = append(ra.later, deferred{i: i, method: append([]byte(nil), method...), uri: append([]byte(nil), uri...)})
 }
 
-// advance runs as a request's handler starts: the requests that came into
-// the window are reported now.
-func (ra *readAhead) advance() {
-	h := ra.handled.Add(1)
+// start runs as a request's handler starts.
+func (ra *readAhead) start() {
+	ra.handled.Add(1)
 	ra.answering.Store(true)
 	ra.mu.Lock()
+	ra.sending = false
+	ra.mu.Unlock()
+}
+
+// sent runs once the handler has returned (the response is being written):
+// the queued requests in the window are reported now.
+func (ra *readAhead) sent() {
+	h := ra.handled.Load()
+	ra.mu.Lock()
+	ra.sending = true
 	if len(ra.later) == 0 {
 		ra.mu.Unlock()
 		return
@@ -334,6 +347,14 @@ func (ra *readAhead) advance() {
 	}
 }
 
+// idle runs when a response has been written.
+func (ra *readAhead) idle() {
+	ra.answering.Store(false)
+	ra.mu.Lock()
+	ra.sending = false
+	ra.mu.Unlock()
+}
+
 func hasPrefixFold(b []byte, prefix string) bool {
 	if len(b) < len(prefix) {
 		return false
@@ -351,12 +372,16 @@ func hasPrefixFold(b []byte, prefix string) bool {
 }
 
 // pipelinedHandler wraps h so a read-ahead connection knows which request is
-// being answered.
+// being answered, and when its answer is being sent.
 func pipelinedHandler(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
-		if c, ok := ctx.Conn().(*tcpLimitConn); ok && c.ra != nil {
-			c.ra.advance()
+		c, ok := ctx.Conn().(*tcpLimitConn)
+		if !ok || c.ra == nil {
+			h(ctx)
+			return
 		}
+		c.ra.start()
 		h(ctx)
+		c.ra.sent()
 	}
 }

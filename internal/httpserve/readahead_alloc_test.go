@@ -11,7 +11,7 @@ import (
 // read of a trusted connection.
 func TestReadAheadScanAllocs(t *testing.T) {
 	calls := 0
-	ra := &readAhead{hook: func(netip.Addr, []byte, []byte) { calls++ }, ahead: 100}
+	ra := &readAhead{hook: func(netip.Addr, []byte, []byte) { calls++ }, ahead: 100, sending: true}
 	stream := []byte(pipelineText("/debian/pool/main/a/a/a_1_amd64.deb", "/debian/pool/main/b/b/b_1_amd64.deb", "/c"))
 	if n := testing.AllocsPerRun(100, func() {
 		ra.handled.Store(ra.seen)

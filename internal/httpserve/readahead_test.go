@@ -48,7 +48,7 @@ func TestReadAheadScan(t *testing.T) {
 	want := "GET /b|HEAD /c|GET /d"
 	for _, chunk := range []int{1, 2, 7, 64, len(stream)} {
 		var r reports
-		ra := &readAhead{hook: r.hook, ahead: 100}
+		ra := &readAhead{hook: r.hook, ahead: 100, sending: true}
 		for s := stream; len(s) > 0; {
 			n := min(chunk, len(s))
 			ra.scan([]byte(s[:n])) // before the first handler
@@ -62,7 +62,7 @@ func TestReadAheadScan(t *testing.T) {
 	// A request line longer than the scanner keeps is not reported; the
 	// stream stays in step after it.
 	var r reports
-	ra := &readAhead{hook: r.hook, ahead: 100}
+	ra := &readAhead{hook: r.hook, ahead: 100, sending: true}
 	long := "/" + strings.Repeat("x", maxRequestLine)
 	ra.scan([]byte(pipelineText("/a", long, "/c")))
 	if got := strings.Join(r.list(), "|"); got != "GET /c" {
@@ -72,7 +72,7 @@ func TestReadAheadScan(t *testing.T) {
 	// A request with a body stops the scanner: it could not tell request
 	// lines from body bytes any more.
 	r = reports{}
-	ra = &readAhead{hook: r.hook, ahead: 100}
+	ra = &readAhead{hook: r.hook, ahead: 100, sending: true}
 	ra.scan([]byte(pipelineText("/a", "/b") + req("GET", "/c", "Content-Length: 20\r\n") + "GET /x HTTP/1.1\r\n\r\n" + pipelineText("/d")))
 	if got := strings.Join(r.list(), "|"); got != "GET /b|GET /c" || !ra.off {
 		t.Errorf("after a body: %q, off %v", got, ra.off)
@@ -81,8 +81,8 @@ func TestReadAheadScan(t *testing.T) {
 }
 
 // The window: with ahead = 1 only the request after the one being answered is
-// reported; the others are reported as the requests before them come up, and
-// at most maxDeferred are kept for that.
+// reported, once that answer is being sent (its handler returned); the others
+// as the requests before them come up; at most maxDeferred are kept for that.
 func TestReadAheadWindow(t *testing.T) {
 	var r reports
 	ra := &readAhead{hook: r.hook, ahead: 1}
@@ -91,29 +91,45 @@ func TestReadAheadWindow(t *testing.T) {
 		paths = append(paths, fmt.Sprintf("/%d", i))
 	}
 	ra.scan([]byte(pipelineText(paths...))) // fasthttp reading request 1; nothing answered yet
-	if got := strings.Join(r.list(), "|"); got != "GET /2" {
-		t.Fatalf("before the first handler: %q, want GET /2 only", got)
+	if got := r.list(); len(got) != 0 {
+		t.Fatalf("before the first answer is sent: %q, want nothing", got)
 	}
-	ra.advance() // handler 1: the window is request 2, reported already
-	if got := strings.Join(r.list(), "|"); got != "GET /2" {
-		t.Fatalf("at handler 1: %q", got)
+	ra.start() // handler 1: its own lookup and first byte come first
+	if got := r.list(); len(got) != 0 {
+		t.Fatalf("while handler 1 runs: %q, want nothing", got)
 	}
-	for i, want := range []string{"GET /2|GET /3", "GET /2|GET /3|GET /4", "GET /2|GET /3|GET /4|GET /5"} {
-		ra.advance()
-		if got := strings.Join(r.list(), "|"); got != want {
-			t.Fatalf("at handler %d: %q, want %q", i+2, got, want)
+	want := []string{}
+	for h := 1; h <= 4; h++ {
+		if h > 1 {
+			ra.start()
+		}
+		ra.sent()
+		want = append(want, fmt.Sprintf("GET /%d", h+1))
+		if got := strings.Join(r.list(), "|"); got != strings.Join(want, "|") {
+			t.Fatalf("answer %d being sent: %q, want %q", h, got, strings.Join(want, "|"))
 		}
 	}
-	ra.advance() // handler 5: nothing queued after it yet
-	if n := len(r.list()); n != 4 {
-		t.Fatalf("at handler 5: %q", r.list())
-	}
-	// A request that arrives while nothing is answered (after response 5) is
-	// fasthttp's next: not reported; the one after it is.
-	ra.answering.Store(false)
+	ra.start() // request 5: nothing queued after it yet
+	ra.sent()
+	ra.idle()
+	// Requests that arrive while nothing is answered: the first is fasthttp's
+	// next (not reported), the one after it waits for that answer.
 	ra.scan([]byte(pipelineText("/6", "/7", "/8")))
+	if n := len(r.list()); n != 4 {
+		t.Fatalf("while idle: %q", r.list())
+	}
+	ra.start()
+	ra.sent()
 	if got := r.list(); got[len(got)-1] != "GET /7" || len(got) != 5 {
-		t.Fatalf("while idle: %q, want GET /7 added", got)
+		t.Fatalf("answer 6 being sent: %q, want GET /7 added", got)
+	}
+	// An answer being sent: a request arriving in the window is reported at once.
+	ra.scan([]byte(pipelineText("/9")))
+	ra.start()
+	ra.sent() // request 7: /8 comes up
+	ra.scan([]byte(pipelineText("/10")))
+	if got := strings.Join(r.list()[5:], "|"); got != "GET /8" {
+		t.Fatalf("answer 7 being sent: %q, want GET /8 (and /9, /10 waiting)", got)
 	}
 
 	r = reports{}
@@ -137,8 +153,14 @@ func TestPipelinedRequestsReportedAtOnce(t *testing.T) {
 	r := &reports{ch: make(chan struct{}, 100)}
 	var aheadAtFirst int
 	h := func(ctx *fasthttp.RequestCtx) {
-		if string(ctx.Path()) == "/1" && remoteIs(ctx, trusted) {
-			// Wait (bounded) until the other nine have been reported.
+		body := "body of " + string(ctx.Path())
+		if string(ctx.Path()) != "/1" || !remoteIs(ctx, trusted) {
+			ctx.SetBodyString(body)
+			return
+		}
+		// While the first answer is sent, wait (bounded) until the other
+		// nine have been reported.
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 			timeout := time.After(10 * time.Second)
 		wait:
 			for aheadAtFirst < 9 {
@@ -149,8 +171,8 @@ func TestPipelinedRequestsReportedAtOnce(t *testing.T) {
 					break wait
 				}
 			}
-		}
-		ctx.SetBodyString("body of " + string(ctx.Path()))
+			w.WriteString(body)
+		})
 	}
 	addr := startServer(t, h, ServerConfig{
 		Unlimited:      func(a netip.Addr) bool { return a == trusted },
@@ -210,9 +232,14 @@ func TestRequestDuringLongResponseReported(t *testing.T) {
 	started := make(chan struct{}, 1)
 	var sawThird bool
 	h := func(ctx *fasthttp.RequestCtx) {
-		if string(ctx.Path()) == "/1" {
-			// A long response: it ends only once /3, sent after it began,
-			// has been reported (bounded wait).
+		body := "body of " + string(ctx.Path())
+		if string(ctx.Path()) != "/1" {
+			ctx.SetBodyString(body)
+			return
+		}
+		// A long response: it ends only once /3, sent while it streams, has
+		// been reported (bounded wait).
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 			started <- struct{}{}
 			timeout := time.After(10 * time.Second)
 			for !sawThird {
@@ -222,12 +249,12 @@ func TestRequestDuringLongResponseReported(t *testing.T) {
 						sawThird = sawThird || g == "GET /3"
 					}
 				case <-timeout:
-					ctx.SetBodyString("timed out")
+					w.WriteString("timed out")
 					return
 				}
 			}
-		}
-		ctx.SetBodyString("body of " + string(ctx.Path()))
+			w.WriteString(body)
+		})
 	}
 	addr := startServer(t, h, ServerConfig{Unlimited: func(a netip.Addr) bool { return a == trusted }, Pipelined: r.hook,
 		PipelinedAhead: 2})
@@ -235,7 +262,7 @@ func TestRequestDuringLongResponseReported(t *testing.T) {
 	defer c.Close()
 	io.WriteString(c, pipelineText("/1", "/2")) // fasthttp reads both at once
 	<-started
-	io.WriteString(c, pipelineText("/3")) // while response 1 is being produced
+	io.WriteString(c, pipelineText("/3")) // while response 1 is being sent
 	br := bufio.NewReader(c)
 	for _, p := range []string{"/1", "/2", "/3"} {
 		resp, err := readHeader(br)

@@ -56,14 +56,15 @@ type ServerConfig struct {
 	// Pipelined, if set, is told of each request a trusted client (Unlimited) has already sent on a
 	// connection while an earlier request there is still being answered (HTTP/1.1 pipelining: apt
 	// writes up to 10 requests at once), so the work for it can start before its turn; responses
-	// still go out in order. It runs on the connection's goroutine with the request's method and URI,
-	// which are valid only during the call, and must not block. Peers' connections are not read
+	// still go out in order. It runs on one of the connection's goroutines (its reader, or its
+	// handler's once an answer is being sent) with the request's method and URI, which are valid only
+	// during the call, and must not block. Peers' connections are not read
 	// ahead: their pipelined /~/ requests are served one after another as before. Applies to
 	// connections accepted through LimitListener; see readahead.go.
 	Pipelined func(from netip.Addr, method, uri []byte)
 	// PipelinedAhead is how many queued requests after the one being answered are reported to
-	// Pipelined at a time; the others are reported as they come up. Default 1 (see defaultAhead in
-	// readahead.go for why not all of apt's nine).
+	// Pipelined at a time, once that answer is being sent; the others are reported as they come up.
+	// Default 1 (see defaultAhead in readahead.go for why not all of apt's nine).
 	PipelinedAhead int
 	// MaxRequestsPerConn closes a connection after this many requests; 0: unlimited.
 	MaxRequestsPerConn int
