@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/internal/apttest"
+	"github.com/apt-p2p/apt-p2p/internal/netbed"
 	"github.com/apt-p2p/apt-p2p/internal/proctest"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
@@ -36,11 +37,25 @@ type daemon struct {
 	cmd  *exec.Cmd
 	log  *proctest.LockedBuffer
 	done chan struct{}
+	// client reaches the daemon (from inside its namespace on a netbed);
+	// nil: a plain client.
+	client *http.Client
 }
 
 func startDaemon(t *testing.T, name, ip string, port int, sets ...string) *daemon {
 	t.Helper()
+	return startDaemonIn(t, nil, name, ip, port, sets...)
+}
+
+// startDaemonIn starts a daemon inside host h of a netbed (nil: here).
+func startDaemonIn(t *testing.T, h *netbed.Host, name, ip string, port int, sets ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, name: name, ip: ip, port: port, log: &proctest.LockedBuffer{}, done: make(chan struct{})}
+	start := (*exec.Cmd).Start
+	if h != nil {
+		start = h.Start
+		d.client = h.HTTPClient(15 * time.Second)
+	}
 	cache := filepath.Join(t.TempDir(), "cache")
 	var rest []string
 	for _, s := range sets {
@@ -57,7 +72,7 @@ func startDaemon(t *testing.T, name, ip string, port int, sets ...string) *daemo
 	}
 	d.cmd = exec.Command(binary, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
+	if err := start(d.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() { d.cmd.Wait(); close(d.done) }()
@@ -120,7 +135,10 @@ type status struct {
 
 func (d *daemon) status() (status, error) {
 	var st status
-	c := &http.Client{Timeout: 5 * time.Second}
+	c := d.client
+	if c == nil {
+		c = &http.Client{Timeout: 5 * time.Second}
+	}
 	resp, err := c.Get("http://" + d.addr() + "/stats.json")
 	if err != nil {
 		return st, err
@@ -140,7 +158,10 @@ type lookup struct {
 
 func (d *daemon) lookup(q string) (lookup, error) {
 	var l lookup
-	c := &http.Client{Timeout: 15 * time.Second}
+	c := d.client
+	if c == nil {
+		c = &http.Client{Timeout: 15 * time.Second}
+	}
 	resp, err := c.Get("http://" + d.addr() + "/lookup?q=" + q)
 	if err != nil {
 		return l, err
