@@ -186,6 +186,12 @@ func (c *Core) ExternalAddr() (netip.Addr, bool) {
 	var cand netip.Addr
 	count := 0
 	for _, a := range c.join.iface {
+		// Loopback and link-local addresses are on every machine and reach
+		// no peer: counting them (127.0.0.1 passes AddrAllowed with LocalOK)
+		// left a LAN daemon with one real address not knowing it.
+		if a.IsLoopback() || a.IsLinkLocalUnicast() {
+			continue
+		}
 		if kbucket.AddrAllowed(a, c.cfg.LocalOK) {
 			cand = a
 			count++
