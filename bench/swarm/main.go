@@ -136,7 +136,7 @@ func main() {
 	var o options
 	pkgSet := flag.String("set", "quick", "package set: quick (30 packages, ~68 MB) or full (60 packages, ~265 MB)")
 	daemons := flag.String("daemons", "16", "comma-separated daemon counts")
-	minPeers := flag.String("min-peers", "1", "comma-separated MIN_DOWNLOAD_PEERS values for apt-p2p")
+	minPeers := flag.String("min-peers", "0", "comma-separated MIN_DOWNLOAD_PEERS values for apt-p2p (0, the default: the mirror joins by measured peer throughput)")
 	systems := flag.String("systems", "apt-p2p,direct,apt-cacher-ng", "systems to run")
 	modes := flag.String("modes", "simultaneous,staggered", "start modes")
 	jsonOut := flag.String("json", "", "write the results here as JSON")
@@ -371,7 +371,7 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 			return r, err
 		}
 		for i, d := range ds {
-			prefix := "http://" + d.addr() + "/" + mirrorAddr + "/debian/"
+			prefix := "http://" + d.local() + "/" + mirrorAddr + "/debian/"
 			clients[i] = newClient(o.parallel, nil, o.dialer(i), func(p string) string { return prefix + p })
 		}
 		// apt-get update through every daemon (untimed), then wait until each
@@ -633,6 +633,7 @@ type daemon struct {
 	ip    string
 	port  int
 	first bool // the bootstrap node
+	own   bool // on a machine (namespace) of its own, listening on every address
 	cmd   *exec.Cmd
 	logp  string
 	done  chan struct{}
@@ -640,6 +641,15 @@ type daemon struct {
 }
 
 func (d *daemon) addr() string { return net.JoinHostPort(d.ip, strconv.Itoa(d.port)) }
+
+// local is where apt on the daemon's machine reaches it: its own address on
+// loopback, localhost on a machine of its own (as apt would).
+func (d *daemon) local() string {
+	if d.own {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(d.port))
+	}
+	return d.addr()
+}
 
 // freePort finds a port free for both TCP and UDP on ip.
 func freePort(ip string) (int, error) {
@@ -678,7 +688,7 @@ func startDaemons(ctx context.Context, o *options, dir string, n, minPeers int) 
 				return ds, err
 			}
 		}
-		d := &daemon{ip: ip, port: port, first: i == 0, hc: hc, logp: filepath.Join(dir, fmt.Sprintf("daemon-%02d.log", i)), done: make(chan struct{})}
+		d := &daemon{ip: ip, port: port, first: i == 0, own: o.bed != nil, hc: hc, logp: filepath.Join(dir, fmt.Sprintf("daemon-%02d.log", i)), done: make(chan struct{})}
 		sets := append([]string{"LOCAL_OK=yes", "LOG_LEVEL=info", "MIN_DOWNLOAD_PEERS=" + strconv.Itoa(minPeers)}, o.sets...)
 		if i == 0 {
 			sets = append(sets, "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
@@ -691,8 +701,11 @@ func startDaemons(ctx context.Context, o *options, dir string, n, minPeers int) 
 			}
 			sets = append(sets, "apt_p2p_Khashmir.BOOTSTRAP="+strings.Join(boot, " "))
 		}
-		args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port),
+		args := []string{"run", "--embedded", "--port", strconv.Itoa(port),
 			"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-%02d", i)), "--log-file", d.logp}
+		if !d.own {
+			args = append(args, "--bind", ip)
+		}
 		for _, s := range sets {
 			args = append(args, "--set", s)
 		}
@@ -738,7 +751,7 @@ type stats struct {
 var statusClient = &http.Client{Timeout: 10 * time.Second}
 
 func (d *daemon) getJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.addr()+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.local()+path, nil)
 	if err != nil {
 		return err
 	}
