@@ -2,19 +2,14 @@ package config
 
 import "time"
 
-// Reach is the configuration of reachability checking and port mapping
-// (issue 13): whether peers can reach this daemon over UDP (the DHT) and TCP
-// (its HTTP peer port), and what to do about a NAT.
+// Reach is the configuration of reachability checking (issue 13): whether
+// peers can reach this daemon over UDP (the DHT) and TCP (its HTTP peer port).
 type Reach struct {
 	// Check probes reachability (engine/reach.go). An unreachable daemon
 	// announces nothing and joins the DHT read-only (BEP 43).
 	Check bool
 	// Interval is how often it is checked again once known.
 	Interval time.Duration
-	// PortMapping asks the router for port mappings: "off" (the default),
-	// "upnp" (UPnP IGD), "natpmp" (NAT-PMP, RFC 6886) or "any" (NAT-PMP,
-	// then UPnP).
-	PortMapping string
 }
 
 var reachOptions = []option{
@@ -24,9 +19,6 @@ var reachOptions = []option{
 	{name: "REACH_INTERVAL", kind: kTime, def: "15m",
 		help:  "how often reachability is checked again once known (more often while unknown, and at once when the external address changes)",
 		apply: durOpt(func(c *Config) *time.Duration { return &c.Reach.Interval })},
-	{name: "PORT_MAPPING", kind: kEnum, def: "off", enum: []string{"off", "upnp", "natpmp", "any"},
-		help:  "ask the router to forward PORT (TCP and the DHT's UDP port) to this machine: off, upnp (UPnP IGD), natpmp (NAT-PMP) or any",
-		apply: strOpt(func(c *Config) *string { return &c.Reach.PortMapping })},
 }
 
 func init() { options = append(options, reachOptions...) }
@@ -38,8 +30,6 @@ func (c *Config) reachValue(o option) (v string, ok bool) {
 		return fmtBool(c.Reach.Check), true
 	case "REACH_INTERVAL":
 		return fmtTime(c.Reach.Interval), true
-	case "PORT_MAPPING":
-		return c.Reach.PortMapping, true
 	}
 	return "", false
 }
