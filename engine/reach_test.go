@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"net/netip"
 	"testing"
 	"time"
@@ -14,10 +15,18 @@ import (
 // port the node sent to within natTimeout). TCP probes reach a node only if
 // it has an open peer port.
 type rnet struct {
-	t     *testing.T
+	t     testing.TB
 	now   time.Time
 	nodes []*rnode
 	queue []rpkt
+	cost  reachCost
+}
+
+// reachCost counts what reachability checking sends, beside all DHT traffic.
+type reachCost struct {
+	dhtPkts, dhtBytes     int // every datagram
+	reachPkts, reachBytes int // reach queries, their replies and the probe datagrams
+	tcpProbes             int // TCP probes (one connection each)
 }
 
 const natTimeout = 2 * time.Minute
@@ -50,21 +59,36 @@ func (o *probeOut) Send(to netip.AddrPort, pkt []byte) {
 		o.n.allowed[to] = o.net.now
 	}
 	var m wire.Msg
+	c := &o.net.cost
+	c.dhtPkts++
+	c.dhtBytes += len(pkt)
 	if m.Parse(pkt) == nil && m.Y == 'q' {
 		o.n.queries++
 		if m.ReadOnly {
 			o.n.roSent++
 		}
+		if string(m.MethodName) == wire.ReachMethod {
+			c.reachPkts++
+			c.reachBytes += len(pkt)
+		}
+	} else if m.Y == 'r' && bytes.Contains(pkt, []byte("2:ip6:")) {
+		c.reachPkts++
+		c.reachBytes += len(pkt)
 	}
 	o.net.queue = append(o.net.queue, rpkt{from: o.n.pub, to: to, pkt: append([]byte(nil), pkt...)})
 }
 
 func (o *probeOut) SendProbe(to netip.AddrPort, pkt []byte) {
 	from := netip.AddrPortFrom(o.n.pub.Addr(), 40000)
+	o.net.cost.reachPkts++
+	o.net.cost.reachBytes += len(pkt)
+	o.net.cost.dhtPkts++
+	o.net.cost.dhtBytes += len(pkt)
 	o.net.queue = append(o.net.queue, rpkt{from: from, to: to, pkt: append([]byte(nil), pkt...)})
 }
 
 func (o *probeOut) DialProbe(to netip.AddrPort, nonce wire.ID) {
+	o.net.cost.tcpProbes++
 	o.net.queue = append(o.net.queue, rpkt{from: o.n.pub, to: to, tcp: &nonce})
 }
 
@@ -74,7 +98,7 @@ type plainOut struct{ p *probeOut }
 
 func (o plainOut) Send(to netip.AddrPort, pkt []byte) { o.p.Send(to, pkt) }
 
-func newRnet(t *testing.T) *rnet { return &rnet{t: t, now: time.Unix(1_000_000, 0)} }
+func newRnet(t testing.TB) *rnet { return &rnet{t: t, now: time.Unix(1_000_000, 0)} }
 
 // add starts a node at pub; original makes it answer reach with 203.
 func (r *rnet) add(name, pub string, natted, tcpOpen, original bool, boot []netip.AddrPort, mod func(*Config)) *rnode {
