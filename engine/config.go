@@ -93,6 +93,10 @@ type Config struct {
 	// is apt-p2p's.
 	Validate Validator
 
+	// Reach configures reachability checking and BEP 43 read-only mode
+	// (reach.go); checking is off unless Reach.Probe is set.
+	Reach ReachConfig
+
 	// StateDir is where the node ID and routing table are saved (FileState)
 	// when State is nil. Empty means nothing is persisted.
 	StateDir string
@@ -184,6 +188,7 @@ func (c *Config) fill() {
 	setInt(&c.MaxValuesPerIP, d.MaxValuesPerIP)
 	setInt(&c.MaxStoredValues, d.MaxStoredValues)
 	setInt(&c.MaxStoredBytes, d.MaxStoredBytes)
+	c.Reach.fill()
 	if c.Version == "" {
 		c.Version = d.Version
 	}

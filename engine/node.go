@@ -37,6 +37,7 @@ type Node struct {
 	addr   netip.AddrPort
 	id     wire.ID
 	state  *asyncState // nil when nothing is persisted
+	reach  reachRunner // reach_node.go
 
 	sendErrors atomic.Uint64
 }
@@ -77,8 +78,17 @@ func Start(o Options) (*Node, error) {
 		n.state = &asyncState{inner: o.Config.State}
 		o.Config.State = n.state
 	}
+	n.reach.init(n.tr.LocalAddr().Addr())
+	onChange := o.Config.Reach.OnChange
+	o.Config.Reach.OnChange = func(s ReachStats) {
+		n.reach.stats.Store(&s)
+		if onChange != nil {
+			onChange(s)
+		}
+	}
 	core, err := New(o.Config, transportOutput{n})
 	if err != nil {
+		n.reach.close()
 		n.tr.Close()
 		return nil, err
 	}
@@ -444,6 +454,7 @@ func (n *Node) Close() error {
 			n.core.Close()
 		})
 		<-n.done
+		n.reach.close()
 		if n.state != nil {
 			err = n.state.wait()
 		}

@@ -111,6 +111,8 @@ type Stats struct {
 	Transactions                                     int // outstanding requests
 	JoinFailures, SaveErrors, Refreshes              uint64
 	VerifySkipped                                    uint64 // new contacts not pinged: too many verifications in flight
+
+	Reach ReachStats // reachability over UDP and TCP (reach.go)
 }
 
 // Stats returns a snapshot of the counters.
@@ -133,5 +135,6 @@ func (c *Core) Stats(now time.Time) Stats {
 	s.Values = c.store.nvalues
 	s.ValueBytes = c.store.nbytes
 	s.Transactions = c.txns.active()
+	s.Reach = c.Reach()
 	return s
 }

@@ -117,6 +117,67 @@
 // too, so a later extension does not make a daemon drop a value. A known key
 // of the wrong shape still makes the value malformed.
 //
+// # Reachability (an extension) and read-only nodes (BEP 43)
+//
+// KRPC has no way to ask "can you reach me?", so apt-p2p adds one query,
+// reach (reach.go). The requester sends
+//
+//	a: {id: <20>, nonce: <20 random bytes>, port: <TCP port>, token: <20>}
+//
+// (port and token optional). The responder answers from its DHT port
+//
+//	r: {id: <20>, ip: <requester's address as seen, 6-byte compact>,
+//	    tcp: 1 (only when a TCP probe was started), token: <20>}
+//
+// and then probes: a datagram d1:rd2:id20:<id>e1:t20:<nonce>1:y1:re (a
+// reply whose TID is the nonce, 66 bytes) sent from another UDP port than
+// its DHT port, to the requester's source address; and, only when the query
+// named a port and carried a valid token for the requester's IP (the token
+// of an earlier reach or find_node reply, as for store_value), a TCP
+// connection to that port on the requester's IP with GET /~reach/<nonce in
+// hex>. The requester counts a probe that arrives (UDP: a reply to no
+// request, from the responder's IP but not the port it asked; TCP: the path)
+// as proof of reachability, and one that has not arrived 10 s after the
+// reply as a miss. Rules that keep it from being abused:
+//
+//   - Probes go only to the requester's own source address (UDP) and to the
+//     port it names on its own IP (TCP, only with the token: a spoofed
+//     source gets no connection). A daemon cannot be made to contact a third
+//     party.
+//   - At most 2 probes per requester IP and 6 in all per minute; more are
+//     answered 201 "reach: too many probes". At most 4 TCP probes are in
+//     flight, each given up after 5 s.
+//   - The UDP probe comes from another port because a datagram from the
+//     port the requester just sent to passes any NAT; the TCP probe needs no
+//     such care (a NAT keeps no mapping for a listening port). The UDP probe
+//     is fooled only by a NAT that filters by address but not port (RFC
+//     4787 address-dependent filtering): such a node is then taken for
+//     reachable over UDP, which is the original protocol's assumption
+//     anyway; port-dependent NATs (Linux masquerading) and symmetric NATs
+//     are found out.
+//
+// Why not only the passive evidence libtorrent uses (a query from a node we
+// never contacted)? It is used too (from an address not sent to for 10 min
+// and not on our own /24), but in a young or small network every node has
+// contacted every other, so no such query ever comes, and it says nothing
+// about TCP, the port peers download from.
+//
+// Original peers answer reach with 203 (unknown method) and BitTorrent
+// nodes with 204; such errors, a rate limit and a timeout count as no
+// evidence either way, and a peer that answered so is not asked again for
+// an hour. Each transport's state is unknown → reachable on one probe that
+// arrived → unreachable after 3 misses in a row from at least 2 IPs (1 when
+// only one is known); unknown behaves as reachable, as the original did.
+// Rounds ask 3 table nodes, those not contacted lately first, not on our /24.
+//
+// A daemon unreachable over UDP marks every query it sends with the
+// top-level key ro = 1 (BEP 43), placed in key order between q and t; the
+// original read only t, y, q and a, so it ignores it. A query that carries
+// ro is answered, but its sender is neither pinged nor added to the routing
+// table, and leaves it if it was there, so it is never handed out in a nodes
+// list. Unlike BEP 43's read-only nodes, ours still answer queries (only
+// nodes they contacted can send them any).
+//
 // # The mainline DHT (BEP 5): a second personality
 //
 // mainline.go is the codec of the BitTorrent mainline DHT: ping, find_node,

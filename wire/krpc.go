@@ -143,6 +143,7 @@ type Msg struct {
 	Port                   int64     // join response
 	ErrCode                int64     // errors: e[0]
 	ErrMsg                 []byte    // errors: e[1]
+	ReadOnly               bool      // top-level ro = 1 (BEP 43): the sender is read-only (reach.go)
 }
 
 // nodeStride is the size of one element of a validated nodes list: "26:" and
@@ -288,6 +289,14 @@ func (m *Msg) Parse(pkt []byte) error {
 			return ErrTruncated
 		}
 		if len(k) != 1 {
+			if string(k) == "ro" && pkt[j] == 'i' {
+				var n int64
+				if n, _, i, err = readInt(pkt, j); err != nil {
+					return err
+				}
+				m.ReadOnly = n == 1
+				continue
+			}
 			if i, err = skip(pkt, j, 1, nil); err != nil {
 				return err
 			}

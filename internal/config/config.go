@@ -51,6 +51,7 @@ type Config struct {
 	LogLevel            string
 	DHT                 DHT
 	Mainline            Mainline // the mainline DHT (mainline.go)
+	Reach               Reach    // reachability and port mapping (reach.go)
 }
 
 // DHT is the configuration of the DHT section ([apt_p2p_Khashmir] by default).
@@ -670,6 +671,9 @@ func (c *Config) valueString(o option) string {
 		return c.DHT.TimeoutProfile
 	case "UDP_TRANSPORT":
 		return c.DHT.UDPTransport
+	}
+	if v, ok := c.reachValue(o); ok {
+		return v
 	}
 	return c.mainlineValue(o)
 }

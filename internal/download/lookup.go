@@ -58,7 +58,7 @@ func (f *Flight) lookup(ctx context.Context) plan {
 		// does one that does not know its own address yet (a first node
 		// nobody has told it, on a LAN): it has no contact to claim with,
 		// and leading unseen made a second leader of every file.
-		reachable = (m.cfg.Reachable == nil || m.cfg.Reachable()) && haveSelf
+		reachable = m.reachable() && haveSelf
 		claiming  = m.cfg.Herd
 	)
 	if haveSelf {

@@ -47,6 +47,7 @@ type Status struct {
 	History  []Sample       `json:"history"`
 
 	Mainline *MainlineStatus `json:"mainline,omitempty"` // mainline.go; nil unless NETWORKS turns it on
+	Reach    ReachStatus     `json:"reach"`              // reach.go
 }
 
 // DHTStats is the engine's statistics as the status views show them: the
@@ -195,6 +196,10 @@ func (s *Server) Snapshot() Status {
 	}
 	st.DHT = dhtStats(n)
 	st.Reachable, st.Joined = st.DHT.Reachable, st.DHT.Joined
+	st.Reach = reachStatus(st.DHT.Reach, n.Config().Reach.Check)
+	if st.Reach.Checking {
+		st.Reachable = st.Reach.Announce // peers can reach us, as far as we know
+	}
 	st.Cache = n.CacheStats()
 	is := n.IndexStats()
 	st.Index.Repos, st.Index.Entries, st.Index.Bytes = is.Repos, is.Entries, is.Bytes
@@ -233,6 +238,7 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	writeDHTMetrics(ctx, s.n.DHTStats(), s.n.CacheStats())
 	writeBanMetrics(ctx, s.n.Bans())
 	writeMainlineMetrics(ctx, s.n)
+	writeReachMetrics(ctx, s.n.DHTStats().Reach)
 }
 
 // ByteFormat renders a size as the original's byte_format did (B, KiB, MiB, GiB, TiB).
@@ -290,7 +296,7 @@ th:first-child,td:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#c039
 </style></head><body>
 <h1>apt-p2p {{.S.Version}}</h1>
 <p>Contact <b>{{if .S.Contact}}{{.S.Contact}}{{else}}not known yet{{end}}</b> ·
-{{if .S.Reachable}}<span class="ok">reachable from other peers</span>{{else}}<span class="bad">no peer has reached us yet</span>{{end}} ·
+{{if .S.Reach.Checking}}{{if .S.Reach.Announce}}<span class="ok">{{.S.Reach.Line}}</span>{{else}}<span class="bad">{{.S.Reach.Line}}</span>{{end}}{{else if .S.Reachable}}<span class="ok">reachable from other peers</span>{{else}}<span class="bad">no peer has reached us yet</span>{{end}} ·
 DHT {{if .S.Joined}}<span class="ok">joined</span>{{else}}<span class="bad">not joined</span>{{end}} ·
 up {{dur .S.Uptime}}</p>
 

@@ -191,6 +191,9 @@ func (n *Node) mainlineLoop() {
 			return
 		case <-t.C:
 		}
+		if !n.Reachable() {
+			continue // peers could not fetch from us (reach.go)
+		}
 		files := n.store.DueForAnnounce(time.Now(), 0)
 		sem := make(chan struct{}, 16)
 		var wg sync.WaitGroup

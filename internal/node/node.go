@@ -142,6 +142,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		HerdPatience:    cfg.HerdPatience,
 		KeyRefresh:      cfg.KeyRefresh,
 		Contact:         n.Contact,
+		Reachable:       n.Reachable, // reach.go
 		AnnouncedAs:     n.announcedAs,
 		SaveAnnouncedAs: n.saveAnnouncedAs,
 		OtherNetworks:   n.announceOtherNetworks,
@@ -212,6 +213,7 @@ func (n *Node) startDHT() error {
 	c.KRPCInitialDelay = d.KRPCInitialDelay
 	c.BootstrapNode = d.BootstrapNode || len(n.aptBootstrap()) == 0
 	c.StateDir = filepath.Join(n.cfg.CacheDir, "dht")
+	n.reachConfig(&c) // reach.go
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return fmt.Errorf("DHT state directory: %w", err)
 	}
