@@ -512,7 +512,7 @@ func FuzzPeerValue(f *testing.F) {
 	f.Add(AppendPeerValue(nil, &PeerValue{Contact: refPeer6}))
 	f.Add(AppendPeerValue(nil, &PeerValue{Contact: refPeer6, Form: FormInline, Pieces: pieces(2), Claim: 1733472000123456}))
 	f.Add(AppendPeerValue(nil, &PeerValue{Contact: refPeer6, Form: FormLink}))
-	f.Add([]byte("d1:c18:\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x01\x02\x03\x04\x00\x50e")) // IPv4-mapped: refused
+	f.Add([]byte("d1:c18:\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x01\x02\x03\x04\x00\x50e"))        // IPv4-mapped: refused
 	f.Add([]byte("d1:c18:\xfd\x42\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x11\x26\xf92:c6i1ee")) // an unknown key
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v PeerValue
