@@ -16,7 +16,7 @@ const (
 	DropBadType                       // y is not q, r or e
 	DropUnknownTID                    // a reply to no outstanding request (late duplicate, or forged)
 	DropWrongSource                   // a reply whose TID is ours but from another address
-	DropNotIPv4                       // from an IPv6 address: the compact formats carry IPv4 only
+	DropNotIPv4                       // from an address of the other family than the core's (an IPv6 address at an IPv4 core)
 	NumDropReasons
 )
 
@@ -111,6 +111,8 @@ type Stats struct {
 	Transactions                                     int // outstanding requests
 	JoinFailures, SaveErrors, Refreshes              uint64
 	VerifySkipped                                    uint64 // new contacts not pinged: too many verifications in flight
+	Offered                                          uint64 // nodes of our family learned by the other family's core (want, family.go)
+	Family                                           Family
 }
 
 // Stats returns a snapshot of the counters.
@@ -120,6 +122,7 @@ func (c *Core) Stats(now time.Time) Stats {
 	if !c.started.IsZero() {
 		s.Uptime = now.Sub(c.started)
 	}
+	s.Family = c.cfg.Family
 	s.Reachable = c.reachable
 	s.Joined = c.join.joined
 	s.ExternalAddr, _ = c.ExternalAddr()
