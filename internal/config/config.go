@@ -51,6 +51,7 @@ type Config struct {
 	LogLevel            string
 	DHT                 DHT
 	Mainline            Mainline // the mainline DHT (mainline.go)
+	IPv6                IPv6     // address families (ipv6.go)
 }
 
 // DHT is the configuration of the DHT section ([apt_p2p_Khashmir] by default).
@@ -671,7 +672,10 @@ func (c *Config) valueString(o option) string {
 	case "UDP_TRANSPORT":
 		return c.DHT.UDPTransport
 	}
-	return c.mainlineValue(o)
+	if v := c.mainlineValue(o); v != "" {
+		return v
+	}
+	return c.ipv6Value(o)
 }
 
 func fmtBool(b bool) string {

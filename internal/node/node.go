@@ -231,6 +231,7 @@ func (n *Node) startDHT() error {
 		Bootstrap: n.aptBootstrap(),
 		Logger:    n.log.With("part", "dht"),
 		Transport: tr,
+		Families:  n.dhtFamilies(), // ADDRESS_FAMILIES (ipv6.go)
 	})
 	if err != nil {
 		return fmt.Errorf("DHT on UDP %s: %w (is another apt-p2p running, or the port in use? set [%s] PORT)", listen, err, n.cfg.DHTSection)
@@ -279,16 +280,16 @@ func (n *Node) Config() *config.Config { return n.cfg }
 // Started is when the node started.
 func (n *Node) Started() time.Time { return n.start }
 
-// Contact is the address peers download from (external IP, TCP port), if known.
+// Contact is the address peers download from (external IP, TCP port), if
+// known: the primary DHT's family first (IPv4 on a dual-stack daemon), else
+// the other's (ipv6.go, ContactOf).
 func (n *Node) Contact() (netip.AddrPort, bool) {
-	if a := n.cfg.Bind; a.IsValid() && !a.IsUnspecified() {
-		return netip.AddrPortFrom(a, uint16(n.cfg.Port)), true
+	for _, d := range n.dhts() {
+		if c, ok := n.ContactOf(d.Family()); ok {
+			return c, true
+		}
 	}
-	a, ok := n.dht.ExternalAddr()
-	if !ok {
-		return netip.AddrPort{}, false
-	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
+	return netip.AddrPort{}, false
 }
 
 // announcedAsPath keeps the contact our announcements carry, between runs.
