@@ -100,12 +100,18 @@ var errNoContact = errors.New("node: our address in this family is not known yet
 // that is not a peer value (a piece string) carries no address and goes to
 // every network as it is.
 func (n *Node) forFamily(d *engine.Node, value []byte) ([]byte, error) {
+	c, ok := n.ContactOf(d.Family())
+	return withContact(value, c, ok)
+}
+
+// withContact is forFamily with the contact already known (ContactOf asks
+// the DHT's loop, so code running on the loop must not call it).
+func withContact(value []byte, c netip.AddrPort, known bool) ([]byte, error) {
 	var v wire.PeerValue
 	if v.Parse(value) != nil {
 		return value, nil
 	}
-	c, ok := n.ContactOf(d.Family())
-	if !ok {
+	if !known {
 		return nil, errNoContact
 	}
 	if v.Contact == c {
@@ -222,11 +228,13 @@ func (n *Node) dhtClaim(ctx context.Context, key wire.ID, build func(time.Time) 
 	}
 	vals := make([][][]byte, 2)
 	r, err := n.onBoth(func(i int, d *engine.Node) (engine.Result, error) {
-		if _, ok := n.ContactOf(d.Family()); !ok {
+		c, ok := n.ContactOf(d.Family())
+		if !ok {
 			return engine.Result{Err: errNoContact}, errNoContact
 		}
+		// build runs on the DHT's loop: nothing in it may wait for the loop.
 		r, v, err := d.Claim(ctx, key, func(now time.Time) []byte {
-			out, ferr := n.forFamily(d, once(now))
+			out, ferr := withContact(once(now), c, true)
 			if ferr != nil {
 				return once(now) // the engine refuses it: ErrOtherFamily
 			}
