@@ -28,7 +28,7 @@ func (c *Config) TCPNetwork() string {
 
 var ipv6Options = []option{
 	{name: "ADDRESS_FAMILIES", kind: kEnum, def: "both", enum: []string{"both", "ipv4", "ipv6"},
-		help: "address families to use: both (IPv4 and IPv6 where this machine has it: apt, peers and the DHT on each; IPv4 peers of the original protocol see nothing of IPv6), ipv4 (the original network only) or ipv6 (IPv6 only); with BIND_ADDRESS set, only that address's family runs",
+		help:  "address families to use: both (IPv4 and IPv6 where this machine has it: apt, peers and the DHT on each; IPv4 peers of the original protocol see nothing of IPv6), ipv4 (the original network only) or ipv6 (IPv6 only); with BIND_ADDRESS set, only that address's family runs",
 		apply: strOpt(func(c *Config) *string { return &c.IPv6.Families })},
 }
 
