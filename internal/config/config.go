@@ -358,6 +358,9 @@ func build(ini *iniFile) (*Config, error) {
 	for i, d := range c.OtherDirs {
 		c.OtherDirs[i] = expandHome(d)
 	}
+	if err := c.checkFamilies(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	return c, nil
 }
 

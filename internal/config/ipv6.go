@@ -1,5 +1,7 @@
 package config
 
+import "fmt"
+
 // IPv6 is the configuration of address families (issue 13 item 2): which
 // networks the daemon takes part in and listens on.
 type IPv6 struct {
@@ -40,4 +42,27 @@ func (c *Config) ipv6Value(o option) string {
 		return c.IPv6.Families
 	}
 	return ""
+}
+
+// checkFamilies refuses settings that contradict each other: a BIND_ADDRESS
+// of a family ADDRESS_FAMILIES turns off (the listeners would fail with a
+// message about the port), and the mainline DHT, which speaks IPv4 only
+// (BEP 5; BEP 32 is not implemented there), on a daemon without IPv4.
+func (c *Config) checkFamilies() error {
+	v4 := c.IPv6.Want4()
+	if b := c.Bind; b.IsValid() {
+		is4 := b.Is4() || b.Is4In6()
+		if is4 && !c.IPv6.Want4() || !is4 && !c.IPv6.Want6() {
+			return fmt.Errorf("BIND_ADDRESS %s is an %s address, but ADDRESS_FAMILIES is %s: bind an address of that family, or set ADDRESS_FAMILIES to both",
+				c.BindAddress, map[bool]string{true: "IPv4", false: "IPv6"}[is4], c.IPv6.Families)
+		}
+		if !b.IsUnspecified() || is4 {
+			v4 = is4 // "::" is every address of both families
+		}
+	}
+	if c.Mainline.UsesMainline() && !v4 {
+		return fmt.Errorf("NETWORKS %s: the mainline DHT speaks IPv4 only, and this daemon has no IPv4 (ADDRESS_FAMILIES %s, BIND_ADDRESS %q): set NETWORKS to apt-p2p, or give the daemon IPv4",
+			c.Mainline.Networks, c.IPv6.Families, c.BindAddress)
+	}
+	return nil
 }

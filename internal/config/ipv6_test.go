@@ -31,3 +31,26 @@ func TestAddressFamilies(t *testing.T) {
 		t.Fatalf("bad value: %v", msg)
 	}
 }
+
+// Settings that contradict each other are refused at load, with what to
+// do, rather than failing later at a listener with a message about ports.
+func TestAddressFamiliesContradictions(t *testing.T) {
+	for _, tc := range []struct{ conf, want string }{
+		{"[DEFAULT]\nADDRESS_FAMILIES = ipv6\nBIND_ADDRESS = 127.0.0.1\n", "is an IPv4 address, but ADDRESS_FAMILIES is ipv6"},
+		{"[DEFAULT]\nADDRESS_FAMILIES = ipv4\nBIND_ADDRESS = ::1\n", "is an IPv6 address, but ADDRESS_FAMILIES is ipv4"},
+		{"[DEFAULT]\nADDRESS_FAMILIES = ipv6\n[apt_p2p_Khashmir]\nNETWORKS = both\n", "mainline DHT speaks IPv4 only"},
+		{"[DEFAULT]\nBIND_ADDRESS = ::1\n[apt_p2p_Khashmir]\nNETWORKS = mainline\n", "mainline DHT speaks IPv4 only"},
+		{"[DEFAULT]\nADDRESS_FAMILIES = ipv4\nBIND_ADDRESS = ::\n", "is an IPv6 address, but ADDRESS_FAMILIES is ipv4"},
+	} {
+		if msg := loadErr(t, tc.conf); !strings.Contains(msg, tc.want) {
+			t.Errorf("%q: %v, want %q", tc.conf, msg, tc.want)
+		}
+	}
+	for _, ok := range []string{
+		"[DEFAULT]\nADDRESS_FAMILIES = ipv6\nBIND_ADDRESS = ::1\n",
+		"[DEFAULT]\nBIND_ADDRESS = 127.0.0.1\n[apt_p2p_Khashmir]\nNETWORKS = both\n",
+		"[DEFAULT]\nBIND_ADDRESS = ::\n[apt_p2p_Khashmir]\nNETWORKS = both\n",
+	} {
+		load(t, ok)
+	}
+}

@@ -274,3 +274,4 @@ func (n *Node) ownFilter(onValue func([]byte)) func([]byte) {
 		onValue(raw)
 	}
 }
+
