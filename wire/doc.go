@@ -142,11 +142,13 @@
 //     without want it carries the family the query came over, as the
 //     original's replies do. d1:ad2:id20:<id>6:target20:<t>4:wantl2:n42:n6ee…
 //     (127 bytes). Any other method with a want is answered with 204, as any
-//     unknown argument. A dual-stack node asks for both families on the
-//     IPv6 network and lets the IPv4 nodes it learns into its IPv4 table
-//     once they answer a ping; when its IPv4 table is empty it fills it that
-//     way. It never sends want over IPv4 (an original answers 204), so the
-//     IPv4 network learns nothing of IPv6.
+//     unknown argument. A dual-stack node whose IPv4 table is empty (no
+//     IPv4 bootstrap address, or none answering) asks for both families on
+//     the IPv6 network and lets the IPv4 nodes it learns into its IPv4 table
+//     once they answer a ping; from its first IPv4 node on, its IPv4 lookups
+//     do the rest (asking for longer cost more than it gave: see
+//     engine.Core's queryWant). It never sends want over IPv4 (an original
+//     answers 204), so the IPv4 network learns nothing of IPv6.
 //   - Values. A peer value is the original's dict with an 18-byte c: the
 //     16-byte IPv6 address and the TCP port, d1:c18:<18B>e (26 bytes); the h
 //     form is 52 bytes, a claim 47. An 18-byte c holding an IPv4-mapped
