@@ -274,4 +274,3 @@ func (n *Node) ownFilter(onValue func([]byte)) func([]byte) {
 		onValue(raw)
 	}
 }
-
