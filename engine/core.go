@@ -253,7 +253,7 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, pkt []byte) {
 		// compact nodes could not hand an IPv6 contact on, so it must not
 		// enter the table; a dual-stack node's runner gives each core its
 		// own family's datagrams.
-		c.st.Dropped[DropNotIPv4]++
+		c.st.Dropped[DropOtherFamily]++
 		return
 	}
 	// Requests may be as large as a UDP datagram: the original bounds only

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -242,6 +243,4 @@ func TestDualStackRunner(t *testing.T) {
 	eventually(t, 10*time.Second, "saved nodes back in both tables", func() bool { return tableLen(b2) == 1 && tableLen(b2.Other()) == 1 })
 }
 
-func itoa(p uint16) string {
-	return strings.TrimPrefix(netip.AddrPortFrom(netip.IPv4Unspecified(), p).String(), "0.0.0.0:")
-}
+func itoa(p uint16) string { return strconv.Itoa(int(p)) }

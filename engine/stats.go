@@ -18,9 +18,13 @@ const (
 	DropWrongSource                   // a reply whose TID is ours but from another address
 	DropNotIPv4                       // from an address of the other family than the core's (an IPv6 address at an IPv4 core)
 	NumDropReasons
+
+	// DropOtherFamily is DropNotIPv4 under the name that fits both
+	// families' cores (family.go).
+	DropOtherFamily = DropNotIPv4
 )
 
-var dropNames = [NumDropReasons]string{"oversize", "malformed", "bad-type", "unknown-tid", "wrong-source", "not-ipv4"}
+var dropNames = [NumDropReasons]string{"oversize", "malformed", "bad-type", "unknown-tid", "wrong-source", "other-family"}
 
 func (r DropReason) String() string { return dropNames[r] }
 

@@ -202,6 +202,20 @@ func TestIPv6OnlyLAN(t *testing.T) {
 	if err != nil || len(fb) != 1 || !fb["IPv6"].Joined {
 		t.Errorf("B (ADDRESS_FAMILIES=ipv6) runs %+v %v", fb, err)
 	}
+	// The status page shows the IPv6 contact, and the daemon's stats
+	// contact is it (it has no IPv4 one).
+	resp, err := a.client.Get("http://" + a.addr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(page), "Address families") || !strings.Contains(string(page), a.addr()) {
+		t.Errorf("A's status page does not show its IPv6 contact %s", a.addr())
+	}
+	if st, err := a.status(); err != nil || !st.Joined {
+		t.Errorf("A's stats: %+v %v", st, err)
+	}
 }
 
 // TestDualStackOriginalPeer (issue 13): on a dual-stack LAN, two dual-stack
