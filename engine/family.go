@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"time"
 
@@ -33,6 +34,20 @@ func (f Family) String() string {
 		return "dual-stack"
 	}
 	return "none"
+}
+
+// MarshalText writes the family's name (stats.json).
+func (f Family) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (f *Family) UnmarshalText(b []byte) error {
+	for _, g := range []Family{0, IPv4, IPv6, DualStack} {
+		if g.String() == string(b) {
+			*f = g
+			return nil
+		}
+	}
+	return fmt.Errorf("engine: unknown address family %q", b)
 }
 
 // FamilyOf is the family of an address (IPv4-mapped addresses are IPv4).
@@ -241,4 +256,66 @@ func (c *Core) joinThroughSibling(now time.Time) {
 	target := c.id
 	target[wire.IDLen-1]++
 	s.findNode(now, target, nil)
+}
+
+// MergeStats sums the counters of a dual-stack node's two cores (a's ID,
+// family and external address are kept): what the node did on both
+// networks. Joined and Reachable hold if either holds.
+func MergeStats(a, b Stats) Stats {
+	s := a
+	s.Family |= b.Family
+	s.Uptime = max(a.Uptime, b.Uptime)
+	s.Reachable = a.Reachable || b.Reachable
+	s.Joined = a.Joined || b.Joined
+	if !s.ExternalAddr.IsValid() {
+		s.ExternalAddr = b.ExternalAddr
+	}
+	s.PacketsIn += b.PacketsIn
+	s.PacketsOut += b.PacketsOut
+	s.BytesIn += b.BytesIn
+	s.BytesOut += b.BytesOut
+	for i := range s.Dropped {
+		s.Dropped[i] += b.Dropped[i]
+	}
+	s.ErrorsSent += b.ErrorsSent
+	for i := range s.RPC {
+		r, o := &s.RPC[i], b.RPC[i]
+		r.Sent += o.Sent
+		r.Retransmits += o.Retransmits
+		r.OK += o.OK
+		r.Failed += o.Failed
+		r.Received += o.Received
+		r.ErrorsReceived += o.ErrorsReceived
+		r.OKDelay += o.OKDelay
+		r.FailedDelay += o.FailedDelay
+	}
+	s.Nodes += b.Nodes
+	if b.Buckets > s.Buckets {
+		s.Buckets, s.EstimatedUsers = b.Buckets, b.EstimatedUsers
+	}
+	s.Keys += b.Keys
+	s.Values += b.Values
+	s.ValueBytes += b.ValueBytes
+	s.StoresAccepted += b.StoresAccepted
+	s.StoresRefused += b.StoresRefused
+	s.ValuesExpired += b.ValuesExpired
+	s.Lookups += b.Lookups
+	s.Gets += b.Gets
+	s.GetsDone += b.GetsDone
+	s.GetsFound += b.GetsFound
+	s.Puts += b.Puts
+	s.PutsOK += b.PutsOK
+	s.Cancelled += b.Cancelled
+	for i := range s.GetLatency.Buckets {
+		s.GetLatency.Buckets[i] += b.GetLatency.Buckets[i]
+	}
+	s.GetLatency.Count += b.GetLatency.Count
+	s.GetLatency.Sum += b.GetLatency.Sum
+	s.Transactions += b.Transactions
+	s.JoinFailures += b.JoinFailures
+	s.SaveErrors = max(s.SaveErrors, b.SaveErrors) // one state file: counted by both
+	s.Refreshes += b.Refreshes
+	s.VerifySkipped += b.VerifySkipped
+	s.Offered += b.Offered
+	return s
 }

@@ -565,3 +565,32 @@ func TestRunFamilies(t *testing.T) {
 		t.Errorf("IPv4 interface addresses %s", got)
 	}
 }
+
+// A dual-stack node's summary counts both networks.
+func TestMergeStats(t *testing.T) {
+	a := Stats{Family: IPv4, PacketsIn: 3, Nodes: 5, Buckets: 2, EstimatedUsers: 16, Joined: false}
+	a.RPC[wire.MethodPing].OK = 2
+	a.GetLatency.Add(time.Millisecond)
+	b := Stats{Family: IPv6, PacketsIn: 4, Nodes: 7, Buckets: 3, EstimatedUsers: 32, Joined: true, ExternalAddr: netip.MustParseAddr("fd42::1")}
+	b.RPC[wire.MethodPing].OK = 1
+	b.GetLatency.Add(3 * time.Millisecond)
+	s := MergeStats(a, b)
+	if s.Family != DualStack || s.PacketsIn != 7 || s.Nodes != 12 || s.Buckets != 3 || s.EstimatedUsers != 32 || !s.Joined ||
+		s.RPC[wire.MethodPing].OK != 3 || s.GetLatency.Count != 2 || s.ExternalAddr != b.ExternalAddr {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestFamilyText(t *testing.T) {
+	for _, f := range []Family{0, IPv4, IPv6, DualStack} {
+		b, _ := f.MarshalText()
+		var g Family
+		if err := g.UnmarshalText(b); err != nil || g != f {
+			t.Errorf("%v: %q → %v %v", f, b, g, err)
+		}
+	}
+	var g Family
+	if g.UnmarshalText([]byte("IPv5")) == nil {
+		t.Error("IPv5 accepted")
+	}
+}

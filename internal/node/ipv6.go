@@ -274,3 +274,27 @@ func (n *Node) ownFilter(onValue func([]byte)) func([]byte) {
 		onValue(raw)
 	}
 }
+
+// dhtStats are the counters of every network that runs, summed.
+func (n *Node) dhtStats() engine.Stats {
+	s := n.dht.Stats()
+	if o := n.dht.Other(); o != nil {
+		s = engine.MergeStats(s, o.Stats())
+	}
+	return s
+}
+
+// tableDHT is the DHT whose routing table the status page estimates the
+// number of users from: the larger (a dual-stack daemon on an IPv6-only
+// network has an empty IPv4 table).
+func (n *Node) tableDHT() *engine.Node {
+	d := n.dht
+	if o := d.Other(); o != nil {
+		var a, b int
+		d.Do(func(c *engine.Core, _ time.Time) { a, b = c.Table().Len(), c.Sibling().Table().Len() })
+		if b > a {
+			return o
+		}
+	}
+	return d
+}

@@ -457,13 +457,14 @@ func (s stallBounded) Wait(ctx context.Context, off int64) (int64, error) {
 
 // The status views' figures: the front reads them here, not from the parts.
 
-// DHTStats are the DHT engine's counters.
-func (n *Node) DHTStats() engine.Stats { return n.dht.Stats() }
+// DHTStats are the DHT engine's counters (of both networks on a dual-stack
+// daemon: ipv6.go, FamilyStats for each).
+func (n *Node) DHTStats() engine.Stats { return n.dhtStats() }
 
 // DHTTable is a snapshot of the routing table: our ID, the k nodes closest to
 // it and the buckets.
 func (n *Node) DHTTable() (self wire.ID, closest []kbucket.Node, buckets []kbucket.BucketInfo, k int, err error) {
-	err = n.dht.Do(func(c *engine.Core, _ time.Time) {
+	err = n.tableDHT().Do(func(c *engine.Core, _ time.Time) {
 		t := c.Table()
 		self, k = t.Self(), t.K()
 		closest, buckets = t.Closest(nil, self, k), t.Buckets(nil)
