@@ -76,6 +76,14 @@ type Config struct {
 	BootstrapNode bool   // BOOTSTRAP_NODE: joined even when nobody answers
 	Version       string // node ID suffix, e.g. "A015" (§2.3); IDs are reused only when it matches
 
+	// Family is the address family the core serves (family.go): IPv4 (the
+	// zero value) or IPv6.
+	Family Family
+	// NodeID, when not zero, is the node's ID, whatever the saved state says:
+	// a dual-stack node's IPv6 core takes its IPv4 core's (BEP 32 asks for
+	// one ID on both networks).
+	NodeID wire.ID
+
 	// RejoinInitial and RejoinMax bound the exponential re-join backoff
 	// (1 s doubling to 30 s): a daemon started before its bootstrap peer
 	// joins within about RejoinMax of the peer coming up, for one join
@@ -191,6 +199,9 @@ func (c *Config) fill() {
 	c.Reach.fill()
 	if c.Version == "" {
 		c.Version = d.Version
+	}
+	if c.Family != IPv6 {
+		c.Family = IPv4
 	}
 	if len(c.Version) > wire.IDLen {
 		c.Version = c.Version[:wire.IDLen]

@@ -40,6 +40,9 @@ type Core struct {
 	rng   *rand.ChaCha8
 	id    wire.ID
 	table *kbucket.Table
+	// sibling is the other family's core of a dual-stack node (Pair), run
+	// by the same goroutine; nil otherwise.
+	sibling *Core
 
 	timers  timerHeap
 	txns    txnTable
@@ -78,6 +81,7 @@ type Core struct {
 	buf    []byte
 	knodes []kbucket.Node
 	wnodes []wire.Node
+	mixed  []wire.Node // a reply's nodes of both families (family.go)
 	vals   [][]byte
 }
 
@@ -116,15 +120,18 @@ func New(cfg Config, out Output) (*Core, error) {
 		// node: start fresh and let the caller report it (LoadError).
 		st, c.loadErr = cfg.State.Load()
 	}
-	if st != nil && string(st.ID[wire.IDLen-len(cfg.Version):]) == cfg.Version {
+	switch {
+	case !cfg.NodeID.IsZero():
+		c.id = cfg.NodeID
+	case st != nil && string(st.ID[wire.IDLen-len(cfg.Version):]) == cfg.Version:
 		c.id = st.ID
-	} else {
+	default:
 		c.id = c.newNodeID()
 	}
 	if st != nil {
 		c.saved = st.Nodes
 	}
-	c.table = kbucket.New(c.id, kbucket.Config{K: cfg.K, MaxFailures: cfg.MaxFailures, AllowLocal: cfg.LocalOK})
+	c.table = kbucket.New(c.id, kbucket.Config{K: cfg.K, MaxFailures: cfg.MaxFailures, AllowLocal: cfg.LocalOK, Family: tableFamily(cfg.Family)})
 	c.store = newValueStore(&cfg)
 	c.tok.rotate(c.randID())
 	c.reachInit()
@@ -254,10 +261,12 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, pkt []byte) {
 	}
 	c.st.PacketsIn++
 	c.st.BytesIn += uint64(len(pkt))
-	if !from.Addr().Is4() {
-		// The protocol is IPv4-only (26-byte compact nodes): an IPv6 contact
-		// could not be handed on, so it must not enter the table.
-		c.st.Dropped[DropNotIPv4]++
+	if !c.inFamily(from.Addr()) {
+		// A core serves one family (family.go): an IPv4 core's 26-byte
+		// compact nodes could not hand an IPv6 contact on, so it must not
+		// enter the table; a dual-stack node's runner gives each core its
+		// own family's datagrams.
+		c.st.Dropped[DropOtherFamily]++
 		return
 	}
 	// Requests may be as large as a UDP datagram: the original bounds only
@@ -328,11 +337,9 @@ func (c *Core) handleQuery(now time.Time, from netip.AddrPort, m *wire.Msg, badA
 	case wire.MethodJoin:
 		out = wire.AppendJoinResp(c.buf[:0], m.TID, c.id, from)
 	case wire.MethodFindNode:
-		nodes := c.closestFor(now, m.Target, m.ID)
-		out = wire.AppendFindNodeResp(c.buf[:0], m.TID, c.id, nodes, c.tok.current(from.Addr()))
+		out = c.findNodeReply(now, from, m)
 	case wire.MethodFindValue:
-		nodes := c.closestFor(now, m.Key, m.ID)
-		out = wire.AppendFindValueResp(c.buf[:0], m.TID, c.id, nodes, c.store.count(m.Key))
+		out = c.findValueReply(now, m)
 	case wire.MethodGetValue:
 		vals, tooBig := c.replyValues(m.Key, m.Num, limit)
 		var n int

@@ -1,6 +1,7 @@
 // Package wire is the byte-level codec of the apt-p2p DHT: strict bencode, the
 // KRPC messages of the original apt-p2p protocol, compact node (26 B) and peer
-// (6 B) formats, and the values peers store under a file's key.
+// (6 B) formats and their IPv6 forms (38 B, 18 B; "IPv6" below), and the
+// values peers store under a file's key.
 //
 // It is not a transport and keeps no state: it neither sends nor retries,
 // matches transactions, checks tokens nor chooses which values to return. The
@@ -126,7 +127,7 @@
 //
 // (port and token optional). The responder answers from its DHT port
 //
-//	r: {id: <20>, ip: <requester's address as seen, 6-byte compact>,
+//	r: {id: <20>, ip: <requester's address as seen, compact: 6 bytes, 18 over IPv6>,
 //	    tcp: 1 (only when a TCP probe was started), token: <20>}
 //
 // and then probes: a datagram d1:rd2:id20:<id>e1:t20:<nonce>1:y1:re (a
@@ -177,6 +178,62 @@
 // table, and leaves it if it was there, so it is never handed out in a nodes
 // list. Unlike BEP 43's read-only nodes, ours still answer queries (only
 // nodes they contacted can send them any).
+//
+// Rounds run on the IPv4 network only: an IPv6 node answers reach (its ip
+// is then 18 bytes) but does not ask, so its state stays unknown and it
+// behaves as reachable, as IPv6 nodes without a NAT in front are.
+//
+// # IPv6 (an extension, in the spirit of BEP 32)
+//
+// The original protocol is IPv4 only: 26-byte nodes, 6-byte contacts. The
+// extension adds a second network over IPv6 (ipv6.go) and leaves the IPv4
+// network exactly as the original knows it. As in BEP 32 the two are
+// separate DHTs: a node keeps one routing table and one value store per
+// family and answers each family's queries from its own; a dual-stack node
+// runs both under one node ID, announces on each with its contact of that
+// family, looks up on both and merges what it finds.
+//
+// On the IPv6 network:
+//
+//   - nodes6. A find_node or find_value reply lists IPv6 nodes under nodes6:
+//     a bencoded list of 38-byte strings (20-byte ID, 16-byte address, 2-byte
+//     port), the same list form as nodes rather than BEP 32's concatenated
+//     string, so that both parse and validate alike. A reply with 8 nodes6
+//     is 434 bytes; with 8 nodes and 8 nodes6 (MaxFindNodeRespWantLen) 675.
+//     An entry holding an IPv4-mapped address is skipped by the reader.
+//   - want. find_node and find_value take an optional argument want, a list
+//     of "n4" and "n6" (other strings are ignored, as BEP 32 asks): the reply
+//     carries nodes for n4 and nodes6 for n6, each from that family's table;
+//     without want it carries the family the query came over, as the
+//     original's replies do. d1:ad2:id20:<id>6:target20:<t>4:wantl2:n42:n6ee…
+//     (127 bytes). Any other method with a want is answered with 204, as any
+//     unknown argument. A dual-stack node whose IPv4 table is empty (no
+//     IPv4 bootstrap address, or none answering) asks for both families on
+//     the IPv6 network and lets the IPv4 nodes it learns into its IPv4 table
+//     once they answer a ping; from its first IPv4 node on, its IPv4 lookups
+//     do the rest (asking for longer cost more than it gave: see
+//     engine.Core's queryWant). It never sends want over IPv4 (an original
+//     answers 204), so the IPv4 network learns nothing of IPv6.
+//   - Values. A peer value is the original's dict with an 18-byte c: the
+//     16-byte IPv6 address and the TCP port, d1:c18:<18B>e (26 bytes); the h
+//     form is 52 bytes, a claim 47. An 18-byte c holding an IPv4-mapped
+//     address is malformed (an IPv4 peer uses 6 bytes), so the engine's
+//     check that the contact is the storer's address can never pass an
+//     IPv6 contact stored over IPv4. Piece strings ({t}) carry no address
+//     and are the same on both networks, so the thresholds above hold on
+//     both. A get_value reply over IPv6 fits 47 plain values (87 over IPv4).
+//   - join. ip_addr is the requester's IPv6 address in text form (RFC 5952,
+//     no zone); tokens are SHA1(secret ‖ address text) as over IPv4.
+//   - Packet limit. Replies to an IPv6 address stay under MaxPacketIPv6 =
+//     1452 bytes; every fixed-shape message is under it by construction.
+//
+// Nothing of this reaches an IPv4-only original peer: an IPv4 node never
+// sends want or nodes6 unasked, never stores, puts or returns a value with
+// an 18-byte c (values stored over IPv6 stay in the IPv6 store and are only
+// answered over IPv6), and its replies are the original's byte for byte.
+// Unknown keys stay tolerated both ways: a reply's unknown keys are skipped
+// (nodes6 from an IPv4 peer that was asked with want is read, a want in a
+// reply ignored), and values skip keys they do not know.
 //
 // # The mainline DHT (BEP 5): a second personality
 //

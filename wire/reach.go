@@ -53,7 +53,7 @@ func AppendReach(dst []byte, tid ID, a *ReachArgs) []byte {
 }
 
 // AppendReachResp appends the reply to a reach query: the responder's id, the
-// requester's address as seen (ip, 6-byte compact), the token for that IP,
+// requester's address as seen (ip: 6-byte compact, 18 bytes over IPv6), the token for that IP,
 // and tcp = 1 when a TCP probe was started.
 func AppendReachResp(dst []byte, tid, self ID, seen netip.AddrPort, token ID, tcp bool) []byte {
 	dst = append(dst, "d1:rd2:id20:"...)
@@ -61,6 +61,9 @@ func AppendReachResp(dst []byte, tid, self ID, seen netip.AddrPort, token ID, tc
 	if seen.Addr().Unmap().Is4() {
 		dst = append(dst, "2:ip6:"...)
 		dst = AppendCompactPeer(dst, netip.AddrPortFrom(seen.Addr().Unmap(), seen.Port()))
+	} else if IsIPv6(seen.Addr()) {
+		dst = append(dst, "2:ip18:"...)
+		dst = AppendCompactPeer6(dst, seen)
 	}
 	if tcp {
 		dst = append(dst, "3:tcpi1e"...)
@@ -170,10 +173,12 @@ func ParseReachReply(pkt []byte, r *ReachReply) error {
 		switch string(k) {
 		case "ip":
 			s, next, err := readStr(pkt, j)
-			if err != nil || len(s) != CompactPeerLen {
+			if err != nil {
 				return ErrBadReach
 			}
-			r.Seen, _ = ParseCompactPeer(s)
+			if r.Seen, err = ParseCompactContact(s); err != nil {
+				return ErrBadReach
+			}
 			r.Has |= FieldIPAddr
 			i = next
 		case "token":

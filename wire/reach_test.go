@@ -36,6 +36,13 @@ func TestReachRoundTrip(t *testing.T) {
 	if err := ParseReachReply(pkt, &rr); err != nil || rr.Seen != seen || rr.Token != tok || !rr.TCP || rr.Has != FieldToken|FieldIPAddr {
 		t.Fatalf("ParseReachReply(%q) = %+v, %v", pkt, rr, err)
 	}
+	// Over IPv6 the address seen is an 18-byte compact contact.
+	seen6 := netip.MustParseAddrPort("[2001:db8::7]:5000")
+	pkt = AppendReachResp(nil, tid, id, seen6, tok, false)
+	rr = ReachReply{}
+	if err := ParseReachReply(pkt, &rr); err != nil || rr.Seen != seen6 || rr.TCP || rr.Has != FieldToken|FieldIPAddr {
+		t.Fatalf("ParseReachReply(%q) = %+v, %v", pkt, rr, err)
+	}
 	// The probe is an ordinary reply whose TID is the nonce.
 	if err := m.Parse(AppendReachProbe(nil, nonce, id)); err != nil || m.Y != 'r' || m.TID != nonce {
 		t.Fatalf("probe: %v %+v", err, m)

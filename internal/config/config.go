@@ -52,6 +52,7 @@ type Config struct {
 	DHT                 DHT
 	Mainline            Mainline // the mainline DHT (mainline.go)
 	Reach               Reach    // reachability and port mapping (reach.go)
+	IPv6                IPv6     // address families (ipv6.go)
 }
 
 // DHT is the configuration of the DHT section ([apt_p2p_Khashmir] by default).
@@ -357,6 +358,9 @@ func build(ini *iniFile) (*Config, error) {
 	c.CacheDir = expandHome(c.CacheDir)
 	for i, d := range c.OtherDirs {
 		c.OtherDirs[i] = expandHome(d)
+	}
+	if err := c.checkFamilies(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
 }
@@ -675,7 +679,10 @@ func (c *Config) valueString(o option) string {
 	if v, ok := c.reachValue(o); ok {
 		return v
 	}
-	return c.mainlineValue(o)
+	if v := c.mainlineValue(o); v != "" {
+		return v
+	}
+	return c.ipv6Value(o)
 }
 
 func fmtBool(b bool) string {

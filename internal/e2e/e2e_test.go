@@ -57,15 +57,21 @@ func startDaemonIn(t *testing.T, h *netbed.Host, name, ip string, port int, sets
 		d.client = h.HTTPClient(15 * time.Second)
 	}
 	cache := filepath.Join(t.TempDir(), "cache")
+	bind := ip
 	var rest []string
 	for _, s := range sets {
 		if dir, ok := strings.CutPrefix(s, "CACHE_DIR="); ok {
 			cache = dir // a cache that outlives one daemon (a restart)
 			continue
 		}
+		if b, ok := strings.CutPrefix(s, "BIND_ADDRESS="); ok {
+			bind = b // "" listens on every address (ip is still where the test reaches it)
+			continue
+		}
 		rest = append(rest, s)
 	}
-	args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port), "--cache-dir", cache,
+	args := []string{"run", "--embedded", "--port", strconv.Itoa(port), "--cache-dir", cache,
+		"--set", "BIND_ADDRESS=" + bind,
 		"--set", "LOCAL_OK=yes", "--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
 	for _, s := range rest {
 		args = append(args, "--set", s)

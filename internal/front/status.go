@@ -48,6 +48,7 @@ type Status struct {
 
 	Mainline *MainlineStatus `json:"mainline,omitempty"` // mainline.go; nil unless NETWORKS turns it on
 	Reach    ReachStatus     `json:"reach"`              // reach.go
+	Families []FamilyStatus  `json:"families"`           // ipv6.go: each address family's DHT and contact
 }
 
 // DHTStats is the engine's statistics as the status views show them: the
@@ -196,6 +197,10 @@ func (s *Server) Snapshot() Status {
 	}
 	st.DHT = dhtStats(n)
 	st.Reachable, st.Joined = st.DHT.Reachable, st.DHT.Joined
+	st.Families = familyStatus(n)
+	for _, f := range st.Families { // an IPv6-only network: the IPv4 DHT never joins
+		st.Reachable, st.Joined = st.Reachable || f.Reachable, st.Joined || f.Joined
+	}
 	st.Reach = reachStatus(st.DHT.Reach, n.Config().Reach.Check)
 	if st.Reach.Checking {
 		st.Reachable = st.Reach.Announce // peers can reach us, as far as we know
@@ -239,6 +244,7 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	writeBanMetrics(ctx, s.n.Bans())
 	writeMainlineMetrics(ctx, s.n)
 	writeReachMetrics(ctx, s.n.DHTStats().Reach)
+	writeFamilyMetrics(ctx, familyStatus(s.n))
 }
 
 // ByteFormat renders a size as the original's byte_format did (B, KiB, MiB, GiB, TiB).
@@ -343,6 +349,7 @@ up {{dur .S.Uptime}}</p>
 <tr><td>Lookups for downloads</td><td>{{.S.Lookups.Count}}: p50 {{ms .S.Lookups.P50}}, p90 {{ms .S.Lookups.P90}}, p99 {{ms .S.Lookups.P99}}</td></tr>
 <tr><td>apt requests</td><td>{{.S.Requests.Count}}: p50 {{ms .S.Requests.P50}}, p99 {{ms .S.Requests.P99}}</td></tr></table>
 {{.Histogram}}
+{{.Families}}
 {{.Mainline}}
 <p><a href="/stats.json">stats.json</a> · <a href="/metrics">metrics</a></p>
 </body></html>
@@ -360,6 +367,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		BytesIn, BytesOut int64
 		Chart, Histogram  template.HTML
 		Mainline          template.HTML
+		Families          template.HTML
 	}{
 		S:           st,
 		SessTotal:   st.Session.Mirror + st.Session.Peers + st.Session.Cache,
@@ -371,6 +379,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		Chart:       trafficChart(st.History),
 		Histogram:   latencyChart(st.Lookups),
 		Mainline:    mainlineHTML(st.Mainline),
+		Families:    familiesHTML(st.Families),
 	}
 	if err := pageTmpl.Execute(ctx, data); err != nil {
 		httpserve.Error(ctx, fasthttp.StatusInternalServerError, "status page template: "+err.Error())
