@@ -11,6 +11,7 @@
 # (not timed: that is apt update). Reported: median wall time of the whole set, median over runs
 # of the per-file time to first byte (median and p90 over files), and the ratio to the mirror.
 # Usage: bash bench/cold.sh quick|full   (quick: 3 runs; full: 7 runs)
+#        COMPARE=/path/to/other/apt-p2p bash bench/cold.sh quick   adds that build as "apt-p2p-other"
 # Raw outputs: bench/out/cold/.
 set -euo pipefail
 MODE=${1:-quick}
@@ -42,6 +43,7 @@ start() {
 	local c=$TMP/cache-$1-$2
 	case $1 in
 	apt-p2p) ab_aptp2p "$c"; URL=$APTP2P_URL; PID=$APTP2P_PID ;;
+	apt-p2p-other) APTP2P_BIN=$COMPARE ab_aptp2p "$c"; URL=$APTP2P_URL; PID=$APTP2P_PID ;;
 	apt-cacher-ng) ab_acng "$c"; URL=$ACNG_URL; PID=$ACNG_PID ;;
 	approx) ab_approx "$c"; URL=$APPROX_URL; PID=$APPROX_PID ;;
 	esac
@@ -55,10 +57,12 @@ stop() {
 }
 
 declare -A ARGS=([seq]="-conns 1 -depth 1" [pipe]="-conns 1 -depth 10")
+SERVERS="mirror apt-p2p apt-cacher-ng approx"
+[[ -n ${COMPARE:-} ]] && SERVERS="mirror apt-p2p apt-p2p-other apt-cacher-ng approx"
 echo "== runs: mode server wall-seconds reconnects (per-file times in $OUT/<mode>-<server>-<run>.tsv)"
 for r in $(seq "$RUNS"); do
 	for m in seq pipe; do
-		for s in mirror apt-p2p apt-cacher-ng approx; do
+		for s in $SERVERS; do
 			if [[ $s == mirror ]]; then
 				URL=$ORIGIN_URL
 			else
@@ -76,9 +80,9 @@ for r in $(seq "$RUNS"); do
 done
 
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/machine.txt"
-python3 - "$OUT" "$RUNS" <<'PY' | tee "$OUT/table.txt"
+python3 - "$OUT" "$RUNS" $SERVERS <<'PY' | tee "$OUT/table.txt"
 import glob, os, statistics, sys
-out, runs = sys.argv[1], sys.argv[2]
+out, runs, servers = sys.argv[1], sys.argv[2], sys.argv[3:]
 rows = [l.split() for l in open(os.path.join(out, "results")) if "FAILED" not in l]
 def wall(m, s):
     v = [float(r[2]) for r in rows if r[0] == m and r[1] == s]
@@ -95,7 +99,7 @@ print(f"\n41 files, 191 MB, empty caches, medians of {runs} runs")
 print("| mode | server | total time | vs mirror | TTFB p50 (all files) | TTFB p90 | TTFB p50 (files <= 512 KiB) | TTFB p50 vs mirror |")
 print("|---|---|---|---|---|---|---|---|")
 for m, title in (("seq", "one at a time"), ("pipe", "pipelined x10 (apt)")):
-    for s in ("mirror", "apt-p2p", "apt-cacher-ng", "approx"):
+    for s in servers:
         w = wall(m, s)
         a50, a90 = ttfb(m, s, None)
         s50, _ = ttfb(m, s, True)

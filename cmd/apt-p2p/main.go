@@ -203,7 +203,7 @@ func cmdRun(args []string) int {
 	// Bind the TCP port first: a port in use is the most common start-up
 	// failure and deserves a clear message before anything else starts.
 	listenAddr := cfg.ListenAddr(cfg.Port)
-	ln, err := net.Listen("tcp", listenAddr)
+	ln, err := net.Listen(cfg.TCPNetwork(), listenAddr) // ADDRESS_FAMILIES: dual-stack by default
 	if errors.Is(err, syscall.EADDRNOTAVAIL) {
 		fmt.Fprintf(os.Stderr, "apt-p2p: cannot listen on TCP %s: BIND_ADDRESS %s is not an address of this machine\napt-p2p: set BIND_ADDRESS (--bind) to one of its addresses, or leave it empty to listen on every address\n", listenAddr, cfg.BindAddress)
 		return 1
@@ -239,7 +239,10 @@ func cmdRun(args []string) int {
 	scfg := httpserve.ServerConfig{Name: "apt-p2p/" + node.Version, Logger: log.With("part", "http"),
 		// apt clients are trusted and may open many connections (a site cache
 		// behind one NAT address); the per-address cap is for peers.
-		Unlimited: fr.ClientAllowed}
+		Unlimited: fr.ClientAllowed,
+		// apt pipelines up to 10 requests per connection: their downloads
+		// start at once instead of one after another.
+		Pipelined: fr.Pipelined}
 	srv := httpserve.NewServer(fr.Handler, scfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(httpserve.LimitListener(ln, scfg)) }()
@@ -322,6 +325,7 @@ apt-p2p is running. Point apt at it in one of two ways:
       deb http://%[1]s/deb.debian.org/debian bookworm main
   or leave sources.list alone and use it as apt's proxy, e.g. in /etc/apt/apt.conf.d/30apt-p2p:
       Acquire::http::Proxy "http://%[1]s";
+  (a mirror at an IPv6 address is written in brackets: deb http://%[1]s/[2001:db8::80]/debian ...)
 Status page: http://%[1]s/   (Ctrl-C stops)
 
 `, hp)
@@ -335,6 +339,9 @@ func daemonURL(o *options, path string) (string, error) {
 			return "", err
 		}
 		addr = "127.0.0.1:" + strconv.Itoa(cfg.Port)
+		if !cfg.IPv6.Want4() {
+			addr = "[::1]:" + strconv.Itoa(cfg.Port) // an IPv6-only daemon does not listen on 127.0.0.1
+		}
 		if b := cfg.Bind; b.IsValid() && !b.IsUnspecified() {
 			addr = netip.AddrPortFrom(b, uint16(cfg.Port)).String()
 		}
@@ -385,6 +392,9 @@ func cmdStatus(args []string) int {
 	fmt.Printf("all time: mirror %s, peers %s, cache %s, uploaded %s\n", front.ByteFormat(st.AllTime.Mirror), front.ByteFormat(st.AllTime.Peers), front.ByteFormat(st.AllTime.Cache), front.ByteFormat(st.AllTime.Uploaded))
 	fmt.Printf("cache: %d files, %s; index: %d entries\n", st.Cache.Files, front.ByteFormat(st.Cache.Bytes), st.Index.Entries)
 	fmt.Printf("DHT: %d nodes, %.0f users (%s), %d keys stored here; lookups p50 %.0f ms p99 %.0f ms\n", st.DHT.Nodes, st.DHT.EstimatedUsers, st.DHT.EstimatedUsersFrom, st.DHT.Keys, st.Lookups.P50ms, st.Lookups.P99ms)
+	for _, f := range st.Families {
+		fmt.Printf("%s: contact %s, DHT joined: %v, %d nodes\n", f.Family, orDash(f.Contact), f.Joined, f.Nodes)
+	}
 	for _, b := range st.Bans {
 		fmt.Printf("banned: %s for %s more%s\n", b.Addr, time.Until(b.Until).Round(time.Second), orEmpty(": ", b.Reason))
 	}

@@ -30,6 +30,9 @@ type Root struct {
 	HTTPTimeout time.Duration
 	// Timeout bounds each Run when ctx has no deadline; default DefaultTimeout.
 	Timeout time.Duration
+	// Start, if set, starts each apt process instead of (*exec.Cmd).Start: a
+	// network namespace's Start (netbed.Host.Start) runs apt inside it.
+	Start func(*exec.Cmd) error
 
 	mu          sync.Mutex
 	proxy       string
@@ -239,7 +242,11 @@ func (r *Root) runIn(ctx context.Context, dir, tool string, args ...string) (str
 	r.mu.Lock()
 	r.lastCommand = append([]string{tool}, argv...)
 	r.mu.Unlock()
-	runErr := cmd.Start()
+	start := r.Start
+	if start == nil {
+		start = (*exec.Cmd).Start
+	}
+	runErr := start(cmd)
 	if runErr == nil {
 		r.mu.Lock()
 		r.lastPID = cmd.Process.Pid

@@ -53,6 +53,8 @@ type Config struct {
 	LogLevel            string
 	DHT                 DHT
 	Mainline            Mainline  // the mainline DHT (mainline.go)
+	Reach               Reach     // reachability and port mapping (reach.go)
+	IPv6                IPv6      // address families (ipv6.go)
 	Volunteer           Volunteer // the preheat mode (volunteer.go)
 }
 
@@ -366,6 +368,9 @@ func build(ini *iniFile) (*Config, error) {
 	c.CacheDir = expandHome(c.CacheDir)
 	for i, d := range c.OtherDirs {
 		c.OtherDirs[i] = expandHome(d)
+	}
+	if err := c.checkFamilies(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	return c, nil
 }
@@ -696,7 +701,13 @@ func (c *Config) valueString(o option) string {
 	if v, ok := c.volunteerValue(o); ok {
 		return v
 	}
-	return c.mainlineValue(o)
+	if v, ok := c.reachValue(o); ok {
+		return v
+	}
+	if v := c.mainlineValue(o); v != "" {
+		return v
+	}
+	return c.ipv6Value(o)
 }
 
 func fmtBool(b bool) string {

@@ -2,6 +2,7 @@ package download
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -23,6 +24,11 @@ const announceParallel = 16
 func (m *Manager) Announce(ctx context.Context, info piecestore.Info) bool {
 	if _, ok := m.store.LookupHash(info.Digest.SHA256[:]); !ok {
 		return false // dropped since it was listed (a rotten copy): announce nothing
+	}
+	if !m.reachable() {
+		// Peers could not fetch from us: announce nothing (the refresh
+		// loop announces it once we are reachable).
+		return false
 	}
 	if m.cfg.OtherNetworks != nil {
 		if ok, done := m.cfg.OtherNetworks(ctx, info); done {
@@ -69,8 +75,30 @@ func (m *Manager) Announce(ctx context.Context, info piecestore.Info) bool {
 			m.Counters.AnnounceFailed.Add(1)
 		}
 	}
+	m.announcedWith(contact)
 	m.counted(true, &info)
 	return true
+}
+
+// reachable says whether peers can reach us (Config.Reachable; nil: yes).
+func (m *Manager) reachable() bool { return m.cfg.Reachable == nil || m.cfg.Reachable() }
+
+// announcedWith records the contact a successful announcement carried.
+func (m *Manager) announcedWith(c netip.AddrPort) {
+	m.annMu.Lock()
+	defer m.annMu.Unlock()
+	if !m.annContact.IsValid() {
+		m.annContact = c
+	} else if m.annContact != c {
+		m.annMixed = true
+	}
+}
+
+// onlyAnnouncedAs reports whether every announcement of this run carried c.
+func (m *Manager) onlyAnnouncedAs(c netip.AddrPort) bool {
+	m.annMu.Lock()
+	defer m.annMu.Unlock()
+	return !m.annMixed && (!m.annContact.IsValid() || m.annContact == c)
 }
 
 // counted records an announcement's outcome.
@@ -101,24 +129,37 @@ func (m *Manager) RefreshLoop() {
 }
 
 func (m *Manager) refreshRound() {
+	if !m.reachable() {
+		return // nothing to announce while peers cannot reach us
+	}
 	before := m.clk.Now().Add(-m.cfg.KeyRefresh)
 	contact, known := m.cfg.Contact()
-	moved := false
+	moved, recorded := false, false
 	if known && m.cfg.AnnouncedAs != nil {
-		was, ok := m.cfg.AnnouncedAs()
-		moved = !ok || was != contact
+		var was netip.AddrPort
+		was, recorded = m.cfg.AnnouncedAs()
+		moved = !recorded || was != contact
 	}
 	if moved {
 		// Our values in the DHT name an address we no longer answer on
 		// (or we do not know what they name): announce everything that
-		// was announced before we noticed, starting now.
+		// was announced before we noticed, starting now. With no record at
+		// all (a first run, or a cache from before the record existed),
+		// what this run announced under contact is sound: only earlier
+		// runs' announcements are in doubt (re-announcing the files of a
+		// first run's first minutes was a burst of useless stores).
 		if m.movedAt.IsZero() {
 			m.movedAt = m.clk.Now()
-			m.log.Info("re-announcing every stored file under our address", "contact", contact)
+			if !recorded && m.onlyAnnouncedAs(contact) {
+				m.movedAt = m.startedAt
+			}
 		}
 		before = m.movedAt
 	}
 	due := m.store.DueForAnnounce(before, 4096)
+	if moved && len(due) > 0 {
+		m.log.Info("re-announcing stored files under our address", "contact", contact, "files", len(due))
+	}
 	if len(due) == 0 {
 		if moved && m.cfg.SaveAnnouncedAs != nil {
 			m.cfg.SaveAnnouncedAs(contact)

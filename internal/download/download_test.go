@@ -569,9 +569,15 @@ func TestReannounceAfterMove(t *testing.T) {
 		if count(r.self) != 1 {
 			t.Fatalf("first announcement: %q", r.dht.values(key))
 		}
+		r.dht.mu.Lock()
+		delete(r.dht.vals, key)
+		r.dht.mu.Unlock()
 		r.m.refreshRound() // first round: remembers where we announced
 		if saved != r.self {
 			t.Fatalf("announced as %v, want %v", saved, r.self)
+		}
+		if n := len(r.dht.values(key)); n != 0 {
+			t.Fatalf("a first run's first round re-announced what this run announced: %d values", n)
 		}
 		time.Sleep(time.Minute) // virtual: the bubble's clock
 		moved := netip.MustParseAddrPort("10.240.0.1:19977")
@@ -630,6 +636,55 @@ func TestPace(t *testing.T) {
 		f.Leave()
 		if f.Failure() != nil || paced != 0 {
 			t.Fatalf("joined by apt: failure %v, paced %d bytes, want none", f.Failure(), paced)
+		}
+	})
+}
+
+// TestReannounceWithoutRecord: with no record of the contact announced
+// under, files announced by an earlier run are announced again in the first
+// round (their values may name an old address); this run's are not.
+func TestReannounceWithoutRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		data, d := content(t, 1000, 10)
+		r := newRig(t, nil, "10.240.0.1:9977", data, Config{})
+		var saved netip.AddrPort
+		r.m.cfg.AnnouncedAs = func() (netip.AddrPort, bool) { return saved, saved.IsValid() }
+		r.m.cfg.SaveAnnouncedAs = func(ap netip.AddrPort) { saved = ap }
+		r.run(t, request(d))
+		synctest.Wait()
+		key, _ := d.Key()
+		r.dht.mu.Lock()
+		delete(r.dht.vals, key)
+		r.dht.mu.Unlock()
+		time.Sleep(time.Second)
+		// As if this Manager had started after the announcement: the file
+		// is an earlier run's.
+		r.m.startedAt = time.Now()
+		r.m.annContact = netip.AddrPort{}
+		r.m.refreshRound()
+		if n := len(r.dht.values(key)); n != 1 || saved != r.self {
+			t.Fatalf("an earlier run's file: %d values after the first round, saved %v", n, saved)
+		}
+	})
+}
+
+// TestUnknownContactFollows: a daemon that does not know its own address
+// yet cannot claim; it reads the claims like an unreachable one and follows
+// an earlier claimant instead of leading unseen (a second leader per file).
+func TestUnknownContactFollows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		data, d := content(t, 1000, 11)
+		r := newRig(t, nil, "10.240.0.5:9977", data, Config{Herd: true})
+		r.m.cfg.Contact = func() (netip.AddrPort, bool) { return netip.AddrPort{}, false }
+		key, _ := d.Key()
+		leader := netip.MustParseAddrPort("10.240.0.9:9977")
+		r.dht.put(wire.PartialKey(key), wire.AppendPeerValue(nil, &wire.PeerValue{Contact: leader, Claim: time.Now().Add(-time.Millisecond).UnixMicro()}))
+		f := r.run(t, request(d))
+		if _, peers := r.fetch.lastJob(); f.Role() != RoleFollower || len(peers) != 1 || peers[0].Addr != leader.String() {
+			t.Fatalf("role %s, sources %+v; want to follow %v", f.Role(), peers, leader)
+		}
+		if n := len(r.dht.values(wire.PartialKey(key))); n != 1 {
+			t.Fatalf("%d claims stored; a daemon without a contact must store none", n)
 		}
 	})
 }

@@ -90,8 +90,9 @@ type Config struct {
 	// Contact is the address peers download from, once known.
 	Contact func() (netip.AddrPort, bool)
 	// Reachable, if set, says whether peers can connect to us. A daemon
-	// they cannot reach (behind a NAT) announces no download in progress:
-	// it reads the crowd's claims and follows (nil: reachable).
+	// they cannot reach (behind a NAT) announces nothing: no stored file
+	// (Announce, the refresh loop) and no download in progress (it reads
+	// the crowd's claims and follows). Nil: reachable.
 	Reachable func() bool
 	// AnnouncedAs and SaveAnnouncedAs, if set, read and keep (across
 	// restarts) the contact our announcements carry: when it changes (a
@@ -183,6 +184,11 @@ type Manager struct {
 	lookupEWMA atomic.Int64 // ns: smoothed time until a lookup delivered its first value
 
 	movedAt time.Time // when the refresh loop found our contact changed (its goroutine only)
+
+	startedAt  time.Time      // when New ran
+	annMu      sync.Mutex     // guards annContact, annMixed
+	annContact netip.AddrPort // the contact this run's announcements carried
+	annMixed   bool           // they carried more than one
 }
 
 // New returns a Manager. dht may be nil (a daemon without a DHT fetches from
@@ -199,6 +205,7 @@ func New(cfg Config, dht DHT, store Store, fetcher Fetcher) *Manager {
 		active:     make(map[wire.ID]*Flight),
 		noValues:   make(map[wire.ID]time.Time),
 		mirrorOnly: make(map[wire.ID]*mismatch),
+		startedAt:  cfg.Clock.Now(),
 	}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	return m

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/internal/apttest"
+	"github.com/apt-p2p/apt-p2p/internal/netbed"
 	"github.com/apt-p2p/apt-p2p/internal/proctest"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
@@ -36,28 +37,48 @@ type daemon struct {
 	cmd  *exec.Cmd
 	log  *proctest.LockedBuffer
 	done chan struct{}
+	// client reaches the daemon (from inside its namespace on a netbed);
+	// nil: a plain client.
+	client *http.Client
 }
 
 func startDaemon(t *testing.T, name, ip string, port int, sets ...string) *daemon {
 	t.Helper()
+	return startDaemonIn(t, nil, name, ip, port, sets...)
+}
+
+// startDaemonIn starts a daemon inside host h of a netbed (nil: here).
+func startDaemonIn(t *testing.T, h *netbed.Host, name, ip string, port int, sets ...string) *daemon {
+	t.Helper()
 	d := &daemon{t: t, name: name, ip: ip, port: port, log: &proctest.LockedBuffer{}, done: make(chan struct{})}
+	start := (*exec.Cmd).Start
+	if h != nil {
+		start = h.Start
+		d.client = h.HTTPClient(15 * time.Second)
+	}
 	cache := filepath.Join(t.TempDir(), "cache")
+	bind := ip
 	var rest []string
 	for _, s := range sets {
 		if dir, ok := strings.CutPrefix(s, "CACHE_DIR="); ok {
 			cache = dir // a cache that outlives one daemon (a restart)
 			continue
 		}
+		if b, ok := strings.CutPrefix(s, "BIND_ADDRESS="); ok {
+			bind = b // "" listens on every address (ip is still where the test reaches it)
+			continue
+		}
 		rest = append(rest, s)
 	}
-	args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port), "--cache-dir", cache,
+	args := []string{"run", "--embedded", "--port", strconv.Itoa(port), "--cache-dir", cache,
+		"--set", "BIND_ADDRESS=" + bind,
 		"--set", "LOCAL_OK=yes", "--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
 	for _, s := range rest {
 		args = append(args, "--set", s)
 	}
 	d.cmd = exec.Command(binary, args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
-	if err := d.cmd.Start(); err != nil {
+	if err := start(d.cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() { d.cmd.Wait(); close(d.done) }()
@@ -120,7 +141,10 @@ type status struct {
 
 func (d *daemon) status() (status, error) {
 	var st status
-	c := &http.Client{Timeout: 5 * time.Second}
+	c := d.client
+	if c == nil {
+		c = &http.Client{Timeout: 5 * time.Second}
+	}
 	resp, err := c.Get("http://" + d.addr() + "/stats.json")
 	if err != nil {
 		return st, err
@@ -140,7 +164,10 @@ type lookup struct {
 
 func (d *daemon) lookup(q string) (lookup, error) {
 	var l lookup
-	c := &http.Client{Timeout: 15 * time.Second}
+	c := d.client
+	if c == nil {
+		c = &http.Client{Timeout: 15 * time.Second}
+	}
 	resp, err := c.Get("http://" + d.addr() + "/lookup?q=" + q)
 	if err != nil {
 		return l, err

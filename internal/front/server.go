@@ -77,6 +77,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	t0 := time.Now()
 	uri := ctx.Request.Header.RequestURI()
 	from := remoteAddr(ctx)
+	if isReachProbe(uri) {
+		s.reachProbe(ctx, uri) // reach.go
+		return
+	}
 	if s.n.Config().DHTOnly {
 		s.dhtOnly(ctx, from, uri)
 		return
@@ -176,6 +180,28 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 		s.log.Info("apt request", "from", from, "url", url, "status", status, "bytes", size,
 			"source", string(final), "took", time.Since(t0).Round(time.Microsecond), "headers", took.Round(time.Microsecond))
 	}()
+}
+
+// Pipelined is the httpserve.ServerConfig.Pipelined hook: an apt request
+// already sent on a connection, queued behind responses still being written,
+// starts its download now (node.Prefetch); its response comes in its turn.
+// Only GETs of mirror files from allowed clients; peers' /~/ requests and the
+// status views are served as they come.
+func (s *Server) Pipelined(from netip.Addr, method, uri []byte) {
+	if string(method) != fasthttp.MethodGet || s.n.Config().DHTOnly || bytes.HasPrefix(uri, peerPrefix) || !s.ClientAllowed(from) {
+		return
+	}
+	var u mirrorurl.URL
+	var err error
+	if bytes.HasPrefix(uri, httpPrefix) || bytes.HasPrefix(uri, tlsPrefix) {
+		u, err = mirrorurl.ParseAbsolute(string(uri))
+	} else {
+		u, err = mirrorurl.ParsePrefix(string(uri))
+	}
+	if err != nil {
+		return // its turn answers with the error
+	}
+	s.n.Prefetch(u)
 }
 
 func (s *Server) status(ctx *fasthttp.RequestCtx, from netip.Addr, write func(*fasthttp.RequestCtx)) {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,7 +35,14 @@ type ServerConfig struct {
 	// MaxHeaderBytes bounds the request line plus headers (the read buffer); a larger request gets 431.
 	// Default 8 KiB: apt's and peers' requests are a few hundred bytes.
 	MaxHeaderBytes int
-	// MaxConns bounds simultaneous connections (fasthttp's Concurrency; beyond it: 503). Default 1024.
+	// MaxConns bounds simultaneous connections. Default 1024. It is enforced by LimitListener: at
+	// the limit a new connection closes the connection that has waited longest for its next
+	// request (idle keep-alive, or connected and silent), so idle clients can never lock out a new
+	// apt request; only when every connection is busy is the new one refused with 503. A part of
+	// the connections (MaxConns/8) is kept for trusted clients (Unlimited): peers alone cannot
+	// take every slot with busy connections. fasthttp's own Concurrency is set higher
+	// (closeSlack), so connections still being closed never make it refuse one LimitListener
+	// admitted. See idle.go.
 	MaxConns int
 	// MaxConnsPerIP bounds simultaneous connections from one address (an IPv6 /64 counts as one).
 	// It is enforced by LimitListener, not by fasthttp: fasthttp's own MaxConnsPerIP wraps each
@@ -45,6 +53,19 @@ type ServerConfig struct {
 	// (ALLOWED_CLIENTS) are trusted and may open as many connections as they like (a site cache
 	// behind one NAT address, a parallel downloader), while peers stay capped.
 	Unlimited func(netip.Addr) bool
+	// Pipelined, if set, is told of each request a trusted client (Unlimited) has already sent on a
+	// connection while an earlier request there is still being answered (HTTP/1.1 pipelining: apt
+	// writes up to 10 requests at once), so the work for it can start before its turn; responses
+	// still go out in order. It runs on one of the connection's goroutines (its reader, or its
+	// handler's once an answer is being sent) with the request's method and URI, which are valid only
+	// during the call, and must not block. Peers' connections are not read
+	// ahead: their pipelined /~/ requests are served one after another as before. Applies to
+	// connections accepted through LimitListener; see readahead.go.
+	Pipelined func(from netip.Addr, method, uri []byte)
+	// PipelinedAhead is how many queued requests after the one being answered are reported to
+	// Pipelined at a time, once that answer is being sent; the others are reported as they come up.
+	// Default 1 (see defaultAhead in readahead.go for why not all of apt's nine).
+	PipelinedAhead int
 	// MaxRequestsPerConn closes a connection after this many requests; 0: unlimited.
 	MaxRequestsPerConn int
 	// Logger receives fasthttp's connection errors at debug level (cut connections are normal here:
@@ -85,6 +106,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	if c.MaxConnsPerIP <= 0 {
 		c.MaxConnsPerIP = defaultMaxConnsPerIP
 	}
+	if c.PipelinedAhead <= 0 {
+		c.PipelinedAhead = defaultAhead
+	}
 	if c.WriteStallTimeout <= 0 {
 		c.WriteStallTimeout = defaultWriteStallTimeout
 	}
@@ -98,11 +122,15 @@ func (c ServerConfig) withDefaults() ServerConfig {
 // by LimitListener(ln, cfg) to enforce MaxConnsPerIP.
 func NewServer(handler fasthttp.RequestHandler, cfg ServerConfig) *fasthttp.Server {
 	cfg = cfg.withDefaults()
+	if cfg.Pipelined != nil {
+		handler = pipelinedHandler(handler)
+	}
 	return &fasthttp.Server{
 		Handler:                      handler,
 		Name:                         cfg.Name,
 		NoDefaultServerHeader:        cfg.Name == "",
-		Concurrency:                  cfg.MaxConns,
+		Concurrency:                  cfg.MaxConns + closeSlack,
+		ConnState:                    connState,
 		ReadBufferSize:               cfg.MaxHeaderBytes,
 		WriteBufferSize:              writeBufferSize,
 		ReadTimeout:                  cfg.ReadTimeout,
@@ -131,7 +159,9 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 // *net.TCPConn's ReadFrom, so sendfile still works through them.
 func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
 	cfg = cfg.withDefaults()
-	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int), unlimited: cfg.Unlimited}
+	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int),
+		unlimited: cfg.Unlimited, pipelined: cfg.Pipelined, ahead: cfg.PipelinedAhead,
+		maxConns: cfg.MaxConns, trustedReserve: cfg.MaxConns / 8, live: make(map[*tcpLimitConn]struct{})}
 }
 
 type limitListener struct {
@@ -142,6 +172,13 @@ type limitListener struct {
 	n     map[netip.Addr]int
 
 	unlimited func(netip.Addr) bool
+	pipelined func(netip.Addr, []byte, []byte)
+	ahead     int
+
+	maxConns       int
+	trustedReserve int
+	live           map[*tcpLimitConn]struct{} // connections handed out and not closed (under mu)
+	seq            atomic.Uint64              // orders the moments connections became idle
 }
 
 // tcpLimitConn embeds *net.TCPConn so ReadFrom (sendfile) and the deadline methods are promoted.
@@ -156,6 +193,39 @@ type tcpLimitConn struct {
 	more    bool
 	ms      moreSend
 	msWrite func(uintptr) bool // ms.write bound once
+	// ra reads pipelined requests ahead (trusted clients with ServerConfig.Pipelined); nil otherwise.
+	ra *readAhead
+	idleState
+}
+
+// Read reads through the read-ahead buffer when the connection has one.
+func (c *tcpLimitConn) Read(p []byte) (int, error) {
+	if c.ra != nil {
+		return c.ra.read(p)
+	}
+	n, err := c.TCPConn.Read(p)
+	if n > 0 {
+		c.busy.Store(true)
+	}
+	return n, err
+}
+
+// SetReadDeadline bounds fasthttp's reads; with a read-ahead, not the socket's.
+func (c *tcpLimitConn) SetReadDeadline(t time.Time) error {
+	if c.ra != nil {
+		c.ra.setReadDeadline(t)
+		return nil
+	}
+	return c.TCPConn.SetReadDeadline(t)
+}
+
+// SetDeadline is SetReadDeadline and SetWriteDeadline.
+func (c *tcpLimitConn) SetDeadline(t time.Time) error {
+	if c.ra != nil {
+		c.ra.setReadDeadline(t)
+		return c.TCPConn.SetWriteDeadline(t)
+	}
+	return c.TCPConn.SetDeadline(t)
 }
 
 // Write sends p, with MSG_MORE if a file body asked for it.
@@ -179,17 +249,21 @@ func (c *tcpLimitConn) Write(p []byte) (int, error) {
 
 func (c *tcpLimitConn) Close() error {
 	err := c.TCPConn.Close()
-	c.once.Do(func() { c.l.drop(c.key) })
+	if c.ra != nil {
+		c.ra.close()
+	}
+	c.once.Do(func() { c.l.drop(c) })
 	return err
 }
 
-func (l *limitListener) drop(k netip.Addr) {
+func (l *limitListener) drop(c *tcpLimitConn) {
 	l.mu.Lock()
-	if l.n[k] <= 1 {
-		delete(l.n, k)
+	if l.n[c.key] <= 1 {
+		delete(l.n, c.key)
 	} else {
-		l.n[k]--
+		l.n[c.key]--
 	}
+	delete(l.live, c)
 	l.mu.Unlock()
 }
 
@@ -206,21 +280,53 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		addr := tc.RemoteAddr().(*net.TCPAddr).AddrPort().Addr().Unmap()
 		key := peerKey(addr)
+		trusted := l.unlimited != nil && l.unlimited(addr)
+		lc := &tcpLimitConn{TCPConn: tc, l: l, key: key}
+		lc.msWrite = lc.ms.write
+		if rc, err := tc.SyscallConn(); err == nil {
+			lc.raw = rc
+		}
+		// Idle from the start: a connection that sends nothing holds a slot
+		// as surely as a kept-alive one.
+		lc.idleSeq.Store(l.seq.Add(1))
+		limit := l.maxConns
+		if !trusted {
+			limit -= l.trustedReserve
+		}
+		var victims []*tcpLimitConn
 		l.mu.Lock()
-		over := l.n[key] >= l.max && (l.unlimited == nil || !l.unlimited(addr))
+		over := l.n[key] >= l.max && !trusted
+		full := false
 		if !over {
-			l.n[key]++
+			for len(l.live) >= limit {
+				v := l.oldestIdleLocked()
+				if v == nil {
+					break
+				}
+				delete(l.live, v)
+				victims = append(victims, v)
+			}
+			full = len(l.live) >= limit
+			if !full {
+				l.n[key]++
+				l.live[lc] = struct{}{}
+			}
 		}
 		l.mu.Unlock()
+		for _, v := range victims {
+			v.Close() // FIN: a client that reuses it sees it closed and reconnects
+		}
 		if over {
 			tc.SetLinger(0) //nolint:errcheck // best effort: a reset frees the slot at once
 			tc.Close()
 			continue
 		}
-		lc := &tcpLimitConn{TCPConn: tc, l: l, key: key}
-		lc.msWrite = lc.ms.write
-		if rc, err := tc.SyscallConn(); err == nil {
-			lc.raw = rc
+		if full {
+			refuseFull(tc)
+			continue
+		}
+		if trusted && l.pipelined != nil {
+			lc.ra = newReadAhead(lc, addr, l.pipelined, l.ahead)
 		}
 		return lc, nil
 	}
