@@ -255,20 +255,7 @@ func (dl *download) getPiece(s *source, i int, buf []byte, sum *[20]byte, t0 tim
 // that it is ranked before it is given a piece. A peer that sends none, or
 // offers no capacity, is probed with one piece request instead.
 func (dl *download) probeHead(s *source) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	s.setupRequest(req)
-	req.Header.SetMethod(fasthttp.MethodHead)
-	known := false
-	if err := s.hc.DoDeadline(req, resp, time.Now().Add(min(dl.d.cfg.PeerIdleTimeout, headProbeTimeout))); err == nil {
-		if l, ok := httpserve.ParseLoad(resp.Header.PeekBytes(hdrLoad)); ok && l.Capacity > 0 && resp.StatusCode() == fasthttp.StatusOK {
-			dl.d.noteLoad(s.key, l, dl.d.clk.Now())
-			known = true
-		}
-		resp.CloseBodyStream() //nolint:errcheck // a HEAD has no body
-	}
+	known := dl.headLoad(s)
 	dl.mu.Lock()
 	s.headProbe = false
 	if known {
@@ -276,6 +263,36 @@ func (dl *download) probeHead(s *source) {
 	}
 	dl.cond.Broadcast()
 	dl.mu.Unlock()
+}
+
+// refreshLoad asks a peer whose load header has gone stale HEAD for a fresh
+// one (see "Load-aware ranking").
+func (dl *download) refreshLoad(s *source) {
+	if dl.headLoad(s) {
+		dl.mu.Lock()
+		dl.cond.Broadcast()
+		dl.mu.Unlock()
+	}
+}
+
+// headLoad sends s HEAD and records the load header of a 200 answer; it
+// reports whether there was one offering some capacity.
+func (dl *download) headLoad(s *source) bool {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	s.setupRequest(req)
+	req.Header.SetMethod(fasthttp.MethodHead)
+	if err := s.hc.DoDeadline(req, resp, time.Now().Add(min(dl.d.cfg.PeerIdleTimeout, headProbeTimeout))); err != nil {
+		return false
+	}
+	l, ok := httpserve.ParseLoad(resp.Header.PeekBytes(hdrLoad))
+	if !ok || l.Capacity <= 0 || resp.StatusCode() != fasthttp.StatusOK {
+		return false
+	}
+	dl.d.noteLoad(s.key, l, dl.d.clk.Now())
+	return true
 }
 
 // headProbeTimeout bounds the HEAD that asks an unknown peer for its load.

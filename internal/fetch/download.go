@@ -473,12 +473,14 @@ func (dl *download) pickMissing(s *source) int {
 			s.probeAt = now
 		}
 		depth := dl.d.cfg.Depth
+		dl.refreshStaleLocked(s, now)
 		mine := dl.ectLocked(s, now, depth)
 		best, perSec := math.Inf(1), 0.0
 		for _, o := range dl.sources {
 			if o == s || o.dropped || o.streaming || o.noRange {
 				continue
 			}
+			dl.refreshStaleLocked(o, now)
 			e := dl.ectLocked(o, now, depth)
 			best = min(best, e)
 			perSec += float64(depth) / e
@@ -504,6 +506,14 @@ func (dl *download) pickMissing(s *source) int {
 	dl.pieces[i].expect = expect
 	dl.next++
 	return i
+}
+
+// refreshStaleLocked asks s HEAD for a fresh load header when its last one
+// has gone stale (source.go, "Load-aware ranking").
+func (dl *download) refreshStaleLocked(s *source, now time.Time) {
+	if !s.mirror && !s.probing && !s.partial && dl.d.staleLoad(s.key, now) {
+		go dl.refreshLoad(s)
+	}
 }
 
 // pickEndgame gives an idle source a second copy of a piece another source

@@ -38,6 +38,7 @@ type history struct {
 	load    httpserve.Load
 	loadAt  time.Time
 	hasLoad bool
+	headAt  time.Time // when a HEAD last went out to refresh a stale load
 }
 
 // Load-aware ranking (Config.LoadAware). A peer's responses carry its load
@@ -71,6 +72,12 @@ type history struct {
 // source whose HEAD or first request is out counts as finishing a piece in
 // the time it has been silent: others hold back for a moment in case it is
 // fast, not for ever in case it is dead.)
+//
+// A load header older than loadFresh no longer counts (the measured rate
+// ranks the peer), and the peer is asked HEAD for a fresh one, at most once
+// per loadFresh per address for all downloads: a slow peer measured while it
+// was busy would otherwise look slow until a piece proved otherwise, and a
+// download that gives it none never learns it has become idle.
 const loadFresh = 2 * time.Second
 
 // noteLoad records a peer's load header, received at t.
@@ -86,6 +93,20 @@ func (d *Downloader) noteLoad(addr string, l httpserve.Load, t time.Time) {
 	}
 	h.load, h.loadAt, h.hasLoad = l, t, true
 	d.mu.Unlock()
+}
+
+// staleLoad reports whether addr sent a load header once but none in the
+// last loadFresh, and no HEAD went out to refresh it in that time; if so it
+// counts one as going out now.
+func (d *Downloader) staleLoad(addr string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	h := d.hist[addr]
+	if h == nil || !h.hasLoad || now.Sub(h.loadAt) <= loadFresh || now.Sub(h.headAt) < loadFresh {
+		return false
+	}
+	h.headAt = now
+	return true
 }
 
 // share is the rate a new request to addr should get by its last load
