@@ -51,6 +51,7 @@ type Config struct {
 	LogLevel            string
 	DHT                 DHT
 	Mainline            Mainline // the mainline DHT (mainline.go)
+	LAN                 LAN      // LAN discovery (lan.go)
 }
 
 // DHT is the configuration of the DHT section ([apt_p2p_Khashmir] by default).
@@ -357,8 +358,17 @@ func build(ini *iniFile) (*Config, error) {
 	for i, d := range c.OtherDirs {
 		c.OtherDirs[i] = expandHome(d)
 	}
+	for _, f := range postBuild {
+		if err := f(ini, dhtSec, c); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
 	return c, nil
 }
+
+// postBuild are rules that derive options from others once all are read
+// (lan.go: LOCAL_OK with LAN discovery and no BOOTSTRAP).
+var postBuild []func(ini *iniFile, dhtSec string, c *Config) error
 
 func interpolateDefaults(v string) (string, error) {
 	defs := newINI()
@@ -670,6 +680,9 @@ func (c *Config) valueString(o option) string {
 		return c.DHT.TimeoutProfile
 	case "UDP_TRANSPORT":
 		return c.DHT.UDPTransport
+	}
+	if v, ok := c.lanValue(o); ok {
+		return v
 	}
 	return c.mainlineValue(o)
 }

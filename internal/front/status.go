@@ -47,6 +47,7 @@ type Status struct {
 	History  []Sample       `json:"history"`
 
 	Mainline *MainlineStatus `json:"mainline,omitempty"` // mainline.go; nil unless NETWORKS turns it on
+	LAN      *LANStatus      `json:"lan,omitempty"`      // lan.go; nil when LAN_DISCOVERY is off
 }
 
 // DHTStats is the engine's statistics as the status views show them: the
@@ -206,6 +207,7 @@ func (s *Server) Snapshot() Status {
 	st.Requests = summarize(n.Stats.RequestLatency)
 	st.History = s.hist.samples()
 	st.Mainline = mainlineStatus(n)
+	st.LAN = lanStatus(n)
 	return st
 }
 
@@ -233,6 +235,7 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	writeDHTMetrics(ctx, s.n.DHTStats(), s.n.CacheStats())
 	writeBanMetrics(ctx, s.n.Bans())
 	writeMainlineMetrics(ctx, s.n)
+	writeLANMetrics(ctx, s.n)
 }
 
 // ByteFormat renders a size as the original's byte_format did (B, KiB, MiB, GiB, TiB).
@@ -338,6 +341,7 @@ up {{dur .S.Uptime}}</p>
 <tr><td>apt requests</td><td>{{.S.Requests.Count}}: p50 {{ms .S.Requests.P50}}, p99 {{ms .S.Requests.P99}}</td></tr></table>
 {{.Histogram}}
 {{.Mainline}}
+{{.LAN}}
 <p><a href="/stats.json">stats.json</a> · <a href="/metrics">metrics</a></p>
 </body></html>
 `))
@@ -354,6 +358,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		BytesIn, BytesOut int64
 		Chart, Histogram  template.HTML
 		Mainline          template.HTML
+		LAN               template.HTML
 	}{
 		S:           st,
 		SessTotal:   st.Session.Mirror + st.Session.Peers + st.Session.Cache,
@@ -365,6 +370,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		Chart:       trafficChart(st.History),
 		Histogram:   latencyChart(st.Lookups),
 		Mainline:    mainlineHTML(st.Mainline),
+		LAN:         lanHTML(st.LAN),
 	}
 	if err := pageTmpl.Execute(ctx, data); err != nil {
 		httpserve.Error(ctx, fasthttp.StatusInternalServerError, "status page template: "+err.Error())

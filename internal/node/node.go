@@ -50,6 +50,7 @@ type Node struct {
 	dht       *engine.Node
 	mainline  *engine.MainlineNode // nil unless NETWORKS is mainline or both (mainline.go)
 	mdht      MainlineDHT
+	lan       lanDiscovery // LAN_DISCOVERY (lan.go)
 	fetcher   *fetch.Downloader
 	downloads *download.Manager
 	mirrors   *mirrorCache
@@ -135,6 +136,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	n.startLAN()
 	n.downloads = download.New(download.Config{
 		MirrorDelay:     cfg.MirrorDelay,
 		MinPeers:        cfg.MinDownloadPeers,
@@ -244,7 +246,7 @@ func (n *Node) Close() error {
 	n.downloads.Close()
 	n.wg.Wait()
 	n.Stats.save()
-	var errs []error
+	errs := []error{n.closeLAN()}
 	if n.dht != nil {
 		errs = append(errs, n.dht.Close())
 	}
@@ -286,7 +288,9 @@ func (n *Node) Contact() (netip.AddrPort, bool) {
 	}
 	a, ok := n.dht.ExternalAddr()
 	if !ok {
-		return netip.AddrPort{}, false
+		if a, ok = n.lanAddr(); !ok {
+			return netip.AddrPort{}, false
+		}
 	}
 	return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
 }
