@@ -58,15 +58,33 @@ func startDaemonIn(t *testing.T, h *netbed.Host, name, ip string, port int, sets
 	}
 	cache := filepath.Join(t.TempDir(), "cache")
 	var rest []string
+	bind, localOK := true, true
 	for _, s := range sets {
 		if dir, ok := strings.CutPrefix(s, "CACHE_DIR="); ok {
 			cache = dir // a cache that outlives one daemon (a restart)
 			continue
 		}
+		// "!BIND_ADDRESS" and "!LOCAL_OK" leave out the harness's --bind ip and
+		// LOCAL_OK=yes: the daemon listens on every address and decides LOCAL_OK
+		// itself, as out of the box (ip is still where the test reaches it).
+		switch s {
+		case "!BIND_ADDRESS":
+			bind = false
+			continue
+		case "!LOCAL_OK":
+			localOK = false
+			continue
+		}
 		rest = append(rest, s)
 	}
-	args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port), "--cache-dir", cache,
-		"--set", "LOCAL_OK=yes", "--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
+	args := []string{"run", "--embedded", "--port", strconv.Itoa(port), "--cache-dir", cache,
+		"--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
+	if bind {
+		args = append(args, "--bind", ip)
+	}
+	if localOK {
+		args = append(args, "--set", "LOCAL_OK=yes")
+	}
 	for _, s := range rest {
 		args = append(args, "--set", s)
 	}
