@@ -247,7 +247,14 @@ func (s *Service) readLoop(c *groupConn) {
 				return
 			}
 			s.log.Debug("LAN discovery: read failed", "family", c.fam, "err", err)
-			time.Sleep(10 * time.Millisecond) // not a busy loop on a persistent error
+			// Not a busy loop on a persistent error.
+			t := s.clk.NewTimer(10 * time.Millisecond)
+			select {
+			case <-t.C():
+			case <-s.closing:
+				t.Stop()
+				return
+			}
 			continue
 		}
 		if trunc {
