@@ -4,17 +4,19 @@
 # staggered (one client every 2 s), beside the same clients straight to the
 # mirror and through one shared apt-cacher-ng. Driver: bench/swarm (Go).
 #   bench/swarm.sh quick   16 daemons, 30 packages (~70 MB), about 2 minutes
-#   bench/swarm.sh full    16 and 32 daemons, 60 packages (~270 MB); 16 daemons
-#                          also with MIN_DOWNLOAD_PEERS=3 (the default), and 16
-#                          daemons with the quick set behind a 25 MB/s mirror
-#                          (about 15 minutes in all)
+#   bench/swarm.sh full    issue 10's runs: 16 and 32 daemons with the quick
+#                          set, the mirror unlimited and at 25 MB/s, all on
+#                          loopback; then 16 machines in network namespaces of
+#                          their own on one LAN, behind links of 1 Gbit/s and
+#                          of 100 Mbit/s (internal/netbed; needs root); about
+#                          15 minutes in all
 # Output: the table on stdout, bench/out/swarm-<mode>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-quick}
 case $mode in
-quick) args=(-set quick -daemons 16 -min-peers 1) ;;
-full) args=(-set full -daemons 16,32 -min-peers 1) ;;
+quick) args=(-set quick -daemons 16) ;;
+full) args=(-set quick -daemons 16,32) ;;
 *)
 	echo "usage: bench/swarm.sh quick|full" >&2
 	exit 2
@@ -47,10 +49,11 @@ run() {
 }
 run "${args[@]}" -json "bench/out/swarm-$mode.json"
 if [[ $mode == full ]]; then
-	# The default MIN_DOWNLOAD_PEERS=3 adds the mirror as a source while fewer
-	# than 3 peers have a file: more mirror bytes, shown for comparison.
-	run -set full -daemons 16 -min-peers 3 -systems apt-p2p -json "bench/out/swarm-full-minpeers3.json"
 	# A mirror (or site uplink) of 25 MB/s (200 Mbit/s) in total, shared by
 	# every client: where offloading it also saves time.
-	run -set quick -daemons 16 -min-peers 1 -mirror-rate 25000000 -json "bench/out/swarm-full-ratelimited.json"
+	run -set quick -daemons 16,32 -modes simultaneous -mirror-rate 25000000 -json "bench/out/swarm-full-ratelimited.json"
+	# Machines of their own: each daemon (or client, or apt-cacher-ng) in a
+	# network namespace behind a link of its own, as on an office or lab LAN.
+	run -set quick -daemons 16 -modes simultaneous -host-rate 1000000000 -json "bench/out/swarm-full-lan1g.json"
+	run -set quick -daemons 16 -modes simultaneous -host-rate 100000000 -json "bench/out/swarm-full-lan100m.json"
 fi

@@ -76,6 +76,14 @@ type Config struct {
 	BootstrapNode bool   // BOOTSTRAP_NODE: joined even when nobody answers
 	Version       string // node ID suffix, e.g. "A015" (§2.3); IDs are reused only when it matches
 
+	// Family is the address family the core serves (family.go): IPv4 (the
+	// zero value) or IPv6.
+	Family Family
+	// NodeID, when not zero, is the node's ID, whatever the saved state says:
+	// a dual-stack node's IPv6 core takes its IPv4 core's (BEP 32 asks for
+	// one ID on both networks).
+	NodeID wire.ID
+
 	// RejoinInitial and RejoinMax bound the exponential re-join backoff
 	// (1 s doubling to 30 s): a daemon started before its bootstrap peer
 	// joins within about RejoinMax of the peer coming up, for one join
@@ -92,6 +100,10 @@ type Config struct {
 	// Validate, when set, must accept a value before it is stored. AptValidator
 	// is apt-p2p's.
 	Validate Validator
+
+	// Reach configures reachability checking and BEP 43 read-only mode
+	// (reach.go); checking is off unless Reach.Probe is set.
+	Reach ReachConfig
 
 	// StateDir is where the node ID and routing table are saved (FileState)
 	// when State is nil. Empty means nothing is persisted.
@@ -184,8 +196,12 @@ func (c *Config) fill() {
 	setInt(&c.MaxValuesPerIP, d.MaxValuesPerIP)
 	setInt(&c.MaxStoredValues, d.MaxStoredValues)
 	setInt(&c.MaxStoredBytes, d.MaxStoredBytes)
+	c.Reach.fill()
 	if c.Version == "" {
 		c.Version = d.Version
+	}
+	if c.Family != IPv6 {
+		c.Family = IPv4
 	}
 	if len(c.Version) > wire.IDLen {
 		c.Version = c.Version[:wire.IDLen]

@@ -40,6 +40,9 @@ type Core struct {
 	rng   *rand.ChaCha8
 	id    wire.ID
 	table *kbucket.Table
+	// sibling is the other family's core of a dual-stack node (Pair), run
+	// by the same goroutine; nil otherwise.
+	sibling *Core
 
 	timers  timerHeap
 	txns    txnTable
@@ -69,13 +72,17 @@ type Core struct {
 	saved     []wire.Node // nodes from the saved table, pinged at start
 	loadErr   error
 
-	st Stats
+	st      Stats
+	reach   reachCore      // reachability (reach.go)
+	lanNets []netip.Prefix // our LANs' subnets, from LAN discovery (lan.go)
 
 	// Scratch buffers reused by the packet path.
+	pkt    []byte // the datagram being handled
 	msg    wire.Msg
 	buf    []byte
 	knodes []kbucket.Node
 	wnodes []wire.Node
+	mixed  []wire.Node // a reply's nodes of both families (family.go)
 	vals   [][]byte
 }
 
@@ -114,17 +121,21 @@ func New(cfg Config, out Output) (*Core, error) {
 		// node: start fresh and let the caller report it (LoadError).
 		st, c.loadErr = cfg.State.Load()
 	}
-	if st != nil && string(st.ID[wire.IDLen-len(cfg.Version):]) == cfg.Version {
+	switch {
+	case !cfg.NodeID.IsZero():
+		c.id = cfg.NodeID
+	case st != nil && string(st.ID[wire.IDLen-len(cfg.Version):]) == cfg.Version:
 		c.id = st.ID
-	} else {
+	default:
 		c.id = c.newNodeID()
 	}
 	if st != nil {
 		c.saved = st.Nodes
 	}
-	c.table = kbucket.New(c.id, kbucket.Config{K: cfg.K, MaxFailures: cfg.MaxFailures, AllowLocal: cfg.LocalOK})
+	c.table = kbucket.New(c.id, kbucket.Config{K: cfg.K, MaxFailures: cfg.MaxFailures, AllowLocal: cfg.LocalOK, Family: tableFamily(cfg.Family)})
 	c.store = newValueStore(&cfg)
 	c.tok.rotate(c.randID())
+	c.reachInit()
 	return c, nil
 }
 
@@ -159,6 +170,7 @@ func (c *Core) Start(now time.Time, bootstrap []netip.AddrPort) {
 	c.addTimer(timer{at: now.Add(c.cfg.FirstCheckpoint), kind: timerCheckpoint})
 	c.join.backoff = c.cfg.RejoinInitial
 	c.join.bootstrap = append([]netip.AddrPort(nil), bootstrap...)
+	c.reachStart(now)
 	c.joinAttempt(now)
 }
 
@@ -196,6 +208,7 @@ func (c *Core) NextDeadline() (time.Time, bool) { return c.timers.next() }
 
 // Tick fires every timer due at or before now.
 func (c *Core) Tick(now time.Time) {
+	c.reach.now = now
 	for !c.closed && len(c.timers) > 0 && !c.timers[0].at.After(now) {
 		t := c.timers.pop()
 		switch t.kind {
@@ -209,6 +222,10 @@ func (c *Core) Tick(now time.Time) {
 			c.joinAttempt(now)
 		case timerClaim:
 			c.claimTimer(now, t.slot)
+		case timerReach:
+			c.reachTimer(now)
+		case timerReachEval:
+			c.reachEval(now, t.id)
 		}
 	}
 }
@@ -218,6 +235,9 @@ func (c *Core) addTimer(t timer) { c.timers.push(t) }
 func (c *Core) send(to netip.AddrPort, pkt []byte) {
 	c.st.PacketsOut++
 	c.st.BytesOut += uint64(len(pkt))
+	if c.cfg.Reach.Probe {
+		c.noteSent(to.Addr())
+	}
 	c.out.Send(to, pkt)
 }
 
@@ -236,15 +256,18 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, pkt []byte) {
 		return
 	}
 	from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+	c.reach.now = now
 	if len(c.dead) > 0 {
 		delete(c.dead, from) // it is alive after all
 	}
 	c.st.PacketsIn++
 	c.st.BytesIn += uint64(len(pkt))
-	if !from.Addr().Is4() {
-		// The protocol is IPv4-only (26-byte compact nodes): an IPv6 contact
-		// could not be handed on, so it must not enter the table.
-		c.st.Dropped[DropNotIPv4]++
+	if !c.inFamily(from.Addr()) {
+		// A core serves one family (family.go): an IPv4 core's 26-byte
+		// compact nodes could not hand an IPv6 contact on, so it must not
+		// enter the table; a dual-stack node's runner gives each core its
+		// own family's datagrams.
+		c.st.Dropped[DropOtherFamily]++
 		return
 	}
 	// Requests may be as large as a UDP datagram: the original bounds only
@@ -256,6 +279,7 @@ func (c *Core) HandlePacket(now time.Time, from netip.AddrPort, pkt []byte) {
 		return
 	}
 	m := &c.msg
+	c.pkt = pkt
 	err := m.Parse(pkt)
 	if err != nil {
 		if err == wire.ErrBadArgs && m.Y == 'q' {
@@ -288,11 +312,15 @@ func (c *Core) sendError(to netip.AddrPort, tid wire.ID, code int, msg string) {
 
 func (c *Core) handleQuery(now time.Time, from netip.AddrPort, m *wire.Msg, badArgs bool) {
 	c.reachable = true
+	c.reachQueryIn(now, from)
 	meth := m.Method
 	if meth > wire.MethodStoreValue {
 		meth = wire.MethodUnknown
 	}
 	c.st.RPC[meth].Received++
+	if meth == wire.MethodUnknown && string(m.MethodName) == wire.ReachMethod && c.serveReach(now, from, m, c.pkt) {
+		return
+	}
 	if meth == wire.MethodUnknown {
 		c.st.ErrorsSent++
 		c.send(from, wire.AppendUnknownMethod(c.buf[:0], m.TID, m.MethodName))
@@ -310,11 +338,9 @@ func (c *Core) handleQuery(now time.Time, from netip.AddrPort, m *wire.Msg, badA
 	case wire.MethodJoin:
 		out = wire.AppendJoinResp(c.buf[:0], m.TID, c.id, from)
 	case wire.MethodFindNode:
-		nodes := c.closestFor(now, m.Target, m.ID)
-		out = wire.AppendFindNodeResp(c.buf[:0], m.TID, c.id, nodes, c.tok.current(from.Addr()))
+		out = c.findNodeReply(now, from, m)
 	case wire.MethodFindValue:
-		nodes := c.closestFor(now, m.Key, m.ID)
-		out = wire.AppendFindValueResp(c.buf[:0], m.TID, c.id, nodes, c.store.count(m.Key))
+		out = c.findValueReply(now, m)
 	case wire.MethodGetValue:
 		vals, tooBig := c.replyValues(m.Key, m.Num, limit)
 		var n int
@@ -326,19 +352,19 @@ func (c *Core) handleQuery(now time.Time, from netip.AddrPort, m *wire.Msg, badA
 			// reply 1491): error 201 as the original sent, with the size.
 			c.st.ErrorsSent++
 			c.send(from, wire.AppendResponseTooLong(c.buf[:0], m.TID, wire.ErrCodeServer, wire.SingleValueRespLen(tooBig)))
-			c.noteNode(now, m.ID, from, false)
+			c.noteQuerier(now, m, from)
 			return
 		}
 	case wire.MethodStoreValue:
 		if !c.tok.valid(m.Token, from.Addr()) {
 			c.sendError(from, m.TID, wire.ErrCodeInvalidToken, "token is invalid, do a find_nodes to get a fresh one")
-			c.noteNode(now, m.ID, from, false)
+			c.noteQuerier(now, m, from)
 			return
 		}
 		err := c.storeLocal(now, m.Key, m.Value, from)
 		if err != nil {
 			c.sendError(from, m.TID, wire.ErrCodeServer, err.Error())
-			c.noteNode(now, m.ID, from, false)
+			c.noteQuerier(now, m, from)
 			return
 		}
 		out = wire.AppendIDResp(c.buf[:0], m.TID, c.id)
@@ -350,7 +376,7 @@ func (c *Core) handleQuery(now time.Time, from netip.AddrPort, m *wire.Msg, badA
 		c.send(from, out)
 	}
 	// Every request makes the sender an uncontacted candidate (§2.5).
-	c.noteNode(now, m.ID, from, false)
+	c.noteQuerier(now, m, from)
 }
 
 // storeLocal validates and stores a value (from a store_value request, or
@@ -598,6 +624,10 @@ func (c *Core) startTxn(now time.Time, t *txn) {
 	}
 	t.nextSend = now.Add(t.delay)
 	c.st.RPC[t.method].Sent++
+	c.reach.now = now
+	if c.reach.readOnly {
+		t.pkt = wire.AppendReadOnly(t.pkt) // BEP 43: do not add us, we cannot be reached
+	}
 	c.send(t.to, t.pkt)
 	c.armTxn(t)
 }
@@ -637,6 +667,9 @@ func (c *Core) txnTimer(now time.Time, slot, gen uint32) {
 func (c *Core) handleReply(now time.Time, from netip.AddrPort, m *wire.Msg) {
 	slot, ok := c.txns.byTID[m.TID]
 	if !ok {
+		if len(c.reach.pending) > 0 && c.reachProbeIn(now, from, m) {
+			return
+		}
 		c.st.Dropped[DropUnknownTID]++
 		return
 	}
@@ -647,6 +680,11 @@ func (c *Core) handleReply(now time.Time, from netip.AddrPort, m *wire.Msg) {
 	}
 	if m.Y == 'e' {
 		c.st.RPC[t.method].ErrorsReceived++
+		if t.purpose == purposeReach {
+			// An original peer's 203, a BitTorrent node's 204, or a rate
+			// limit: no evidence either way.
+			c.reachNoEvidence(now, t.cand, max(m.ErrCode, 1))
+		}
 		c.failTxn(now, slot, errRemote)
 		return
 	}
@@ -695,6 +733,8 @@ func (c *Core) handleReply(now time.Time, from netip.AddrPort, m *wire.Msg) {
 		if l := c.lookups[lk]; l != nil {
 			l.onReply(c, now, cand, m)
 		}
+	case purposeReach:
+		c.reachReplied(now, from, cand, c.pkt)
 	}
 }
 
@@ -741,5 +781,7 @@ func (c *Core) failTxn(now time.Time, slot uint32, err error) {
 		if l := c.lookups[lk]; l != nil {
 			l.onFail(c, now, cand)
 		}
+	case purposeReach:
+		c.reachNoEvidence(now, cand, 0)
 	}
 }

@@ -288,3 +288,14 @@ func TestVersionSuffix(t *testing.T) {
 		t.Fatalf("VersionSuffix(1, 10, 63, 64) = %q", got)
 	}
 }
+
+// With LocalOK (a LAN), a machine's one real address is its contact: its
+// loopback and link-local addresses, which every machine has, do not count.
+func TestExternalAddrLANInterface(t *testing.T) {
+	c, _ := newTestCore(t, func(c *Config) { c.LocalOK = true })
+	c.SetInterfaceAddrs([]netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1"),
+		netip.MustParseAddr("fe80::1"), netip.MustParseAddr("10.240.1.11")})
+	if a, ok := c.ExternalAddr(); !ok || a != netip.MustParseAddr("10.240.1.11") {
+		t.Fatalf("interface fallback on a LAN: %v %v", a, ok)
+	}
+}

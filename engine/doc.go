@@ -25,9 +25,18 @@
 // cores on a virtual clock and a simulated network.
 //
 // The engine is not the application: it does not know what values mean
-// beyond the pluggable Validator (AptValidator is apt-p2p's), it does not
-// republish values (the caller re-Puts before KeyExpire), and it speaks
-// IPv4 only, as the compact formats do.
+// beyond the pluggable Validator (AptValidator is apt-p2p's) and the family
+// of a peer value's contact, and it does not republish values (the caller
+// re-Puts before KeyExpire).
+//
+// A Core serves one address family (family.go): IPv4, the original
+// protocol, or IPv6, its extension in the spirit of BEP 32 (wire/doc.go,
+// "IPv6"). A dual-stack node runs one core of each, paired, on one event
+// loop and one dual-stack socket (dualstack.go): two routing tables, two
+// value stores, two external-address votes, one node ID and one state file.
+// Nothing of the IPv6 network ever reaches an IPv4 address: an IPv4 core
+// never sends want or nodes6 unasked and never stores or puts a value with
+// an IPv6 contact.
 //
 // MainlineCore is the second personality: a BitTorrent mainline DHT node
 // (BEP 5 with BEP 42 node IDs, BEP 43 read-only nodes and BEP 44 immutable

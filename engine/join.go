@@ -67,12 +67,13 @@ func (c *Core) joinAttempt(now time.Time) {
 	j.attempts++
 	j.pending = 0
 	j.closeStarted = false
+	c.joinThroughSibling(now)
 	if !j.savedPinged {
 		// §8.2 #3: the saved table is used. Its nodes are pinged and enter
 		// the table only when they answer.
 		j.savedPinged = true
 		for _, n := range c.saved {
-			if n.ID == c.id || !n.Addr.Addr().Is4() || !kbucket.AddrAllowed(n.Addr.Addr(), c.cfg.LocalOK) {
+			if n.ID == c.id || !c.inFamily(n.Addr.Addr()) || !kbucket.AddrAllowed(n.Addr.Addr(), c.cfg.LocalOK) {
 				continue
 			}
 			c.ping(now, n.ID, n.Addr, purposePingSaved, false)
@@ -81,8 +82,8 @@ func (c *Core) joinAttempt(now time.Time) {
 		c.saved = nil
 	}
 	for _, a := range j.bootstrap {
-		if !a.Addr().Unmap().Is4() {
-			continue
+		if !c.inFamily(a.Addr()) {
+			continue // the other family's core joins through it
 		}
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		t := c.newTxn(a, wire.ID{}, wire.MethodJoin, purposeJoin)
@@ -99,7 +100,7 @@ func (c *Core) joinAttempt(now time.Time) {
 // our neighbours.
 func (c *Core) joinReply(now time.Time, m *wire.Msg) {
 	if m.Has&wire.FieldIPAddr != 0 {
-		if ip, err := netip.ParseAddr(string(m.IPAddr)); err == nil && kbucket.AddrAllowed(ip, c.cfg.LocalOK) {
+		if ip, err := netip.ParseAddr(string(m.IPAddr)); err == nil && c.inFamily(ip) && kbucket.AddrAllowed(ip, c.cfg.LocalOK) {
 			if c.join.reported == nil {
 				c.join.reported = make(map[netip.Addr]int)
 				c.join.reportedPort = make(map[uint16]int)
@@ -186,6 +187,12 @@ func (c *Core) ExternalAddr() (netip.Addr, bool) {
 	var cand netip.Addr
 	count := 0
 	for _, a := range c.join.iface {
+		// Loopback and link-local addresses are on every machine and reach
+		// no peer: counting them (127.0.0.1 passes AddrAllowed with LocalOK)
+		// left a LAN daemon with one real address not knowing it.
+		if a.IsLoopback() || a.IsLinkLocalUnicast() {
+			continue
+		}
 		if kbucket.AddrAllowed(a, c.cfg.LocalOK) {
 			cand = a
 			count++

@@ -4,7 +4,6 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/apt-p2p/apt-p2p/kbucket"
 	"github.com/apt-p2p/apt-p2p/wire"
 )
 
@@ -273,9 +272,9 @@ func (l *lookup) query(c *Core, now time.Time, cd *cand) {
 	t.cand = cd.id
 	switch l.kind {
 	case lookupFindNode:
-		t.pkt = wire.AppendFindNode(t.pkt[:0], t.tid, c.id, l.target)
+		t.pkt = wire.AppendFindNodeWant(t.pkt[:0], t.tid, c.id, l.target, c.queryWant())
 	case lookupFindValue:
-		t.pkt = wire.AppendFindValue(t.pkt[:0], t.tid, c.id, l.target)
+		t.pkt = wire.AppendFindValueWant(t.pkt[:0], t.tid, c.id, l.target, c.queryWant())
 	case lookupGetValue:
 		// Ask for what is still wanted; 0 (all) when the node holds no more.
 		n := 0
@@ -342,16 +341,10 @@ func (l *lookup) onReply(c *Core, now time.Time, id wire.ID, m *wire.Msg) {
 	l.schedule(c, now)
 }
 
-// addNodes adds the nodes of a reply, except those that timed out lately
-// (others still list a node that has gone). cd may move: it is not used after.
+// addNodes adds the nodes of a reply of our family (replyNodes, family.go).
+// cd may move: it is not used after.
 func (l *lookup) addNodes(c *Core, now time.Time, m *wire.Msg, hop uint8) {
-	for i := 0; i < m.Nodes.Len(); i++ {
-		n := m.Nodes.At(i)
-		if n.ID == c.id || n.ID.IsZero() || !kbucket.AddrPortAllowed(n.Addr, c.cfg.LocalOK) || c.isDead(now, n.Addr) {
-			continue
-		}
-		l.add(n.ID, n.Addr, hop)
-	}
+	l.replyNodes(c, now, m, hop)
 }
 
 func (l *lookup) onFail(c *Core, now time.Time, id wire.ID) {

@@ -22,10 +22,15 @@ type Options struct {
 	Bootstrap []string  // bootstrap nodes as host:port; names are resolved at Start
 	Transport Transport // nil: a UDPTransport on Listen
 	Logger    *slog.Logger
+	// Families are the networks to run (dualstack.go): IPv4, IPv6 or
+	// DualStack. Zero runs Config.Family's, or IPv6 when Listen is an IPv6
+	// address. A socket bound to one address runs that address's family.
+	Families Family
 }
 
 // Node runs one Core in one event-loop goroutine on a real UDP transport
-// with real time. Its methods are safe for concurrent use.
+// with real time. Its methods are safe for concurrent use. A dual-stack
+// node is two Nodes, one per family, on one loop (Other, dualstack.go).
 type Node struct {
 	core   *Core
 	tr     Transport
@@ -37,6 +42,8 @@ type Node struct {
 	addr   netip.AddrPort
 	id     wire.ID
 	state  *asyncState // nil when nothing is persisted
+	reach  reachRunner // reach_node.go
+	other  *Node       // the other family's Node on this loop (dualstack.go), or nil
 
 	sendErrors atomic.Uint64
 }
@@ -62,23 +69,42 @@ func Start(o Options) (*Node, error) {
 	}
 	n.tr = o.Transport
 	if n.tr == nil {
-		t, err := ListenUDP(o.Listen)
+		t, err := ListenUDPFamily(o.Listen, o.Families)
 		if err != nil {
 			return nil, fmt.Errorf("engine: listen %s: %w", o.Listen, err)
 		}
 		n.tr = t
+	}
+	fams := runFamilies(o.Families, o.Config.Family, n.tr.LocalAddr().Addr())
+	o.Config.Family = fams
+	if fams == DualStack {
+		o.Config.Family = IPv4
 	}
 	// The checkpoint's fsync must not stall the loop: the core takes the
 	// snapshot, another goroutine writes it.
 	if o.Config.State == nil && o.Config.StateDir != "" {
 		o.Config.State = FileState{Dir: o.Config.StateDir}
 	}
+	var pair *pairState
 	if o.Config.State != nil {
 		n.state = &asyncState{inner: o.Config.State}
 		o.Config.State = n.state
+		if fams == DualStack {
+			pair = &pairState{inner: n.state}
+			o.Config.State = pair.half(IPv4)
+		}
+	}
+	n.reach.init(n.tr.LocalAddr().Addr())
+	onChange := o.Config.Reach.OnChange
+	o.Config.Reach.OnChange = func(s ReachStats) {
+		n.reach.stats.Store(&s)
+		if onChange != nil {
+			onChange(s)
+		}
 	}
 	core, err := New(o.Config, transportOutput{n})
 	if err != nil {
+		n.reach.close()
 		n.tr.Close()
 		return nil, err
 	}
@@ -88,10 +114,35 @@ func Start(o Options) (*Node, error) {
 	}
 	n.id = core.ID()
 	n.addr = n.tr.LocalAddr()
-	core.SetInterfaceAddrs(interfaceAddrs())
+	var loop loopCore = core
+	if fams == DualStack {
+		c6 := o.Config
+		c6.Family = IPv6
+		c6.NodeID = core.ID()
+		// The node's reachability is the IPv4 core's (reach rounds run on the
+		// IPv4 network only): the IPv6 core's changes must not replace it in
+		// n.reach.stats, which decides whether the daemon announces.
+		c6.Reach.OnChange = nil
+		if pair != nil {
+			c6.State = pair.half(IPv6)
+		}
+		o6 := &Node{core: nil, tr: n.tr, log: n.log, reqs: n.reqs, done: n.done, addr: n.addr, id: n.id, state: n.state, other: n}
+		if o6.core, err = New(c6, transportOutput{o6}); err != nil {
+			n.tr.Close()
+			return nil, err
+		}
+		n.other = o6
+		Pair(core, o6.core)
+		loop = dualCore{core, o6.core}
+	}
+	ifaces := interfaceAddrs()
 	boot, names := splitBootstrap(o.Bootstrap)
-	core.Start(time.Now(), boot)
-	go n.loop()
+	now := time.Now()
+	for _, c := range n.cores() {
+		c.SetInterfaceAddrs(FamilyAddrs(ifaces, c.Family()))
+		c.Start(now, boot)
+	}
+	go runLoop(n.tr, loop, n.reqs, n.done, &n.closed, n.log)
 	if len(names) > 0 {
 		go n.resolveLoop(boot, names)
 	}
@@ -118,9 +169,11 @@ func (n *Node) resolveLoop(literal []netip.AddrPort, names []string) {
 	for {
 		addrs := append(append([]netip.AddrPort(nil), literal...), resolveBootstrap(n.log, names)...)
 		if !n.do(func(now time.Time) {
-			n.core.SetBootstrap(addrs)
-			if !n.core.Joined() {
-				n.core.Rejoin(now)
+			for _, c := range n.cores() {
+				c.SetBootstrap(addrs)
+				if !c.Joined() {
+					c.Rejoin(now)
+				}
 			}
 		}) {
 			return
@@ -130,27 +183,39 @@ func (n *Node) resolveLoop(literal []netip.AddrPort, names []string) {
 			return
 		case <-time.After(time.Minute):
 		}
-		var ok bool
-		if n.Do(func(c *Core, _ time.Time) { ok = c.Joined() }) != nil || ok {
+		ok := true
+		if n.Do(func(*Core, time.Time) {
+			for _, c := range n.cores() {
+				ok = ok && c.Joined()
+			}
+		}) != nil || ok {
 			return
 		}
 	}
 }
 
-// resolveBootstrap turns host:port names into addresses (IPv4: the compact
-// formats carry nothing else). Unresolvable entries are logged and skipped.
+// resolveBootstrap turns host:port names into addresses: the first of each
+// family a name resolves to (each core joins through its own family's).
+// Unresolvable entries are logged and skipped.
 func resolveBootstrap(log *slog.Logger, hosts []string) []netip.AddrPort {
 	var out []netip.AddrPort
 	for _, h := range hosts {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ua, err := (&net.Resolver{}).LookupNetIP(ctx, "ip4", hostOf(h))
+		ua, err := (&net.Resolver{}).LookupNetIP(ctx, "ip", hostOf(h))
 		cancel()
 		port, perr := portOf(h)
 		if err != nil || perr != nil || len(ua) == 0 {
 			log.Warn("dht: cannot resolve bootstrap node", "node", h, "err", errors.Join(err, perr))
 			continue
 		}
-		out = append(out, netip.AddrPortFrom(ua[0].Unmap(), port))
+		var seen Family
+		for _, a := range ua {
+			a = a.Unmap()
+			if f := FamilyOf(a); seen&f == 0 && a.Zone() == "" {
+				seen |= f
+				out = append(out, netip.AddrPortFrom(a, port))
+			}
+		}
 	}
 	return out
 }
@@ -194,9 +259,6 @@ func interfaceAddrs() []netip.Addr {
 // a datagram truncated by a smaller buffer would be misread. It is one
 // buffer per node, reused for every datagram.
 const readBufSize = wire.MaxParseLen + 1
-
-// loop is the only goroutine touching the core.
-func (n *Node) loop() { runLoop(n.tr, n.core, n.reqs, n.done, &n.closed, n.log) }
 
 // loopCore is what the event loop drives: Core or MainlineCore.
 type loopCore interface {
@@ -435,15 +497,17 @@ func (n *Node) ExternalAddr() (netip.Addr, bool) {
 // Close saves the state, stops the loop and closes the transport, and
 // returns once the last state write has ended (its error, if it failed).
 // Pending operations fail with ErrClosed; nothing is processed afterwards.
+// Closing either Node of a dual-stack pair closes both.
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
 		n.closed.Store(true)
-		n.do(func(time.Time) {
-			err = n.core.SaveState()
-			n.core.Close()
-		})
+		if n.other != nil {
+			n.other.closed.Store(true)
+		}
+		n.do(func(time.Time) { err = n.closeCores() })
 		<-n.done
+		n.reach.close()
 		if n.state != nil {
 			err = n.state.wait()
 		}

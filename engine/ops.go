@@ -301,6 +301,10 @@ func (c *Core) Put(now time.Time, key wire.ID, value []byte, onDone func(Result)
 		onDone(Result{Err: err})
 		return 0
 	}
+	if err := c.checkValueFamily(value); err != nil {
+		onDone(Result{Err: err})
+		return 0
+	}
 	op, run := c.newOp(onDone)
 	value = bytes.Clone(value)
 	c.put(now, run, key, func(time.Time) []byte { return value }, func(_ time.Time, r Result, _ []cand) {
@@ -326,6 +330,10 @@ func (c *Core) put(now time.Time, run *opRun, key wire.ID, build func(now time.T
 			return
 		}
 		value := build(now)
+		if err := c.checkValueFamily(value); err != nil {
+			onDone(now, Result{Err: err, Elapsed: now.Sub(start), Messages: fl.sent}, nil)
+			return
+		}
 		l := c.newLookup(now, lookupStoreValue, key)
 		run.lks = append(run.lks, l)
 		l.value = value

@@ -16,11 +16,15 @@ const (
 	DropBadType                       // y is not q, r or e
 	DropUnknownTID                    // a reply to no outstanding request (late duplicate, or forged)
 	DropWrongSource                   // a reply whose TID is ours but from another address
-	DropNotIPv4                       // from an IPv6 address: the compact formats carry IPv4 only
+	DropNotIPv4                       // from an address of the other family than the core's (an IPv6 address at an IPv4 core)
 	NumDropReasons
+
+	// DropOtherFamily is DropNotIPv4 under the name that fits both
+	// families' cores (family.go).
+	DropOtherFamily = DropNotIPv4
 )
 
-var dropNames = [NumDropReasons]string{"oversize", "malformed", "bad-type", "unknown-tid", "wrong-source", "not-ipv4"}
+var dropNames = [NumDropReasons]string{"oversize", "malformed", "bad-type", "unknown-tid", "wrong-source", "other-family"}
 
 func (r DropReason) String() string { return dropNames[r] }
 
@@ -111,6 +115,10 @@ type Stats struct {
 	Transactions                                     int // outstanding requests
 	JoinFailures, SaveErrors, Refreshes              uint64
 	VerifySkipped                                    uint64 // new contacts not pinged: too many verifications in flight
+
+	Reach   ReachStats // reachability over UDP and TCP (reach.go)
+	Offered uint64     // nodes of our family learned by the other family's core (want, family.go)
+	Family  Family
 }
 
 // Stats returns a snapshot of the counters.
@@ -120,6 +128,7 @@ func (c *Core) Stats(now time.Time) Stats {
 	if !c.started.IsZero() {
 		s.Uptime = now.Sub(c.started)
 	}
+	s.Family = c.cfg.Family
 	s.Reachable = c.reachable
 	s.Joined = c.join.joined
 	s.ExternalAddr, _ = c.ExternalAddr()
@@ -133,5 +142,6 @@ func (c *Core) Stats(now time.Time) Stats {
 	s.Values = c.store.nvalues
 	s.ValueBytes = c.store.nbytes
 	s.Transactions = c.txns.active()
+	s.Reach = c.Reach()
 	return s
 }

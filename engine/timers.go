@@ -15,6 +15,8 @@ const (
 	timerCheckpoint                      // the periodic checkpoint
 	timerRejoin                          // the next join attempt
 	timerClaim                           // the check of a Claim (slot: its number)
+	timerReach                           // a reachability probe round (reach.go)
+	timerReachEval                       // judge a probe (id: its nonce)
 )
 
 // timer is one pending event. Cancelled events are not removed: the handler

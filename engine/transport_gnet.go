@@ -197,7 +197,9 @@ func (t *GnetTransport) ReadFrom(b []byte) (int, netip.AddrPort, error) {
 }
 
 func (t *GnetTransport) WriteTo(b []byte, to netip.AddrPort) error {
-	if to.Addr().Is4() || to.Addr().Is4In6() {
+	// An IPv6 (dual-stack) socket reaches IPv4 peers at their IPv4-mapped
+	// address: an IPv4 sockaddr is refused on it.
+	if (to.Addr().Is4() || to.Addr().Is4In6()) && t.local.Addr().Is4() {
 		t.sa.Addr = to.Addr().Unmap().As4()
 		t.sa.Port = int(to.Port())
 		return unix.Sendto(t.fd, b, 0, &t.sa)

@@ -18,6 +18,7 @@ const (
 	purposeReplace                      // the oldest node of a full bucket; replace it if silent
 	purposeJoin                         // join to a bootstrap address
 	purposeLookup                       // one request of an iterative lookup
+	purposeReach                        // a reach query (reach.go); cand holds its nonce
 )
 
 // txn is one outstanding request. Its datagram is kept so a retransmission

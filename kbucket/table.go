@@ -29,6 +29,9 @@ type Config struct {
 	K           int  // bucket size, default 8
 	MaxFailures int  // consecutive failures before removal, default 3
 	AllowLocal  bool // LOCAL_OK: accept private, loopback, link-local... addresses
+	// Family, when set, keeps the table to one address family (family.go):
+	// a dual-stack node has one table per family (BEP 32).
+	Family Family
 }
 
 // Node is a routing-table entry.
@@ -77,6 +80,7 @@ type Table struct {
 	k       int
 	maxFail int
 	local   bool
+	family  Family
 	buckets []bucket
 	n       int
 	spare   [][]Node // storage of merged-away buckets, reused by splits
@@ -85,7 +89,7 @@ type Table struct {
 // New returns an empty table (one bucket covering the whole ID space) for a
 // node whose own ID is self.
 func New(self wire.ID, cfg Config) *Table {
-	t := &Table{self: self, k: cfg.K, maxFail: cfg.MaxFailures, local: cfg.AllowLocal}
+	t := &Table{self: self, k: cfg.K, maxFail: cfg.MaxFailures, local: cfg.AllowLocal, family: cfg.Family}
 	if t.k <= 0 {
 		t.k = DefaultK
 	}
@@ -172,7 +176,7 @@ func (t *Table) Get(id wire.ID) (Node, bool) {
 // will then be added, so a node that is not added never changes the layout
 // (the original split first, and could split for a node it then refused).
 func (t *Table) Insert(n Node, contacted bool, now time.Time) (InsertResult, Node) {
-	if n.ID == t.self || n.ID.IsZero() || !AddrPortAllowed(n.Addr, t.local) {
+	if n.ID == t.self || n.ID.IsZero() || !AddrPortAllowed(n.Addr, t.local) || !t.family.holds(n.Addr.Addr()) {
 		return Ignored, Node{}
 	}
 	if n.Addr.Addr().Is4In6() {

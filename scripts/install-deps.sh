@@ -4,7 +4,8 @@
 set -euo pipefail
 # python3-libtorrent: an independent BEP 5 implementation the mainline DHT interop tests run.
 # iproute2: ip and tc for the network-namespace test bed (internal/netbed).
-want=(apt apt-utils dpkg-dev gnupg xz-utils bzip2 zstd lz4 ca-certificates python3-libtorrent iproute2)
+# nftables: nft, the kernel NAT (masquerade) of the NATed-site namespace tests (internal/e2e).
+want=(apt apt-utils dpkg-dev gnupg xz-utils bzip2 zstd lz4 ca-certificates python3-libtorrent iproute2 nftables)
 if [[ "${1:-test}" == bench ]]; then
 	want+=(wrk nginx-light apt-cacher-ng approx hyperfine python3-matplotlib curl systemd util-linux)
 fi

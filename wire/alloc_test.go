@@ -4,6 +4,7 @@ package wire
 
 import (
 	"net/netip"
+	"strings"
 	"testing"
 )
 
@@ -11,6 +12,7 @@ import (
 func TestZeroAllocs(t *testing.T) {
 	self, target, key, token := idOf(1), idOf(2), idOf(3), idOf(4)
 	nodes := testNodes(8)
+	nodes46 := append(testNodes(8), testNodes6(8)...)
 	value := AppendPeerValue(nil, &PeerValue{Contact: refPeer, Form: FormInline, Pieces: pieces(4)})
 	values := [][]byte{value, value, value}
 	buf := make([]byte, 0, 2048)
@@ -34,6 +36,13 @@ func TestZeroAllocs(t *testing.T) {
 		{"response too long", func() []byte { return AppendResponseTooLong(buf[:0], refTID, ErrCodeServer, 1491) }},
 		{"peer value", func() []byte { return AppendPeerValue(buf[:0], &PeerValue{Contact: refPeer, Form: FormHash}) }},
 		{"piece string", func() []byte { return AppendPieceString(buf[:0], value) }},
+		// The IPv6 extension (ipv6.go).
+		{"find_node want", func() []byte { return AppendFindNodeWant(buf[:0], refTID, self, target, WantN4|WantN6) }},
+		{"find_value want", func() []byte { return AppendFindValueWant(buf[:0], refTID, self, key, WantN6) }},
+		{"find_node response want", func() []byte { return AppendFindNodeRespWant(buf[:0], refTID, self, nodes46, WantN4|WantN6, token) }},
+		{"find_value response want", func() []byte { return AppendFindValueRespWant(buf[:0], refTID, self, nodes46, WantN4|WantN6, 3) }},
+		{"join response 6", func() []byte { return AppendJoinResp(buf[:0], refTID, self, refPeer6) }},
+		{"peer value 6", func() []byte { return AppendPeerValue(buf[:0], &PeerValue{Contact: refPeer6, Form: FormHash}) }},
 	}
 	var m Msg
 	for _, e := range encoders {
@@ -41,7 +50,7 @@ func TestZeroAllocs(t *testing.T) {
 		if a := testing.AllocsPerRun(100, func() { e.fn() }); a != 0 {
 			t.Errorf("%s: encode allocates %.1f times", e.name, a)
 		}
-		if e.name == "peer value" || e.name == "piece string" {
+		if strings.HasPrefix(e.name, "peer value") || e.name == "piece string" {
 			continue
 		}
 		if err := m.Parse(pkt); err != nil {
@@ -88,6 +97,22 @@ func TestZeroAllocs(t *testing.T) {
 	_ = m.Parse(join)
 	if a := testing.AllocsPerRun(100, func() { _, _ = m.JoinAddr() }); a != 0 {
 		t.Errorf("JoinAddr allocates %.1f times", a)
+	}
+	_ = m.Parse(AppendJoinResp(nil, refTID, self, refPeer6))
+	if a := testing.AllocsPerRun(100, func() { _, _ = m.JoinAddr() }); a != 0 {
+		t.Errorf("JoinAddr of an IPv6 address allocates %.1f times", a)
+	}
+	_ = m.Parse(AppendFindNodeRespWant(nil, refTID, self, nodes46, WantN4|WantN6, token))
+	if a := testing.AllocsPerRun(100, func() {
+		for i := range m.Nodes6.Len() {
+			_ = m.Nodes6.At(i)
+		}
+	}); a != 0 {
+		t.Errorf("NodeList6.At allocates %.1f times", a)
+	}
+	value6 := AppendPeerValue(nil, &PeerValue{Contact: refPeer6, Form: FormInline, Pieces: pieces(4)})
+	if a := testing.AllocsPerRun(100, func() { _ = pv.Parse(value6) }); a != 0 {
+		t.Errorf("PeerValue.Parse of an IPv6 contact allocates %.1f times", a)
 	}
 }
 

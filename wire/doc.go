@@ -1,6 +1,7 @@
 // Package wire is the byte-level codec of the apt-p2p DHT: strict bencode, the
 // KRPC messages of the original apt-p2p protocol, compact node (26 B) and peer
-// (6 B) formats, and the values peers store under a file's key.
+// (6 B) formats and their IPv6 forms (38 B, 18 B; "IPv6" below), and the
+// values peers store under a file's key.
 //
 // It is not a transport and keeps no state: it neither sends nor retries,
 // matches transactions, checks tokens nor chooses which values to return. The
@@ -117,6 +118,123 @@
 // too, so a later extension does not make a daemon drop a value. A known key
 // of the wrong shape still makes the value malformed.
 //
+// # Reachability (an extension) and read-only nodes (BEP 43)
+//
+// KRPC has no way to ask "can you reach me?", so apt-p2p adds one query,
+// reach (reach.go). The requester sends
+//
+//	a: {id: <20>, nonce: <20 random bytes>, port: <TCP port>, token: <20>}
+//
+// (port and token optional). The responder answers from its DHT port
+//
+//	r: {id: <20>, ip: <requester's address as seen, compact: 6 bytes, 18 over IPv6>,
+//	    tcp: 1 (only when a TCP probe was started), token: <20>}
+//
+// and then probes: a datagram d1:rd2:id20:<id>e1:t20:<nonce>1:y1:re (a
+// reply whose TID is the nonce, 66 bytes) sent from another UDP port than
+// its DHT port, to the requester's source address; and, only when the query
+// named a port and carried a valid token for the requester's IP (the token
+// of an earlier reach or find_node reply, as for store_value), a TCP
+// connection to that port on the requester's IP with GET /~reach/<nonce in
+// hex>. The requester counts a probe that arrives (UDP: a reply to no
+// request, from the responder's IP but not the port it asked; TCP: the path)
+// as proof of reachability, and one that has not arrived 10 s after the
+// reply as a miss. Rules that keep it from being abused:
+//
+//   - Probes go only to the requester's own source address (UDP) and to the
+//     port it names on its own IP (TCP, only with the token: a spoofed
+//     source gets no connection). A daemon cannot be made to contact a third
+//     party.
+//   - At most 2 probes per requester IP and 6 in all per minute; more are
+//     answered 201 "reach: too many probes". At most 4 TCP probes are in
+//     flight, each given up after 5 s.
+//   - The UDP probe comes from another port because a datagram from the
+//     port the requester just sent to passes any NAT; the TCP probe needs no
+//     such care (a NAT keeps no mapping for a listening port). The UDP probe
+//     is fooled only by a NAT that filters by address but not port (RFC
+//     4787 address-dependent filtering): such a node is then taken for
+//     reachable over UDP, which is the original protocol's assumption
+//     anyway; port-dependent NATs (Linux masquerading) and symmetric NATs
+//     are found out.
+//
+// Why not only the passive evidence libtorrent uses (a query from a node we
+// never contacted)? It is used too (from an address not sent to for 10 min
+// and not on our own /24), but in a young or small network every node has
+// contacted every other, so no such query ever comes, and it says nothing
+// about TCP, the port peers download from.
+//
+// Original peers answer reach with 203 (unknown method) and BitTorrent
+// nodes with 204; such errors, a rate limit and a timeout count as no
+// evidence either way, and a peer that answered so is not asked again for
+// an hour. Each transport's state is unknown → reachable on one probe that
+// arrived → unreachable after 3 misses in a row from at least 2 IPs (1 when
+// only one is known); unknown behaves as reachable, as the original did.
+// Rounds ask 3 table nodes, those not contacted lately first, not on our /24.
+//
+// A daemon unreachable over UDP marks every query it sends with the
+// top-level key ro = 1 (BEP 43), placed in key order between q and t; the
+// original read only t, y, q and a, so it ignores it. A query that carries
+// ro is answered, but its sender is neither pinged nor added to the routing
+// table, and leaves it if it was there, so it is never handed out in a nodes
+// list. Unlike BEP 43's read-only nodes, ours still answer queries (only
+// nodes they contacted can send them any).
+//
+// Rounds run on the IPv4 network only: an IPv6 node answers reach (its ip
+// is then 18 bytes) but does not ask, so its state stays unknown and it
+// behaves as reachable, as IPv6 nodes without a NAT in front are.
+//
+// # IPv6 (an extension, in the spirit of BEP 32)
+//
+// The original protocol is IPv4 only: 26-byte nodes, 6-byte contacts. The
+// extension adds a second network over IPv6 (ipv6.go) and leaves the IPv4
+// network exactly as the original knows it. As in BEP 32 the two are
+// separate DHTs: a node keeps one routing table and one value store per
+// family and answers each family's queries from its own; a dual-stack node
+// runs both under one node ID, announces on each with its contact of that
+// family, looks up on both and merges what it finds.
+//
+// On the IPv6 network:
+//
+//   - nodes6. A find_node or find_value reply lists IPv6 nodes under nodes6:
+//     a bencoded list of 38-byte strings (20-byte ID, 16-byte address, 2-byte
+//     port), the same list form as nodes rather than BEP 32's concatenated
+//     string, so that both parse and validate alike. A reply with 8 nodes6
+//     is 434 bytes; with 8 nodes and 8 nodes6 (MaxFindNodeRespWantLen) 675.
+//     An entry holding an IPv4-mapped address is skipped by the reader.
+//   - want. find_node and find_value take an optional argument want, a list
+//     of "n4" and "n6" (other strings are ignored, as BEP 32 asks): the reply
+//     carries nodes for n4 and nodes6 for n6, each from that family's table;
+//     without want it carries the family the query came over, as the
+//     original's replies do. d1:ad2:id20:<id>6:target20:<t>4:wantl2:n42:n6ee…
+//     (127 bytes). Any other method with a want is answered with 204, as any
+//     unknown argument. A dual-stack node whose IPv4 table is empty (no
+//     IPv4 bootstrap address, or none answering) asks for both families on
+//     the IPv6 network and lets the IPv4 nodes it learns into its IPv4 table
+//     once they answer a ping; from its first IPv4 node on, its IPv4 lookups
+//     do the rest (asking for longer cost more than it gave: see
+//     engine.Core's queryWant). It never sends want over IPv4 (an original
+//     answers 204), so the IPv4 network learns nothing of IPv6.
+//   - Values. A peer value is the original's dict with an 18-byte c: the
+//     16-byte IPv6 address and the TCP port, d1:c18:<18B>e (26 bytes); the h
+//     form is 52 bytes, a claim 47. An 18-byte c holding an IPv4-mapped
+//     address is malformed (an IPv4 peer uses 6 bytes), so the engine's
+//     check that the contact is the storer's address can never pass an
+//     IPv6 contact stored over IPv4. Piece strings ({t}) carry no address
+//     and are the same on both networks, so the thresholds above hold on
+//     both. A get_value reply over IPv6 fits 47 plain values (87 over IPv4).
+//   - join. ip_addr is the requester's IPv6 address in text form (RFC 5952,
+//     no zone); tokens are SHA1(secret ‖ address text) as over IPv4.
+//   - Packet limit. Replies to an IPv6 address stay under MaxPacketIPv6 =
+//     1452 bytes; every fixed-shape message is under it by construction.
+//
+// Nothing of this reaches an IPv4-only original peer: an IPv4 node never
+// sends want or nodes6 unasked, never stores, puts or returns a value with
+// an 18-byte c (values stored over IPv6 stay in the IPv6 store and are only
+// answered over IPv6), and its replies are the original's byte for byte.
+// Unknown keys stay tolerated both ways: a reply's unknown keys are skipped
+// (nodes6 from an IPv4 peer that was asked with want is read, a want in a
+// reply ignored), and values skip keys they do not know.
+//
 // # The mainline DHT (BEP 5): a second personality
 //
 // mainline.go is the codec of the BitTorrent mainline DHT: ping, find_node,
@@ -231,16 +349,33 @@
 // first); a peer not heard for 5 minutes is forgotten (it stays in the DHT
 // routing table while it answers there).
 //
+// Families. A daemon joins the group of each address family its DHT runs
+// in (ADDRESS_FAMILIES): both on a dual-stack daemon, one otherwise. A
+// contact heard on the IPv4 group goes to the IPv4 network, one heard on the
+// IPv6 group to the IPv6 network ("IPv6" above); an IPv6 link-local source
+// is refused there (the 38-byte node cannot carry its zone), so an IPv6 LAN
+// peer is usable when its announcements leave with a global or unique-local
+// address, as the kernel picks for the site-scope group when it has one.
+//
+// Reachability. Every daemon that hears an announcement pings its sender at
+// once, so a daemon's first queries from its LAN peers come before it has
+// sent them anything. The subnets of the interfaces LAN discovery runs on
+// (with their real prefix lengths) and IPv6 link-local addresses count as
+// our own networks for the reachability check: no evidence from there, and
+// no prober chosen there.
+//
 // What it is trusted with: nothing but a contact to ping. Every message
-// accepted hands its sender's DHT contact to the DHT engine, which pings it
-// unless its table already holds that address or a ping to it is in flight
-// (engine.Core.Introduce); only an answer to that ping puts it in the table.
+// accepted hands its sender's DHT contact to the DHT engine of its family,
+// which pings it unless its table already holds that address or a ping to it
+// is in flight (engine.Core.Introduce); only an answer to that ping puts it
+// in the table.
 // Announcements carry no files, keys or values, and are not authenticated:
 // a host on the link can claim to be a daemon and will be pinged, no more.
 //
 // With LAN discovery on, no BOOTSTRAP and only the apt-p2p DHT, LOCAL_OK
 // becomes yes unless set (the DHT is then the LAN's own, and LANs use private
 // addresses), and a daemon whose DHT cannot tell its own address (several
-// interface addresses, loopback included, and no join reply) takes its
-// address on the LAN where it heard the most peers as its contact.
+// interface addresses and no join reply) takes its address of that family
+// on the LAN where it heard the most peers of the family as its contact of
+// that family (never an IPv6 link-local one).
 package wire

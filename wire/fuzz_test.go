@@ -20,6 +20,9 @@ func fuzzSeeds(f *testing.F) {
 	f.Add([]byte("d1:ad2:id20:aaaaaaaaaaaaaaaaaaaa3:key20:bbbbbbbbbbbbbbbbbbbb3:numi0ee1:q9:get_value1:t20:cccccccccccccccccccc1:y1:qe"))
 	f.Add([]byte("d1:eli201e0:e1:t20:cccccccccccccccccccc1:y1:ee"))
 	f.Add([]byte("d1:rd2:id20:aaaaaaaaaaaaaaaaaaaa7:ip_addr7:1.2.3.44:porti0ee1:t20:cccccccccccccccccccc1:y1:re"))
+	for _, p := range ipv6Seeds() {
+		f.Add(p)
+	}
 }
 
 // checkAgainstTree checks that what Parse read agrees with the general
@@ -91,6 +94,39 @@ func checkAgainstTree(t *testing.T, m *Msg, pkt []byte) {
 			}
 		}
 	}
+	if m.Has&FieldNodes6 != 0 {
+		l := body.Get("nodes6").List
+		if len(l) != m.Nodes6.Len() {
+			t.Fatalf("nodes6: Parse %d, tree %d", m.Nodes6.Len(), len(l))
+		}
+		for i := range l {
+			n := m.Nodes6.At(i)
+			if !n.Addr.IsValid() {
+				// An IPv4-mapped entry: the view hides its address.
+				if !netip.AddrFrom16([16]byte(l[i].Str[IDLen:IDLen+16])).Is4In6() || n.ID != ID(l[i].Str[:IDLen]) {
+					t.Fatalf("node6 %d: invalid address for %x", i, l[i].Str)
+				}
+				continue
+			}
+			if !bytes.Equal(AppendCompactNode6(nil, n.ID, n.Addr), l[i].Str) {
+				t.Fatalf("node6 %d differs", i)
+			}
+		}
+	}
+	if m.Has&FieldWant != 0 {
+		var w Want
+		for _, e := range body.Get("want").List {
+			switch string(e.Str) {
+			case "n4":
+				w |= WantN4
+			case "n6":
+				w |= WantN6
+			}
+		}
+		if w != m.Want {
+			t.Fatalf("want: Parse %b, tree %b", m.Want, w)
+		}
+	}
 	if m.Has&FieldValues != 0 {
 		l := body.Get("values").List
 		if len(l) != m.Values.Len() {
@@ -138,8 +174,14 @@ func reencode(m *Msg) (pkt []byte, ok bool) {
 		case MethodJoin:
 			return AppendJoin(nil, m.TID, m.ID), true
 		case MethodFindNode:
+			if m.Has&FieldWant != 0 {
+				return AppendFindNodeWant(nil, m.TID, m.ID, m.Target, m.Want), m.Want != 0
+			}
 			return AppendFindNode(nil, m.TID, m.ID, m.Target), true
 		case MethodFindValue:
+			if m.Has&FieldWant != 0 {
+				return AppendFindValueWant(nil, m.TID, m.ID, m.Key, m.Want), m.Want != 0
+			}
 			return AppendFindValue(nil, m.TID, m.ID, m.Key), true
 		case MethodGetValue:
 			return AppendGetValue(nil, m.TID, m.ID, m.Key, int(m.Num)), true
@@ -151,17 +193,37 @@ func reencode(m *Msg) (pkt []byte, ok bool) {
 		for i := range m.Nodes.Len() {
 			nodes = append(nodes, m.Nodes.At(i))
 		}
-		switch m.Has {
+		var want Want
+		if m.Has&FieldNodes != 0 {
+			want |= WantN4
+		}
+		if m.Has&FieldNodes6 != 0 {
+			want |= WantN6
+			for i := range m.Nodes6.Len() {
+				n := m.Nodes6.At(i)
+				if !n.Addr.IsValid() {
+					return nil, false // an IPv4-mapped entry: no encoder writes one
+				}
+				nodes = append(nodes, n)
+			}
+		}
+		switch m.Has &^ FieldNodes6 {
 		case FieldID:
 			return AppendIDResp(nil, m.TID, m.ID), true
 		case MethodJoin.Results():
 			if ap, ok := m.JoinAddr(); ok {
 				return AppendJoinResp(nil, m.TID, m.ID, ap), true
 			}
-		case MethodFindNode.Results():
-			return AppendFindNodeResp(nil, m.TID, m.ID, nodes, m.Token), true
-		case MethodFindValue.Results():
-			return AppendFindValueResp(nil, m.TID, m.ID, nodes, int(m.Num)), true
+		case MethodFindNode.Results(), FieldID | FieldToken:
+			if m.Has&(FieldNodes|FieldNodes6) == 0 {
+				return nil, false
+			}
+			return AppendFindNodeRespWant(nil, m.TID, m.ID, nodes, want, m.Token), true
+		case MethodFindValue.Results(), FieldID | FieldNum:
+			if m.Has&(FieldNodes|FieldNodes6) == 0 {
+				return nil, false
+			}
+			return AppendFindValueRespWant(nil, m.TID, m.ID, nodes, want, int(m.Num)), true
 		case MethodGetValue.Results():
 			var values [][]byte
 			for v := range m.Values.All {
@@ -181,8 +243,14 @@ func sameMsg(a, b *Msg) bool {
 	if a.Y != b.Y || a.TID != b.TID || a.Method != b.Method || !bytes.Equal(a.MethodName, b.MethodName) ||
 		a.Has != b.Has || a.ID != b.ID || a.Target != b.Target || a.Key != b.Key || a.Token != b.Token ||
 		a.Num != b.Num || !bytes.Equal(a.Value, b.Value) || !bytes.Equal(a.IPAddr, b.IPAddr) || a.Port != b.Port ||
-		a.ErrCode != b.ErrCode || !bytes.Equal(a.ErrMsg, b.ErrMsg) || a.Nodes.Len() != b.Nodes.Len() || a.Values.Len() != b.Values.Len() {
+		a.ErrCode != b.ErrCode || !bytes.Equal(a.ErrMsg, b.ErrMsg) || a.Nodes.Len() != b.Nodes.Len() || a.Values.Len() != b.Values.Len() ||
+		a.Want != b.Want || a.Nodes6.Len() != b.Nodes6.Len() {
 		return false
+	}
+	for i := range a.Nodes6.Len() {
+		if a.Nodes6.At(i) != b.Nodes6.At(i) {
+			return false
+		}
 	}
 	for i := range a.Nodes.Len() {
 		if a.Nodes.At(i) != b.Nodes.At(i) {
@@ -209,9 +277,27 @@ func canonicalShape(m *Msg, pkt []byte) bool {
 		if len(v.Dict) != 4 {
 			return false
 		}
+		if w := v.Get("a").Get("want"); w != nil {
+			// Canonical: exactly the flags known, in the encoder's order.
+			var canon []string
+			if m.Want&WantN4 != 0 {
+				canon = append(canon, "n4")
+			}
+			if m.Want&WantN6 != 0 {
+				canon = append(canon, "n6")
+			}
+			if len(w.List) != len(canon) {
+				return false
+			}
+			for i := range canon {
+				if string(w.List[i].Str) != canon[i] {
+					return false
+				}
+			}
+		}
 		return len(v.Get("a").Dict) == popcount(m.Has)
 	case 'r':
-		if len(v.Dict) != 3 || m.Nodes.Len() > MaxNodes {
+		if len(v.Dict) != 3 || m.Nodes.Len() > MaxNodes || m.Nodes6.Len() > MaxNodes {
 			return false
 		}
 		return len(v.Get("r").Dict) == popcount(m.Has)
@@ -249,6 +335,9 @@ func FuzzParseRoundTrip(f *testing.F) {
 		want := m
 		if want.Nodes.Len() > MaxNodes {
 			want.Nodes.b = want.Nodes.b[:MaxNodes*nodeStride]
+		}
+		if want.Nodes6.Len() > MaxNodes {
+			want.Nodes6.b = want.Nodes6.b[:MaxNodes*node6Stride]
 		}
 		if len(want.ErrMsg) > MaxErrMsgLen {
 			want.ErrMsg = want.ErrMsg[:MaxErrMsgLen]
@@ -420,6 +509,11 @@ func FuzzPeerValue(f *testing.F) {
 	f.Add(AppendPeerValue(nil, &PeerValue{Contact: refPeer, Form: FormHash}))
 	f.Add(AppendPeerValue(nil, &PeerValue{Contact: refPeer, Form: FormLink}))
 	f.Add(AppendPieceString(nil, pieces(2)))
+	f.Add(AppendPeerValue(nil, &PeerValue{Contact: refPeer6}))
+	f.Add(AppendPeerValue(nil, &PeerValue{Contact: refPeer6, Form: FormInline, Pieces: pieces(2), Claim: 1733472000123456}))
+	f.Add(AppendPeerValue(nil, &PeerValue{Contact: refPeer6, Form: FormLink}))
+	f.Add([]byte("d1:c18:\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x01\x02\x03\x04\x00\x50e"))        // IPv4-mapped: refused
+	f.Add([]byte("d1:c18:\xfd\x42\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x11\x26\xf92:c6i1ee")) // an unknown key
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var v PeerValue
 		if v.Parse(b) == nil {

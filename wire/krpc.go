@@ -65,7 +65,8 @@ func lookupMethod(name []byte) Method {
 	return MethodUnknown
 }
 
-// Node is one compact node: a node ID and its IPv4 UDP address.
+// Node is one compact node: a node ID and its UDP address (IPv4 in nodes,
+// IPv6 in nodes6).
 type Node struct {
 	ID   ID
 	Addr netip.AddrPort
@@ -86,10 +87,16 @@ const (
 	FieldValues
 	FieldIPAddr
 	FieldPort
+	FieldNodes6 // response nodes6: IPv6 nodes (the IPv6 extension, ipv6.go)
+	FieldWant   // find_node and find_value argument want (ipv6.go)
 )
 
+// takesWant reports whether the method's query may carry want (the IPv6
+// extension: the methods whose replies carry nodes).
+func (m Method) takesWant() bool { return m == MethodFindNode || m == MethodFindValue }
+
 // Args returns the exact argument set of a method's query, or 0 for
-// MethodUnknown.
+// MethodUnknown. find_node and find_value may also carry want.
 func (m Method) Args() Field {
 	switch m {
 	case MethodPing, MethodJoin:
@@ -139,10 +146,13 @@ type Msg struct {
 	Value                  []byte    // store_value argument
 	Nodes                  NodeList  // response `nodes`: a bencoded LIST of 26-byte strings (validated in Parse)
 	Values                 ValueList // get_value response `values`: list of strings
+	Nodes6                 NodeList6 // response `nodes6`: a bencoded list of 38-byte strings (IPv6 extension)
+	Want                   Want      // find_node / find_value argument `want` (IPv6 extension)
 	IPAddr                 []byte    // join response, dotted quad
 	Port                   int64     // join response
 	ErrCode                int64     // errors: e[0]
 	ErrMsg                 []byte    // errors: e[1]
+	ReadOnly               bool      // top-level ro = 1 (BEP 43): the sender is read-only (reach.go)
 }
 
 // nodeStride is the size of one element of a validated nodes list: "26:" and
@@ -241,8 +251,9 @@ const (
 // m.Method == MethodUnknown and its arguments unchecked (answer 203).
 //
 // A response must carry a 20-byte id; nodes must be a list of 26-byte strings,
-// values a list of strings, token 20 bytes, num an integer ≥ 0, ip_addr a
-// string and port an integer in 0..65535.
+// nodes6 a list of 38-byte strings, values a list of strings, token 20 bytes,
+// num an integer ≥ 0, ip_addr a string and port an integer in 0..65535. A
+// find_node or find_value query may add want, a list of strings (ipv6.go).
 func (m *Msg) Parse(pkt []byte) error {
 	*m = Msg{}
 	if len(pkt) > MaxParseLen {
@@ -288,6 +299,14 @@ func (m *Msg) Parse(pkt []byte) error {
 			return ErrTruncated
 		}
 		if len(k) != 1 {
+			if string(k) == "ro" && pkt[j] == 'i' {
+				var n int64
+				if n, _, i, err = readInt(pkt, j); err != nil {
+					return err
+				}
+				m.ReadOnly = n == 1
+				continue
+			}
 			if i, err = skip(pkt, j, 1, nil); err != nil {
 				return err
 			}
@@ -373,7 +392,7 @@ func (m *Msg) Parse(pkt []byte) error {
 		if m.Method == MethodUnknown {
 			return nil
 		}
-		if argBad || m.Has != m.Method.Args() {
+		if argBad || m.Has&^FieldWant != m.Method.Args() || (m.Has&FieldWant != 0 && !m.Method.takesWant()) {
 			return ErrBadArgs
 		}
 		return nil
@@ -449,11 +468,15 @@ func (m *Msg) parseDict(pkt []byte, i int, args bool) (next int, bad bool, err e
 			f = FieldIPAddr
 		case "port":
 			f = FieldPort
+		case "nodes6":
+			f = FieldNodes6
+		case "want":
+			f = FieldWant
 		}
-		if args && f&(FieldNodes|FieldValues|FieldIPAddr|FieldPort) != 0 {
+		if args && f&(FieldNodes|FieldValues|FieldIPAddr|FieldPort|FieldNodes6) != 0 {
 			f = 0
 		}
-		if !args && f&(FieldTarget|FieldKey|FieldValue) != 0 {
+		if !args && f&(FieldTarget|FieldKey|FieldValue|FieldWant) != 0 {
 			f = 0
 		}
 		if f == 0 {
@@ -463,7 +486,6 @@ func (m *Msg) parseDict(pkt []byte, i int, args bool) (next int, bad bool, err e
 			}
 			continue
 		}
-		m.Has |= f
 		ok := false
 		switch {
 		case dst != nil:
@@ -507,9 +529,19 @@ func (m *Msg) parseDict(pkt []byte, i int, args bool) (next int, bad bool, err e
 			i, ok, err = m.parseNodes(pkt, j)
 		case f == FieldValues:
 			i, ok, err = m.parseValues(pkt, j)
+		case f == FieldNodes6:
+			i, ok, err = m.parseNodes6(pkt, j)
+		case f == FieldWant:
+			i, ok, err = m.parseWant(pkt, j)
 		}
 		if err != nil {
 			return i, bad, err
+		}
+		if ok {
+			// Only a field of the right shape counts as present: a query of
+			// an unknown method is not checked further (FuzzParse found an
+			// id of the wrong type marked present).
+			m.Has |= f
 		}
 		bad = bad || !ok
 	}
@@ -615,32 +647,23 @@ func (m *Msg) parseErr(pkt []byte, i int) (next int, bad bool, err error) {
 
 // JoinAddr returns the address a join response reports (ip_addr and port),
 // parsed without allocating. ok is false if the response has none or ip_addr is
-// not a dotted-quad IPv4 address.
+// neither a dotted-quad IPv4 address nor an IPv6 address in text form (a
+// join over IPv6 reports the requester's IPv6 address).
 func (m *Msg) JoinAddr() (ap netip.AddrPort, ok bool) {
 	if m.Has&(FieldIPAddr|FieldPort) != FieldIPAddr|FieldPort {
 		return ap, false
 	}
-	var a [4]byte
-	b := m.IPAddr
-	for k := range 4 {
-		if k > 0 {
-			if len(b) == 0 || b[0] != '.' {
+	for _, c := range m.IPAddr {
+		if c == ':' {
+			a, ok := parseIPv6Text(m.IPAddr)
+			if !ok {
 				return ap, false
 			}
-			b = b[1:]
+			return netip.AddrPortFrom(a.Unmap(), uint16(m.Port)), true
 		}
-		n, d := 0, 0
-		for d < len(b) && d < 3 && b[d] >= '0' && b[d] <= '9' {
-			n = n*10 + int(b[d]-'0')
-			d++
-		}
-		if d == 0 || n > 255 || (d > 1 && b[0] == '0') {
-			return ap, false
-		}
-		a[k] = byte(n)
-		b = b[d:]
 	}
-	if len(b) != 0 {
+	a, ok := parseDottedQuad(m.IPAddr)
+	if !ok {
 		return ap, false
 	}
 	return netip.AddrPortFrom(netip.AddrFrom4(a), uint16(m.Port)), true

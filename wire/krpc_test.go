@@ -326,10 +326,18 @@ func TestJoinAddr(t *testing.T) {
 		ip string
 		ok bool
 	}{{"1.2.3.4", true}, {"255.255.255.255", true}, {"1.2.3", false}, {"1.2.3.4.5", false}, {"01.2.3.4", false},
-		{"256.1.1.1", false}, {"1.2.3.4 ", false}, {"::1", false}, {"", false}, {"1..3.4", false}} {
+		{"256.1.1.1", false}, {"1.2.3.4 ", false}, {"", false}, {"1..3.4", false},
+		// A join over IPv6 reports an IPv6 address (the IPv6 extension).
+		{"::1", true}, {"fd42:0:0:1::11", true}, {"2001:db8::", true}, {"::", true}, {"1:2:3:4:5:6:7:8", true},
+		{"::ffff:1.2.3.4", true}, {"fe80::1%eth0", false}, {"1:2:3:4:5:6:7:8:9", false}, {"1::2::3", false},
+		{":1::", false}, {"1:", false}, {"12345::", false}, {"1:2:3:4:5:6:7::8", false}, {"g::", false}, {"1.2.3.4::", false}} {
 		m := Msg{Has: FieldIPAddr | FieldPort, IPAddr: []byte(tc.ip), Port: 80}
 		ap, ok := m.JoinAddr()
-		if ok != tc.ok || (ok && ap.String() != tc.ip+":80") {
+		want := netip.AddrPort{}
+		if a, err := netip.ParseAddr(tc.ip); err == nil {
+			want = netip.AddrPortFrom(a.Unmap(), 80)
+		}
+		if ok != tc.ok || (ok && ap != want) {
 			t.Errorf("JoinAddr(%q) = %v, %v", tc.ip, ap, ok)
 		}
 	}

@@ -44,7 +44,7 @@ var (
 // PeerValue is the apt-p2p value stored under a file's key (reference §3.2),
 // or under its PartialKey by a peer whose download of it is running.
 type PeerValue struct {
-	Contact    netip.AddrPort // c: 6-byte compact peer (IPv4 + TCP port)
+	Contact    netip.AddrPort // c: 6-byte compact peer (IPv4 + TCP port), or 18 bytes (IPv6 + TCP port) on the IPv6 network
 	Form       ValueForm
 	Pieces     []byte // FormInline: the 20*n-byte piece string (aliases the input on Parse)
 	PiecesHash ID     // FormHash / FormLink: SHA1 of the piece string
@@ -69,18 +69,19 @@ func ChooseForm(numPieces int) ValueForm {
 	return FormLink
 }
 
-// AppendPeerValue appends the bencoded value. The contact must be IPv4 (the
-// compact format has no room for anything else); any other address is written
-// as 0.0.0.0 with its port, which downloaders cannot use.
+// AppendPeerValue appends the bencoded value. An IPv4 contact is the
+// original's 6-byte c; an IPv6 one the 18-byte c of the IPv6 extension,
+// which only the IPv6 network carries (package documentation, "IPv6"). Any
+// other address is written as 0.0.0.0 with its port, which downloaders
+// cannot use.
 func AppendPeerValue(dst []byte, v *PeerValue) []byte {
-	dst = append(dst, "d1:c6:"...)
-	a := v.Contact.Addr().Unmap()
-	var a4 [4]byte
-	if a.Is4() {
-		a4 = a.As4()
+	if IsIPv6(v.Contact.Addr()) {
+		dst = append(dst, "d1:c18:"...)
+		dst = AppendCompactPeer6(dst, v.Contact)
+	} else {
+		dst = append(dst, "d1:c6:"...)
+		dst = AppendCompactPeer(dst, v.Contact)
 	}
-	port := v.Contact.Port()
-	dst = append(dst, a4[0], a4[1], a4[2], a4[3], byte(port>>8), byte(port))
 	switch v.Form {
 	case FormHash:
 		dst = append(dst, "1:h20:"...)
@@ -102,7 +103,8 @@ func AppendPeerValue(dst []byte, v *PeerValue) []byte {
 	return append(dst, 'e')
 }
 
-// Parse decodes a stored value: a strictly bencoded dict holding a 6-byte c,
+// Parse decodes a stored value: a strictly bencoded dict holding a 6-byte c
+// (or an 18-byte IPv6 one, never an IPv4-mapped address),
 // at most one of t (a dict {t: piece string}), h or l (20 bytes each), an
 // optional positive integer p (Claim), and nothing after it. Keys it does not
 // know are skipped, as the original skipped them, so that a later extension
@@ -129,10 +131,12 @@ func (v *PeerValue) Parse(b []byte) error {
 		switch k[0] {
 		case 'c':
 			s, _, err := readStr(val, 0)
-			if err != nil || len(s) != CompactPeerLen {
+			if err != nil {
 				return ErrPeerValue
 			}
-			v.Contact, _ = ParseCompactPeer(s)
+			if v.Contact, err = ParseCompactContact(s); err != nil {
+				return ErrPeerValue
+			}
 			haveC = true
 		case 'h', 'l':
 			s, _, err := readStr(val, 0)

@@ -63,10 +63,19 @@ func TestPeerValueVectors(t *testing.T) {
 	if n := len(AppendPeerValue(nil, &four)); n != 104 {
 		t.Errorf("4-piece value = %d bytes, want 104", n)
 	}
-	// A non-IPv4 contact cannot be expressed: it is written as 0.0.0.0.
+	// An IPv6 contact takes the 18-byte form of the IPv6 extension; an
+	// IPv4-mapped one is an IPv4 peer and keeps the original's 6 bytes.
 	v6 := AppendPeerValue(nil, &PeerValue{Contact: netip.MustParseAddrPort("[::1]:80")})
-	if string(v6) != "d1:c6:\x00\x00\x00\x00\x00\x50e" {
+	if string(v6) != "d1:c18:"+strings.Repeat("\x00", 15)+"\x01\x00\x50e" {
 		t.Errorf("IPv6 contact = %q", v6)
+	}
+	mapped := AppendPeerValue(nil, &PeerValue{Contact: netip.MustParseAddrPort("[::ffff:1.2.3.4]:80")})
+	if string(mapped) != "d1:c6:\x01\x02\x03\x04\x00\x50e" {
+		t.Errorf("IPv4-mapped contact = %q", mapped)
+	}
+	// Neither family: 0.0.0.0, which nobody uses.
+	if bad := AppendPeerValue(nil, &PeerValue{}); string(bad) != "d1:c6:\x00\x00\x00\x00\x00\x00e" {
+		t.Errorf("invalid contact = %q", bad)
 	}
 }
 

@@ -48,6 +48,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/apt-p2p/apt-p2p/internal/netbed"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
 
@@ -103,13 +104,39 @@ type options struct {
 	// sets are extra configuration settings for every apt-p2p daemon.
 	sets []string
 	log  *slog.Logger
+
+	// hostRate, when > 0, runs every machine in a network namespace of its
+	// own on one LAN (internal/netbed), each behind a link of this many
+	// bits/s each way: the daemons' hosts, apt-cacher-ng's host and the
+	// direct clients' hosts alike. The mirror's host is unshaped, or behind
+	// netbed.WAN with mirrorWAN.
+	hostRate  int64
+	mirrorWAN bool
+	bed       *bed
+}
+
+// bed is the namespace network of the -host-rate mode.
+type bed struct {
+	b      *netbed.Bed
+	mirror *netbed.Host
+	cache  *netbed.Host   // apt-cacher-ng's machine
+	hosts  []*netbed.Host // the clients' machines (and their daemons')
+}
+
+// dialer is where a client's or status request's connections start: the
+// driver's own namespace, or a host of the bed.
+func (o *options) dialer(i int) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	if o.bed != nil {
+		return o.bed.hosts[i].DialContext
+	}
+	return (&net.Dialer{Timeout: 10 * time.Second}).DialContext
 }
 
 func main() {
 	var o options
 	pkgSet := flag.String("set", "quick", "package set: quick (30 packages, ~68 MB) or full (60 packages, ~265 MB)")
 	daemons := flag.String("daemons", "16", "comma-separated daemon counts")
-	minPeers := flag.String("min-peers", "1", "comma-separated MIN_DOWNLOAD_PEERS values for apt-p2p")
+	minPeers := flag.String("min-peers", "0", "comma-separated MIN_DOWNLOAD_PEERS values for apt-p2p (0, the default: the mirror joins by measured peer throughput)")
 	systems := flag.String("systems", "apt-p2p,direct,apt-cacher-ng", "systems to run")
 	modes := flag.String("modes", "simultaneous,staggered", "start modes")
 	jsonOut := flag.String("json", "", "write the results here as JSON")
@@ -121,6 +148,8 @@ func main() {
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "limit for one scenario")
 	flag.Int64Var(&o.mirrorRate, "mirror-rate", 0, "limit the mirror's total upload to this many bytes/s (0 = unlimited)")
 	flag.BoolVar(&o.keep, "keep", false, "keep each scenario's directory (daemon logs and caches) under -work")
+	flag.Int64Var(&o.hostRate, "host-rate", 0, "run each machine in a network namespace of its own on one LAN, behind a link of this many bits/s each way (0 = every process on this machine's loopback)")
+	flag.BoolVar(&o.mirrorWAN, "mirror-wan", false, "with -host-rate: the mirror's host is behind a WAN link (100 Mbit/s, 40 ms round trip)")
 	set := flag.String("set-daemon", "", "comma-separated NAME=value settings for every apt-p2p daemon (e.g. LOG_LEVEL=debug,HERD=no)")
 	flag.Parse()
 	o.sets = split(*set)
@@ -210,9 +239,23 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 	// apt-cacher-ng 3.7 mishandles ports above 32767 (it cannot bind them and
 	// answers "503 Connection refused" for upstreams on them), so the mirror
 	// listens below.
+	mirrorIP := "127.0.0.1"
+	inMirrorNS := func(fn func() error) error { return fn() }
+	if o.hostRate > 0 {
+		if o.bed, err = newBed(o, slices.Max(counts)); err != nil {
+			return err
+		}
+		defer o.bed.b.Close()
+		mirrorIP = o.bed.mirror.Addr4().String()
+		inMirrorNS = o.bed.mirror.Do
+	}
 	var mirror *testrepo.Mirror
 	for range 100 {
-		if mirror, err = testrepo.ServeMirror(net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPort())), filepath.Join(o.work, "mirror")); err == nil {
+		err = inMirrorNS(func() (err error) {
+			mirror, err = testrepo.ServeMirror(net.JoinHostPort(mirrorIP, strconv.Itoa(lowPort())), filepath.Join(o.work, "mirror"))
+			return err
+		})
+		if err == nil {
 			break
 		}
 	}
@@ -224,7 +267,12 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 	if o.mirrorRate > 0 {
 		// The same counting handler behind one shared rate limit: a mirror
 		// (or site uplink) of limited total bandwidth.
-		srv, addr, err := serveLimited(mirror, o.mirrorRate)
+		var srv *http.Server
+		var addr string
+		err := inMirrorNS(func() (err error) {
+			srv, addr, err = serveLimited(mirror, o.mirrorRate, mirrorIP)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -264,7 +312,16 @@ func run(ctx context.Context, o *options, set string, counts, minPeers []int, sy
 			}
 		}
 	}
-	printTable(os.Stdout, results, len(repo.Packages), small, unique, o.mirrorRate)
+	where := "every process on this machine's loopback"
+	if o.bed != nil {
+		where = fmt.Sprintf("each machine in a namespace of its own on one LAN, behind a link of %s; the mirror's link: ", netbed.Link{Rate: o.hostRate})
+		if o.mirrorWAN {
+			where += netbed.WAN.String()
+		} else {
+			where += "unshaped"
+		}
+	}
+	printTable(os.Stdout, results, len(repo.Packages), small, unique, o.mirrorRate, where)
 	if jsonOut != "" {
 		b, _ := json.MarshalIndent(results, "", "  ")
 		if err := os.WriteFile(jsonOut, b, 0o644); err != nil {
@@ -294,7 +351,7 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 	switch sys {
 	case "direct":
 		for i := range clients {
-			clients[i] = newClient(o.parallel, nil, func(p string) string { return mirrorBase + p })
+			clients[i] = newClient(o.parallel, nil, o.dialer(i), func(p string) string { return mirrorBase + p })
 		}
 	case "apt-cacher-ng":
 		a, err := startACNG(ctx, o, dir, mirrorAddr)
@@ -305,7 +362,7 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 		acngPid = a.cmd.Process.Pid
 		proxy, _ := url.Parse("http://" + a.addr)
 		for i := range clients {
-			clients[i] = newClient(o.parallel, proxy, func(p string) string { return mirrorBase + p })
+			clients[i] = newClient(o.parallel, proxy, o.dialer(i), func(p string) string { return mirrorBase + p })
 		}
 	case "apt-p2p":
 		ds, err = startDaemons(ctx, o, dir, n, minPeers)
@@ -314,8 +371,8 @@ func scenario(ctx context.Context, o *options, repo *testrepo.Repo, mirror *test
 			return r, err
 		}
 		for i, d := range ds {
-			prefix := "http://" + d.addr() + "/" + mirrorAddr + "/debian/"
-			clients[i] = newClient(o.parallel, nil, func(p string) string { return prefix + p })
+			prefix := "http://" + d.local() + "/" + mirrorAddr + "/debian/"
+			clients[i] = newClient(o.parallel, nil, o.dialer(i), func(p string) string { return prefix + p })
 		}
 		// apt-get update through every daemon (untimed), then wait until each
 		// daemon's index knows the packages, so the measured phase starts from
@@ -440,13 +497,13 @@ type client struct {
 	parallel int
 }
 
-func newClient(parallel int, proxy *url.URL, u func(string) string) *client {
+func newClient(parallel int, proxy *url.URL, dial func(ctx context.Context, network, addr string) (net.Conn, error), u func(string) string) *client {
 	tr := &http.Transport{
 		MaxConnsPerHost:     parallel,
 		MaxIdleConnsPerHost: parallel,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		DialContext:         dial,
 	}
 	if proxy != nil {
 		tr.Proxy = http.ProxyURL(proxy)
@@ -573,14 +630,26 @@ func (c *client) fetchAll(ctx context.Context, pkgs []testrepo.Package) (failed,
 
 // daemon is one apt-p2p process.
 type daemon struct {
-	ip   string
-	port int
-	cmd  *exec.Cmd
-	logp string
-	done chan struct{}
+	ip    string
+	port  int
+	first bool // the bootstrap node
+	own   bool // on a machine (namespace) of its own, listening on every address
+	cmd   *exec.Cmd
+	logp  string
+	done  chan struct{}
+	hc    *http.Client // for its status pages
 }
 
 func (d *daemon) addr() string { return net.JoinHostPort(d.ip, strconv.Itoa(d.port)) }
+
+// local is where apt on the daemon's machine reaches it: its own address on
+// loopback, localhost on a machine of its own (as apt would).
+func (d *daemon) local() string {
+	if d.own {
+		return net.JoinHostPort("127.0.0.1", strconv.Itoa(d.port))
+	}
+	return d.addr()
+}
 
 // freePort finds a port free for both TCP and UDP on ip.
 func freePort(ip string) (int, error) {
@@ -607,12 +676,19 @@ func startDaemons(ctx context.Context, o *options, dir string, n, minPeers int) 
 	rng := rand.New(rand.NewPCG(uint64(n), 1))
 	var ds []*daemon
 	for i := range n {
-		ip := fmt.Sprintf("127.0.0.%d", 2+i)
-		port, err := freePort(ip)
-		if err != nil {
-			return ds, err
+		ip, port := fmt.Sprintf("127.0.0.%d", 2+i), 0
+		hc := statusClient
+		if o.bed != nil {
+			// A machine of its own: the default port is free.
+			ip, port = o.bed.hosts[i].Addr4().String(), 9977
+			hc = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: o.dialer(i)}}
+		} else {
+			var err error
+			if port, err = freePort(ip); err != nil {
+				return ds, err
+			}
 		}
-		d := &daemon{ip: ip, port: port, logp: filepath.Join(dir, fmt.Sprintf("daemon-%02d.log", i)), done: make(chan struct{})}
+		d := &daemon{ip: ip, port: port, first: i == 0, own: o.bed != nil, hc: hc, logp: filepath.Join(dir, fmt.Sprintf("daemon-%02d.log", i)), done: make(chan struct{})}
 		sets := append([]string{"LOCAL_OK=yes", "LOG_LEVEL=info", "MIN_DOWNLOAD_PEERS=" + strconv.Itoa(minPeers)}, o.sets...)
 		if i == 0 {
 			sets = append(sets, "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
@@ -625,14 +701,21 @@ func startDaemons(ctx context.Context, o *options, dir string, n, minPeers int) 
 			}
 			sets = append(sets, "apt_p2p_Khashmir.BOOTSTRAP="+strings.Join(boot, " "))
 		}
-		args := []string{"run", "--embedded", "--bind", ip, "--port", strconv.Itoa(port),
+		args := []string{"run", "--embedded", "--port", strconv.Itoa(port),
 			"--cache-dir", filepath.Join(dir, fmt.Sprintf("cache-%02d", i)), "--log-file", d.logp}
+		if !d.own {
+			args = append(args, "--bind", ip)
+		}
 		for _, s := range sets {
 			args = append(args, "--set", s)
 		}
 		d.cmd = exec.Command(o.bin, args...)
 		d.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := d.cmd.Start(); err != nil {
+		start := d.cmd.Start
+		if o.bed != nil {
+			start = func() error { return o.bed.hosts[i].Start(d.cmd) }
+		}
+		if err := start(); err != nil {
 			return ds, err
 		}
 		go func() { d.cmd.Wait(); close(d.done) }()
@@ -668,11 +751,11 @@ type stats struct {
 var statusClient = &http.Client{Timeout: 10 * time.Second}
 
 func (d *daemon) getJSON(ctx context.Context, path string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.addr()+path, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+d.local()+path, nil)
 	if err != nil {
 		return err
 	}
-	resp, err := statusClient.Do(req)
+	resp, err := d.hc.Do(req)
 	if err != nil {
 		return err
 	}
@@ -695,7 +778,7 @@ func (d *daemon) waitJoined(ctx context.Context, limit time.Duration) error {
 		var st stats
 		if err := d.getJSON(ctx, "/stats.json", &st); err != nil {
 			last = err
-		} else if st.Joined && (st.DHT.Nodes > 0 || d.ip == "127.0.0.2") {
+		} else if st.Joined && (st.DHT.Nodes > 0 || d.first) {
 			return nil
 		} else {
 			last = fmt.Errorf("not joined yet (%d nodes)", st.DHT.Nodes)
@@ -840,13 +923,15 @@ func startACNG(ctx context.Context, o *options, dir, mirrorAddr string) (*acng, 
 	_, mport, _ := net.SplitHostPort(mirrorAddr)
 	// apt-cacher-ng 3.7 fails to bind ports above 32767 ("Error resolving
 	// address for binding"), so pick a free one below.
-	port := 0
-	for range 100 {
+	port, ip := 0, "127.0.0.1"
+	if o.bed != nil {
+		port, ip = 3142, o.bed.cache.Addr4().String() // a machine of its own
+	}
+	for i := 0; i < 100 && port == 0; i++ {
 		p := lowPort()
-		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
+		if ln, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(p))); err == nil {
 			ln.Close()
 			port = p
-			break
 		}
 	}
 	if port == 0 {
@@ -860,13 +945,13 @@ func startACNG(ctx context.Context, o *options, dir, mirrorAddr string) (*acng, 
 	}
 	// No Remap-* lines: the test mirror is not a known Debian mirror, so every
 	// request is a plain proxied URL, cached by file type (.deb is a static file).
-	cfg := fmt.Sprintf("CacheDir: %s\nLogDir: %s\nSupportDir: /usr/lib/apt-cacher-ng\nPort: %d\nBindAddress: 127.0.0.1\n"+
+	cfg := fmt.Sprintf("CacheDir: %s\nLogDir: %s\nSupportDir: /usr/lib/apt-cacher-ng\nPort: %d\nBindAddress: %s\n"+
 		"ForeGround: 1\nAllowUserPorts: 80 %s\nExThreshold: 4\nVerboseLog: 0\n",
-		filepath.Join(dir, "cache"), filepath.Join(dir, "log"), port, mport)
+		filepath.Join(dir, "cache"), filepath.Join(dir, "log"), port, ip, mport)
 	if err := os.WriteFile(filepath.Join(conf, "acng.conf"), []byte(cfg), 0o644); err != nil {
 		return nil, err
 	}
-	a := &acng{addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), done: make(chan struct{})}
+	a := &acng{addr: net.JoinHostPort(ip, strconv.Itoa(port)), done: make(chan struct{})}
 	a.cmd = exec.Command(o.acng, "-c", conf)
 	logf, err := os.Create(filepath.Join(dir, "acng.out"))
 	if err != nil {
@@ -874,7 +959,12 @@ func startACNG(ctx context.Context, o *options, dir, mirrorAddr string) (*acng, 
 	}
 	a.cmd.Stdout, a.cmd.Stderr = logf, logf
 	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := a.cmd.Start(); err != nil {
+	start, dial := a.cmd.Start, (&net.Dialer{Timeout: time.Second}).DialContext
+	if o.bed != nil {
+		start = func() error { return o.bed.cache.Start(a.cmd) }
+		dial = o.bed.cache.DialContext
+	}
+	if err := start(); err != nil {
 		logf.Close()
 		return nil, err
 	}
@@ -886,7 +976,7 @@ func startACNG(ctx context.Context, o *options, dir, mirrorAddr string) (*acng, 
 			return nil, fmt.Errorf("apt-cacher-ng exited: %s", tailFile(filepath.Join(dir, "acng.out"), 20))
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", a.addr, time.Second); err == nil {
+		if c, err := dial(ctx, "tcp", a.addr); err == nil {
 			c.Close()
 			return a, nil
 		}
@@ -914,14 +1004,14 @@ func (a *acng) stop() float64 {
 
 func mb(n int64) string { return fmt.Sprintf("%.1f", float64(n)/1e6) }
 
-func printTable(w io.Writer, rs []Result, pkgs, small int, unique, rate int64) {
+func printTable(w io.Writer, rs []Result, pkgs, small int, unique, rate int64, where string) {
 	bw := bufio.NewWriter(w)
 	defer bw.Flush()
 	lim := "unlimited"
 	if rate > 0 {
 		lim = fmt.Sprintf("%s MB/s in total", mb(rate))
 	}
-	fmt.Fprintf(bw, "\npackage set: %d packages (%d under 512 KiB), %s MB unique; mirror bandwidth %s\n\n", pkgs, small, mb(unique), lim)
+	fmt.Fprintf(bw, "\npackage set: %d packages (%d under 512 KiB), %s MB unique; mirror bandwidth %s; %s\n\n", pkgs, small, mb(unique), lim, where)
 	fmt.Fprintln(bw, "| system | start | clients | MIN_DOWNLOAD_PEERS | mirror MB | mirror ÷ unique | mirror requests | completion p50 | p99 | wall | from mirror MB | from peers MB | peer upload MB (requested) | CPU s | phase CPU s: system / clients+mirror / machine busy | errors/retries |")
 	fmt.Fprintln(bw, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rs {
@@ -949,11 +1039,11 @@ func printTable(w io.Writer, rs []Result, pkgs, small int, unique, rate int64) {
 
 // serveLimited serves h on a new low port with every response body sharing
 // one rate limit of rate bytes/s.
-func serveLimited(h http.Handler, rate int64) (*http.Server, string, error) {
+func serveLimited(h http.Handler, rate int64, ip string) (*http.Server, string, error) {
 	var ln net.Listener
 	var err error
 	for range 100 {
-		if ln, err = net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(lowPort()))); err == nil {
+		if ln, err = net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(lowPort()))); err == nil {
 			break
 		}
 	}
@@ -1013,4 +1103,39 @@ func (w *limitedWriter) Write(p []byte) (int, error) {
 		p = p[n:]
 	}
 	return total, nil
+}
+
+// newBed builds the -host-rate network: one LAN segment, the mirror's host,
+// apt-cacher-ng's host and n client hosts, each behind its link.
+func newBed(o *options, n int) (*bed, error) {
+	b, err := netbed.New(netbed.Options{})
+	if err != nil {
+		return nil, err
+	}
+	bd := &bed{b: b}
+	fail := func(err error) (*bed, error) { b.Close(); return nil, err }
+	seg, err := b.AddSegment(netbed.SegmentConfig{Name: "lan", NoRouter: true})
+	if err != nil {
+		return fail(err)
+	}
+	link := netbed.Link{Rate: o.hostRate}
+	mlink := netbed.LAN
+	if o.mirrorWAN {
+		mlink = netbed.WAN
+	}
+	if bd.mirror, err = b.AddHost("mirror", seg, mlink); err != nil {
+		return fail(err)
+	}
+	if bd.cache, err = b.AddHost("cache", seg, link); err != nil {
+		return fail(err)
+	}
+	for i := range n {
+		h, err := b.AddHost(fmt.Sprintf("h%02d", i), seg, link)
+		if err != nil {
+			return fail(err)
+		}
+		bd.hosts = append(bd.hosts, h)
+	}
+	o.log.Info("namespace LAN built", "hosts", n, "host_link", link.String(), "mirror_link", mlink.String())
+	return bd, nil
 }

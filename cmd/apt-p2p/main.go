@@ -203,7 +203,7 @@ func cmdRun(args []string) int {
 	// Bind the TCP port first: a port in use is the most common start-up
 	// failure and deserves a clear message before anything else starts.
 	listenAddr := cfg.ListenAddr(cfg.Port)
-	ln, err := net.Listen("tcp", listenAddr)
+	ln, err := net.Listen(cfg.TCPNetwork(), listenAddr) // ADDRESS_FAMILIES: dual-stack by default
 	if errors.Is(err, syscall.EADDRNOTAVAIL) {
 		fmt.Fprintf(os.Stderr, "apt-p2p: cannot listen on TCP %s: BIND_ADDRESS %s is not an address of this machine\napt-p2p: set BIND_ADDRESS (--bind) to one of its addresses, or leave it empty to listen on every address\n", listenAddr, cfg.BindAddress)
 		return 1
@@ -325,6 +325,7 @@ apt-p2p is running. Point apt at it in one of two ways:
       deb http://%[1]s/deb.debian.org/debian bookworm main
   or leave sources.list alone and use it as apt's proxy, e.g. in /etc/apt/apt.conf.d/30apt-p2p:
       Acquire::http::Proxy "http://%[1]s";
+  (a mirror at an IPv6 address is written in brackets: deb http://%[1]s/[2001:db8::80]/debian ...)
 Status page: http://%[1]s/   (Ctrl-C stops)
 
 `, hp)
@@ -338,6 +339,9 @@ func daemonURL(o *options, path string) (string, error) {
 			return "", err
 		}
 		addr = "127.0.0.1:" + strconv.Itoa(cfg.Port)
+		if !cfg.IPv6.Want4() {
+			addr = "[::1]:" + strconv.Itoa(cfg.Port) // an IPv6-only daemon does not listen on 127.0.0.1
+		}
 		if b := cfg.Bind; b.IsValid() && !b.IsUnspecified() {
 			addr = netip.AddrPortFrom(b, uint16(cfg.Port)).String()
 		}
@@ -394,6 +398,9 @@ func cmdStatus(args []string) int {
 			peers = append(peers, p.DHT)
 		}
 		fmt.Printf("LAN discovery: %d link(s), %d daemon(s) heard%s%s\n", len(l.Links), len(l.Peers), orEmpty(": ", strings.Join(peers, " ")), orEmpty("; ", l.Error))
+	}
+	for _, f := range st.Families {
+		fmt.Printf("%s: contact %s, DHT joined: %v, %d nodes\n", f.Family, orDash(f.Contact), f.Joined, f.Nodes)
 	}
 	for _, b := range st.Bans {
 		fmt.Printf("banned: %s for %s more%s\n", b.Addr, time.Until(b.Until).Round(time.Second), orEmpty(": ", b.Reason))

@@ -40,6 +40,7 @@ func main() {
 	noProbation := flag.Bool("no-probation", false, "default profile without NAT probation (to measure its effect)")
 	noPipeline := flag.Bool("no-pipeline", false, "default profile with the strictly two-phase get (to measure its effect)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	families := flag.String("families", "ipv4", "address families of every node: ipv4, ipv6 or dual (a paired IPv4 and IPv6 core per node, BEP 32 style)")
 	crowd := flag.Int("crowd", 0, "flash crowd: daemons asking for one new file (0: run puts and gets instead)")
 	window := flag.Duration("window", 2*time.Second, "crowd: the askers start within this window")
 	crowds := flag.Int("crowds", 1, "crowd: crowds in a row on the same network, each for a new file")
@@ -109,15 +110,21 @@ func main() {
 			ec.NATProbation = !*noProbation
 			ec.PipelineGets = !*noPipeline
 		}
+		fams := map[string]engine.Family{"ipv4": engine.IPv4, "ipv6": engine.IPv6, "dual": engine.DualStack}[*families]
+		if fams == 0 {
+			fmt.Fprintf(os.Stderr, "dhtsim: unknown -families %q (ipv4, ipv6 or dual)\n", *families)
+			os.Exit(2)
+		}
 		rep, err := sim.Run(sim.Config{
 			Nodes: *nodes, Unresponsive: *unresp, RTTMin: *rttMin, RTTMax: *rttMax, Loss: *loss,
-			Churn: *churn, Puts: *puts, Gets: *gets, Seed: *seed, Settle: *settle, Engine: ec,
+			Churn: *churn, Puts: *puts, Gets: *gets, Seed: *seed, Settle: *settle, Engine: ec, Families: fams,
 		})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "dhtsim:", err)
 			return
 		}
 		fmt.Println(rep)
+		fmt.Printf("  families %s: %d datagram bytes in all (%.0f per datagram)\n", *families, rep.Bytes, float64(rep.Bytes)/float64(max(rep.Datagrams, 1)))
 	}
 }
 

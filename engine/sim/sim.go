@@ -44,6 +44,10 @@ type Config struct {
 	// key, a get a get_peers that must return it.
 	Mainline       bool
 	MainlineEngine engine.MainlineConfig
+	// Families is the address families of every node (family.go): IPv4
+	// (zero), IPv6, or DualStack (a paired IPv4 and IPv6 core per node,
+	// putting and getting on both networks).
+	Families engine.Family
 }
 
 func (c *Config) fill() {
@@ -83,6 +87,7 @@ type Report struct {
 	Gets               []GetSample
 	Events             uint64
 	Datagrams          uint64
+	Bytes              uint64 // of all datagrams sent
 	SimTime            time.Duration
 	Wall               time.Duration
 }
@@ -165,6 +170,7 @@ type event struct {
 	node int32
 	from int32 // evDeliver: the sender
 	buf  int32 // evDeliver: packet buffer; evAction: action index
+	v6   bool  // evDeliver: sent to the node's IPv6 address (family.go)
 }
 
 // simCore is what the simulator drives: an apt-p2p Core or a MainlineCore
@@ -206,7 +212,8 @@ func (c mlCore) get(now time.Time, key wire.ID, onValue func([]byte), done func(
 type simNode struct {
 	core   simCore
 	addr   netip.AddrPort
-	delay  int64 // access delay: one-way(a→b) = (delay_a + delay_b) / 2
+	addr6  netip.AddrPort // IPv6 and dual-stack networks (family.go)
+	delay  int64          // access delay: one-way(a→b) = (delay_a + delay_b) / 2
 	nat    bool
 	down   bool
 	wakeAt int64
@@ -228,6 +235,7 @@ type Sim struct {
 	actions []func()
 	events  uint64
 	sent    uint64
+	bytes   uint64
 	track   *crowdTrack // during a crowd: watches the claims' datagrams
 	// crowdRand draws a crowd's random choices (RandomParent).
 	crowdRand *rand.Rand
@@ -305,16 +313,17 @@ func (s *Sim) pop() event {
 // send models the network between two nodes.
 func (s *Sim) send(from int32, to netip.AddrPort, pkt []byte) {
 	s.sent++
+	s.bytes += uint64(len(pkt))
 	src := s.nodes[from]
 	if src.down {
 		return
 	}
-	dst := nodeIndex(to)
+	dst, v6 := anyIndex(to)
 	if dst < 0 || dst >= len(s.nodes) {
 		return
 	}
 	if src.nat {
-		src.maps[int32(dst)] = s.now
+		src.maps[mapKey(int32(dst), v6)] = s.now
 	}
 	if s.cfg.Loss > 0 && s.rng.Float64() < s.cfg.Loss {
 		return
@@ -329,7 +338,7 @@ func (s *Sim) send(from int32, to netip.AddrPort, pkt []byte) {
 	}
 	s.bufs[b] = append(s.bufs[b][:0], pkt...)
 	oneWay := (src.delay + s.nodes[dst].delay) / 2
-	s.push(event{at: s.now + oneWay, kind: evDeliver, node: int32(dst), from: from, buf: b})
+	s.push(event{at: s.now + oneWay, kind: evDeliver, node: int32(dst), from: from, buf: b, v6: v6})
 }
 
 // mapped reports whether a NATed node has a live mapping towards peer.
@@ -370,11 +379,15 @@ func (s *Sim) runUntil(t int64, stop func() bool) {
 		case evDeliver:
 			n := s.nodes[e.node]
 			pkt := s.bufs[e.buf]
-			if !n.down && (!n.nat || s.mapped(n, e.from)) {
+			if !n.down && (!n.nat || s.mapped(n, mapKey(e.from, e.v6))) {
 				if s.track != nil {
 					s.track.deliver(s.now, e.from, e.node, pkt)
 				}
-				n.core.HandlePacket(s.time(), s.nodes[e.from].addr, pkt)
+				from := s.nodes[e.from].addr
+				if e.v6 {
+					from = s.nodes[e.from].addr6
+				}
+				n.core.HandlePacket(s.time(), from, pkt)
 				s.rewake(e.node)
 			}
 			s.free = append(s.free, e.buf)
@@ -479,6 +492,7 @@ func Run(cfg Config) (*Report, error) {
 	s.runUntil(s.now+int64(2*time.Hour), func() bool { return pending == 0 })
 	rep.Events = s.events
 	rep.Datagrams = s.sent
+	rep.Bytes = s.bytes
 	rep.SimTime = time.Duration(s.now)
 	rep.Wall = time.Since(start)
 	return rep, nil
@@ -499,6 +513,9 @@ func build(cfg Config) (*Sim, *Report, error) {
 		rep.Profile = "mainline"
 	}
 	boot := []netip.AddrPort{nodeAddr(0)}
+	if cfg.Families&engine.IPv6 != 0 {
+		boot = append(boot, nodeAddr6(0))
+	}
 	for i := 0; i < cfg.Nodes; i++ {
 		ec := cfg.Engine
 		ec.LocalOK = false
@@ -510,7 +527,7 @@ func build(cfg Config) (*Sim, *Report, error) {
 		binary.LittleEndian.PutUint64(seed[:], cfg.Seed)
 		binary.LittleEndian.PutUint64(seed[8:], uint64(i))
 		ec.Seed = &seed
-		n := &simNode{addr: nodeAddr(i)}
+		n := &simNode{addr: nodeAddr(i), addr6: nodeAddr6(i)}
 		lo, hi := int64(cfg.RTTMin/2), int64(cfg.RTTMax/2)
 		n.delay = lo
 		if hi > lo {
@@ -527,11 +544,11 @@ func build(cfg Config) (*Sim, *Report, error) {
 			mc.Seed = &seed
 			n.core = mlCore{engine.NewMainline(mc, output{s, int32(i)})}
 		} else {
-			core, err := engine.New(ec, output{s, int32(i)})
+			c, err := s.newAptCore(ec, cfg.Families, int32(i))
 			if err != nil {
 				return nil, nil, err
 			}
-			n.core = aptCore{core}
+			n.core = c
 		}
 		s.nodes = append(s.nodes, n)
 	}

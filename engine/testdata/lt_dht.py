@@ -9,7 +9,9 @@ nodes introduced with add_dht_node (not as bootstrap routers), no routing
 or search IP restrictions, a raised rate limit, nothing that reaches
 outside, and an ip_filter that blocks BitTorrent peer connections.
 """
+import atexit
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -18,6 +20,7 @@ import libtorrent as lt
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 3
 tmp = tempfile.mkdtemp(prefix="lt-dht-")
+atexit.register(shutil.rmtree, tmp, True)  # the torrents' save path: nothing is left in /tmp
 
 
 def out(obj):

@@ -52,6 +52,8 @@ type Config struct {
 	DHT                 DHT
 	Mainline            Mainline // the mainline DHT (mainline.go)
 	LAN                 LAN      // LAN discovery (lan.go)
+	Reach               Reach    // reachability and port mapping (reach.go)
+	IPv6                IPv6     // address families (ipv6.go)
 }
 
 // DHT is the configuration of the DHT section ([apt_p2p_Khashmir] by default).
@@ -357,6 +359,9 @@ func build(ini *iniFile) (*Config, error) {
 	c.CacheDir = expandHome(c.CacheDir)
 	for i, d := range c.OtherDirs {
 		c.OtherDirs[i] = expandHome(d)
+	}
+	if err := c.checkFamilies(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
 	}
 	for _, f := range postBuild {
 		if err := f(ini, dhtSec, c); err != nil {
@@ -681,10 +686,16 @@ func (c *Config) valueString(o option) string {
 	case "UDP_TRANSPORT":
 		return c.DHT.UDPTransport
 	}
+	if v, ok := c.reachValue(o); ok {
+		return v
+	}
 	if v, ok := c.lanValue(o); ok {
 		return v
 	}
-	return c.mainlineValue(o)
+	if v := c.mainlineValue(o); v != "" {
+		return v
+	}
+	return c.ipv6Value(o)
 }
 
 func fmtBool(b bool) string {

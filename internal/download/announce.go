@@ -25,6 +25,11 @@ func (m *Manager) Announce(ctx context.Context, info piecestore.Info) bool {
 	if _, ok := m.store.LookupHash(info.Digest.SHA256[:]); !ok {
 		return false // dropped since it was listed (a rotten copy): announce nothing
 	}
+	if !m.reachable() {
+		// Peers could not fetch from us: announce nothing (the refresh
+		// loop announces it once we are reachable).
+		return false
+	}
 	if m.cfg.OtherNetworks != nil {
 		if ok, done := m.cfg.OtherNetworks(ctx, info); done {
 			m.counted(ok, &info)
@@ -75,6 +80,9 @@ func (m *Manager) Announce(ctx context.Context, info piecestore.Info) bool {
 	return true
 }
 
+// reachable says whether peers can reach us (Config.Reachable; nil: yes).
+func (m *Manager) reachable() bool { return m.cfg.Reachable == nil || m.cfg.Reachable() }
+
 // announcedWith records the contact a successful announcement carried.
 func (m *Manager) announcedWith(c netip.AddrPort) {
 	m.annMu.Lock()
@@ -121,6 +129,9 @@ func (m *Manager) RefreshLoop() {
 }
 
 func (m *Manager) refreshRound() {
+	if !m.reachable() {
+		return // nothing to announce while peers cannot reach us
+	}
 	before := m.clk.Now().Add(-m.cfg.KeyRefresh)
 	contact, known := m.cfg.Contact()
 	moved, recorded := false, false

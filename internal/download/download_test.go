@@ -624,3 +624,24 @@ func TestReannounceWithoutRecord(t *testing.T) {
 		}
 	})
 }
+
+// TestUnknownContactFollows: a daemon that does not know its own address
+// yet cannot claim; it reads the claims like an unreachable one and follows
+// an earlier claimant instead of leading unseen (a second leader per file).
+func TestUnknownContactFollows(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		data, d := content(t, 1000, 11)
+		r := newRig(t, nil, "10.240.0.5:9977", data, Config{Herd: true})
+		r.m.cfg.Contact = func() (netip.AddrPort, bool) { return netip.AddrPort{}, false }
+		key, _ := d.Key()
+		leader := netip.MustParseAddrPort("10.240.0.9:9977")
+		r.dht.put(wire.PartialKey(key), wire.AppendPeerValue(nil, &wire.PeerValue{Contact: leader, Claim: time.Now().Add(-time.Millisecond).UnixMicro()}))
+		f := r.run(t, request(d))
+		if _, peers := r.fetch.lastJob(); f.Role() != RoleFollower || len(peers) != 1 || peers[0].Addr != leader.String() {
+			t.Fatalf("role %s, sources %+v; want to follow %v", f.Role(), peers, leader)
+		}
+		if n := len(r.dht.values(wire.PartialKey(key))); n != 1 {
+			t.Fatalf("%d claims stored; a daemon without a contact must store none", n)
+		}
+	})
+}

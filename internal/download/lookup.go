@@ -54,9 +54,12 @@ func (f *Flight) lookup(ctx context.Context) plan {
 		getDone = make(chan struct{})
 		claimed = make(chan claimResult, 1)
 		// A daemon peers cannot reach must not claim (its followers could
-		// not fetch from it): it only reads the claims, and follows.
-		reachable = m.cfg.Reachable == nil || m.cfg.Reachable()
-		claiming  = m.cfg.Herd && (haveSelf || !reachable)
+		// not fetch from it): it only reads the claims, and follows. So
+		// does one that does not know its own address yet (a first node
+		// nobody has told it, on a LAN): it has no contact to claim with,
+		// and leading unseen made a second leader of every file.
+		reachable = m.reachable() && haveSelf
+		claiming  = m.cfg.Herd
 	)
 	if haveSelf {
 		seen[self] = true

@@ -90,8 +90,9 @@ type Config struct {
 	// Contact is the address peers download from, once known.
 	Contact func() (netip.AddrPort, bool)
 	// Reachable, if set, says whether peers can connect to us. A daemon
-	// they cannot reach (behind a NAT) announces no download in progress:
-	// it reads the crowd's claims and follows (nil: reachable).
+	// they cannot reach (behind a NAT) announces nothing: no stored file
+	// (Announce, the refresh loop) and no download in progress (it reads
+	// the crowd's claims and follows). Nil: reachable.
 	Reachable func() bool
 	// AnnouncedAs and SaveAnnouncedAs, if set, read and keep (across
 	// restarts) the contact our announcements carry: when it changes (a

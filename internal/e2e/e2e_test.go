@@ -57,31 +57,29 @@ func startDaemonIn(t *testing.T, h *netbed.Host, name, ip string, port int, sets
 		d.client = h.HTTPClient(15 * time.Second)
 	}
 	cache := filepath.Join(t.TempDir(), "cache")
+	bind := ip
 	var rest []string
-	bind, localOK := true, true
+	localOK := true
 	for _, s := range sets {
 		if dir, ok := strings.CutPrefix(s, "CACHE_DIR="); ok {
 			cache = dir // a cache that outlives one daemon (a restart)
 			continue
 		}
-		// "!BIND_ADDRESS" and "!LOCAL_OK" leave out the harness's --bind ip and
-		// LOCAL_OK=yes: the daemon listens on every address and decides LOCAL_OK
-		// itself, as out of the box (ip is still where the test reaches it).
-		switch s {
-		case "!BIND_ADDRESS":
-			bind = false
+		if b, ok := strings.CutPrefix(s, "BIND_ADDRESS="); ok {
+			bind = b // "" listens on every address (ip is still where the test reaches it)
 			continue
-		case "!LOCAL_OK":
+		}
+		// "!LOCAL_OK" leaves out the harness's LOCAL_OK=yes: the daemon decides
+		// LOCAL_OK itself, as out of the box.
+		if s == "!LOCAL_OK" {
 			localOK = false
 			continue
 		}
 		rest = append(rest, s)
 	}
 	args := []string{"run", "--embedded", "--port", strconv.Itoa(port), "--cache-dir", cache,
+		"--set", "BIND_ADDRESS=" + bind,
 		"--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
-	if bind {
-		args = append(args, "--bind", ip)
-	}
 	if localOK {
 		args = append(args, "--set", "LOCAL_OK=yes")
 	}

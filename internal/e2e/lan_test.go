@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apt-p2p/apt-p2p/engine"
 	"github.com/apt-p2p/apt-p2p/internal/apttest"
 	"github.com/apt-p2p/apt-p2p/internal/front"
 	"github.com/apt-p2p/apt-p2p/internal/lan"
@@ -122,11 +123,15 @@ func TestLANNoBootstrap(t *testing.T) {
 	var ds []*daemon
 	for i, h := range hosts {
 		ds = append(ds, startDaemonIn(t, h, string(rune('A'+i)), "127.0.0.1", port,
-			"!BIND_ADDRESS", "!LOCAL_OK", "MIN_DOWNLOAD_PEERS=1", "MIRROR_DELAY=5s"))
+			"BIND_ADDRESS=", "!LOCAL_OK", "MIN_DOWNLOAD_PEERS=1", "MIRROR_DELAY=5s"))
 	}
 	contact := func(i int) string { return netip.AddrPortFrom(hosts[i].Addr4(), port).String() }
+	contact6 := func(i int) string { return netip.AddrPortFrom(hosts[i].Addr6(), port).String() }
+	// The daemons are dual-stack (ADDRESS_FAMILIES = both): a peer heard on
+	// the IPv4 group enters the IPv4 DHT, one heard on the IPv6 group the
+	// IPv6 DHT, and each has a contact of each family on the LAN.
 	for i, d := range ds {
-		waitFor(t, d.name+"'s DHT and LAN list to hold the two others", 30*time.Second, func() (bool, string) {
+		waitFor(t, d.name+"'s DHTs and LAN list to hold the two others", 30*time.Second, func() (bool, string) {
 			st, err := d.fullStatus()
 			if err != nil || st.LAN == nil {
 				return false, fmt.Sprint(err)
@@ -137,8 +142,13 @@ func TestLANNoBootstrap(t *testing.T) {
 					listed++
 				}
 			}
-			return st.DHT.Nodes == 2 && st.Contact == contact(i) && listed == 2 && st.LAN.Sent["hello"] == 4,
-				fmt.Sprintf("contact %s, nodes %d, LAN %+v", st.Contact, st.DHT.Nodes, st.LAN)
+			fams := map[string]front.FamilyStatus{}
+			for _, f := range st.Families {
+				fams[f.Family] = f
+			}
+			return fams["IPv4"].Nodes == 2 && fams["IPv6"].Nodes == 2 && st.Contact == contact(i) &&
+					fams["IPv4"].Contact == contact(i) && fams["IPv6"].Contact == contact6(i) && listed == 2 && st.LAN.Sent["hello"] == 4,
+				fmt.Sprintf("contact %s, families %+v, LAN %+v", st.Contact, st.Families, st.LAN)
 		})
 	}
 	for i, d := range ds {
@@ -217,6 +227,19 @@ func TestLANNoBootstrap(t *testing.T) {
 		}
 	}
 
+	// LAN peers query each daemon before it has sent them anything: that is
+	// no evidence of being reachable from elsewhere, on either network (the
+	// IPv6 LAN is a /64, beyond the /24 rule of interface addresses).
+	for _, d := range ds {
+		st, err := d.fullStatus()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Reach.UDP != engine.ReachUnknown || st.Reach.Stats.Unsolicited != 0 || !st.Reach.Announce {
+			t.Errorf("%s took LAN peers as reachability evidence: %+v", d.name, st.Reach)
+		}
+	}
+
 	// The status page and /metrics show it.
 	page, err := ds[0].get("/")
 	if err != nil || !strings.Contains(page, "LAN discovery") || !strings.Contains(page, contact(1)) {
@@ -238,8 +261,8 @@ func TestLANDiscoveryOff(t *testing.T) {
 	heard := listenLAN(t, ear)
 
 	const port = 9977
-	y := startDaemonIn(t, off, "Y", "127.0.0.1", port, "!BIND_ADDRESS", "!LOCAL_OK", "LAN_DISCOVERY=no")
-	x := startDaemonIn(t, on, "X", "127.0.0.1", port, "!BIND_ADDRESS", "!LOCAL_OK")
+	y := startDaemonIn(t, off, "Y", "127.0.0.1", port, "BIND_ADDRESS=", "!LOCAL_OK", "LAN_DISCOVERY=no")
+	x := startDaemonIn(t, on, "X", "127.0.0.1", port, "BIND_ADDRESS=", "!LOCAL_OK")
 	waitFor(t, "the listener to hear X's two hellos on IPv4 and IPv6", 30*time.Second, func() (bool, string) {
 		n := map[lan.Family]int{}
 		for _, h := range heard.all() {

@@ -46,6 +46,7 @@ type download struct {
 	byKey    map[string]*source
 	mirror   *source  // the mirror source once started
 	standby  []Source // peers beyond MaxPeers, used as others drop out
+	noPeers  bool     // the peer channel has closed: no new source will come
 	finished bool
 	err      error
 	banned   []string
@@ -198,6 +199,7 @@ func (dl *download) evaluate(peersOpen, delayPassed, slow bool) {
 	if dl.finished {
 		return
 	}
+	dl.noPeers = !peersOpen
 	live := dl.livePeersLocked()
 	keep := dl.standby[:0]
 	for _, src := range dl.standby {

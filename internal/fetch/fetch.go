@@ -313,7 +313,7 @@ var pieceStringClient = &fasthttp.Client{
 	WriteTimeout:        5 * time.Second,
 	MaxResponseBodySize: 1 << 20, // 20 bytes per 512 KiB piece: 1 MiB covers a 25 GiB file
 	Dial: func(addr string) (net.Conn, error) {
-		return fasthttp.DialTimeout(addr, 2*time.Second)
+		return fasthttp.DialDualStackTimeout(addr, 2*time.Second) // IPv6 peers too
 	},
 }
 

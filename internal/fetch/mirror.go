@@ -95,7 +95,8 @@ func (dl *download) streamWorker(s *source) {
 // and the request is bounded, so a stream cut early (a piece taken over, a
 // gap behind it) leaves little in flight that nobody wants, while the pieces
 // beyond stay free for other sources. Each span costs one round trip more
-// than an open-ended stream: at 2 s of data per span, a few percent.
+// than an open-ended stream: at 2 s of data per span, a few percent. When no
+// other source is left or can come, the span runs to the end of the file.
 const (
 	streamAhead   = 2 * time.Second
 	minStreamSpan = 8
@@ -160,6 +161,13 @@ func (dl *download) reserveLocked(s *source, k int) int64 {
 	}
 	now := dl.d.clk.Now()
 	span := streamSpan(s)
+	if dl.noPeers && len(dl.standby) == 0 && dl.livePeersLocked() == 0 && !s.partial {
+		// No other source is left or can come (the lookup is over and found
+		// nobody usable): one request to the end. Each further span would
+		// cost a round trip, and often a cold pooled connection (on a
+		// 40 ms WAN link the spans held a lone daemon at ~73 of 88 Mbit/s).
+		span = dl.n
+	}
 	i := k
 	for ; i < dl.n && i-k < span; i++ {
 		p := &dl.pieces[i]

@@ -220,3 +220,41 @@ func TestMirrorBytesAfterALyingPeer(t *testing.T) {
 		t.Errorf("the mirror sent %d bytes for %d used", sent, res.MirrorBytes)
 	}
 }
+
+// TestLoneMirrorOneRequest: with no peer found (the lookup is over, or there
+// is no DHT), the mirror stream asks for the whole file at once; bounded spans
+// would cost a round trip each on a WAN link. With the peer channel still
+// open, spans stay bounded so that peers found later get pieces.
+func TestLoneMirrorOneRequest(t *testing.T) {
+	t.Parallel()
+	data, _ := testFile(40*PieceSize+123, 47)
+	for _, tc := range []struct {
+		name  string
+		peers func() chan Source
+	}{
+		{"no DHT", func() chan Source { return nil }},
+		{"lookup found nobody", func() chan Source { ch := make(chan Source); close(ch); return ch }},
+	} {
+		mirror := newServer(t, data, behavior{rate: 16 << 20})
+		m := mirror.source("/debian/f.deb")
+		sink := newMemSink(int64(len(data)))
+		res := fetchOK(t, New(testConfig()), &Job{Size: int64(len(data)), Peers: tc.peers(), Mirror: &m, Sink: sink})
+		sink.check(t, data)
+		checkAccounting(t, res, int64(len(data)))
+		if n := mirror.reqs.Load(); n != 1 {
+			t.Errorf("%s: %d mirror requests for a lone download", tc.name, n)
+		}
+	}
+	// Control: a channel that stays open while the mirror streams keeps the
+	// spans bounded (8 pieces at least, rate-based): several requests.
+	mirror := newServer(t, data, behavior{rate: 16 << 20})
+	m := mirror.source("/debian/f.deb")
+	ch := make(chan Source)
+	defer close(ch)
+	sink := newMemSink(int64(len(data)))
+	fetchOK(t, New(testConfig()), &Job{Size: int64(len(data)), Peers: ch, Mirror: &m, MirrorDelay: time.Millisecond, Sink: sink})
+	sink.check(t, data)
+	if n := mirror.reqs.Load(); n < 2 {
+		t.Errorf("open peer channel: %d mirror requests; want bounded spans", n)
+	}
+}

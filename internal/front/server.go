@@ -77,6 +77,10 @@ func (s *Server) Handler(ctx *fasthttp.RequestCtx) {
 	t0 := time.Now()
 	uri := ctx.Request.Header.RequestURI()
 	from := remoteAddr(ctx)
+	if isReachProbe(uri) {
+		s.reachProbe(ctx, uri) // reach.go
+		return
+	}
 	if s.n.Config().DHTOnly {
 		s.dhtOnly(ctx, from, uri)
 		return

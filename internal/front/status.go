@@ -48,6 +48,8 @@ type Status struct {
 
 	Mainline *MainlineStatus `json:"mainline,omitempty"` // mainline.go; nil unless NETWORKS turns it on
 	LAN      *LANStatus      `json:"lan,omitempty"`      // lan.go; nil when LAN_DISCOVERY is off
+	Reach    ReachStatus     `json:"reach"`              // reach.go
+	Families []FamilyStatus  `json:"families"`           // ipv6.go: each address family's DHT and contact
 }
 
 // DHTStats is the engine's statistics as the status views show them: the
@@ -196,6 +198,14 @@ func (s *Server) Snapshot() Status {
 	}
 	st.DHT = dhtStats(n)
 	st.Reachable, st.Joined = st.DHT.Reachable, st.DHT.Joined
+	st.Families = familyStatus(n)
+	for _, f := range st.Families { // an IPv6-only network: the IPv4 DHT never joins
+		st.Reachable, st.Joined = st.Reachable || f.Reachable, st.Joined || f.Joined
+	}
+	st.Reach = reachStatus(st.DHT.Reach, n.Config().Reach.Check)
+	if st.Reach.Checking {
+		st.Reachable = st.Reach.Announce // peers can reach us, as far as we know
+	}
 	st.Cache = n.CacheStats()
 	is := n.IndexStats()
 	st.Index.Repos, st.Index.Entries, st.Index.Bytes = is.Repos, is.Entries, is.Bytes
@@ -236,6 +246,8 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	writeBanMetrics(ctx, s.n.Bans())
 	writeMainlineMetrics(ctx, s.n)
 	writeLANMetrics(ctx, s.n)
+	writeReachMetrics(ctx, s.n.DHTStats().Reach)
+	writeFamilyMetrics(ctx, familyStatus(s.n))
 }
 
 // ByteFormat renders a size as the original's byte_format did (B, KiB, MiB, GiB, TiB).
@@ -293,7 +305,7 @@ th:first-child,td:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#c039
 </style></head><body>
 <h1>apt-p2p {{.S.Version}}</h1>
 <p>Contact <b>{{if .S.Contact}}{{.S.Contact}}{{else}}not known yet{{end}}</b> ·
-{{if .S.Reachable}}<span class="ok">reachable from other peers</span>{{else}}<span class="bad">no peer has reached us yet</span>{{end}} ·
+{{if .S.Reach.Checking}}{{if .S.Reach.Announce}}<span class="ok">{{.S.Reach.Line}}</span>{{else}}<span class="bad">{{.S.Reach.Line}}</span>{{end}}{{else if .S.Reachable}}<span class="ok">reachable from other peers</span>{{else}}<span class="bad">no peer has reached us yet</span>{{end}} ·
 DHT {{if .S.Joined}}<span class="ok">joined</span>{{else}}<span class="bad">not joined</span>{{end}} ·
 up {{dur .S.Uptime}}</p>
 
@@ -340,6 +352,7 @@ up {{dur .S.Uptime}}</p>
 <tr><td>Lookups for downloads</td><td>{{.S.Lookups.Count}}: p50 {{ms .S.Lookups.P50}}, p90 {{ms .S.Lookups.P90}}, p99 {{ms .S.Lookups.P99}}</td></tr>
 <tr><td>apt requests</td><td>{{.S.Requests.Count}}: p50 {{ms .S.Requests.P50}}, p99 {{ms .S.Requests.P99}}</td></tr></table>
 {{.Histogram}}
+{{.Families}}
 {{.Mainline}}
 {{.LAN}}
 <p><a href="/stats.json">stats.json</a> · <a href="/metrics">metrics</a></p>
@@ -359,6 +372,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		Chart, Histogram  template.HTML
 		Mainline          template.HTML
 		LAN               template.HTML
+		Families          template.HTML
 	}{
 		S:           st,
 		SessTotal:   st.Session.Mirror + st.Session.Peers + st.Session.Cache,
@@ -371,6 +385,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		Histogram:   latencyChart(st.Lookups),
 		Mainline:    mainlineHTML(st.Mainline),
 		LAN:         lanHTML(st.LAN),
+		Families:    familiesHTML(st.Families),
 	}
 	if err := pageTmpl.Execute(ctx, data); err != nil {
 		httpserve.Error(ctx, fasthttp.StatusInternalServerError, "status page template: "+err.Error())

@@ -122,11 +122,26 @@ func TestServiceOnNamespaceLAN(t *testing.T) {
 	slow := Config{Interval: time.Hour}
 	svc := make([]*Service, 3)
 	intro := make([]*introductions, 3)
+	var netsMu sync.Mutex
+	var nets [][]netip.Prefix // what a's OnLinks was given
 	for i := range 2 {
 		cfg := slow
 		cfg.PeerPort, cfg.DHTPort = 9977, uint16(7000+i)
-		svc[i], intro[i] = bedService(t, hosts[i], ServiceConfig{Config: cfg})
+		sc := ServiceConfig{Config: cfg}
+		if i == 0 {
+			sc.OnLinks = func(ps []netip.Prefix) {
+				netsMu.Lock()
+				defer netsMu.Unlock()
+				nets = append(nets, ps)
+			}
+		}
+		svc[i], intro[i] = bedService(t, hosts[i], sc)
 	}
+	netsMu.Lock()
+	if len(nets) != 1 || !slices.Contains(nets[0], seg.Prefix4) || !slices.Contains(nets[0], seg.Prefix6) {
+		t.Fatalf("OnLinks was given %v, want once the segment's %v and %v", nets, seg.Prefix4, seg.Prefix6)
+	}
+	netsMu.Unlock()
 	// The listener on d sees the first hellos (it reads TTLs below).
 	ttl4, ttl6 := listenTTL(t, hosts[3], IPv4), listenTTL(t, hosts[3], IPv6)
 	waitUntil(t, "a and b to hear each other", func() (bool, string) {
@@ -223,6 +238,30 @@ func TestServiceOnNamespaceLAN(t *testing.T) {
 	})
 	if n := len(svc[0].Peers()); n != 5 {
 		t.Fatalf("a lists %d peers after the garbage, want 5 (b and c on both families, e)", n)
+	}
+
+	// With Families IPv6 (ADDRESS_FAMILIES = ipv6), d joins the IPv6 group
+	// only: a hears it there and nowhere else.
+	cfg = slow
+	cfg.PeerPort, cfg.DHTPort = 9977, 7003
+	sd, _ := bedService(t, hosts[3], ServiceConfig{Config: cfg, Families: []Family{IPv6}})
+	if l := sd.Links(); len(l) != 1 || l[0].Family != IPv6 {
+		t.Fatalf("IPv6-only service links %+v", l)
+	}
+	waitUntil(t, "a to hear d on IPv6 only", func() (bool, string) {
+		n := 0
+		for _, p := range svc[0].Peers() {
+			if p.Contact.Port() == 7003 {
+				n++
+				if FamilyOf(p.Contact.Addr()) != IPv6 {
+					return false, fmt.Sprint(p)
+				}
+			}
+		}
+		return n == 1, fmt.Sprint(peerAddrs(svc[0]))
+	})
+	if st := sd.Stats(); st.Sent[KindHello] == 0 || st.SendErrors != 0 {
+		t.Fatalf("IPv6-only service: %+v", st)
 	}
 }
 

@@ -29,11 +29,21 @@ type ServiceConfig struct {
 	Interfaces func() ([]Iface, error)
 	// Rescan: how often the interfaces are listed again (1 min when 0).
 	Rescan time.Duration
+	// Families are the families to announce and listen in (ADDRESS_FAMILIES);
+	// nil: both. Bind narrows them further to its own.
+	Families []Family
 	// Introduce is given every peer heard (the DHT pings it unless it knows
 	// it); it is called without the service's lock held, from its reading
 	// goroutines.
 	Introduce func(Peer)
-	Logger    *slog.Logger
+	// OnLinks, if set, is given the subnets of the links in use (each
+	// interface address with its prefix length, in the link's family) by
+	// Start and whenever a rescan changes them: LAN peers can only come
+	// from there (the DHT's reachability check takes nothing from there as
+	// evidence of being reachable from elsewhere). Called without the
+	// service's lock held.
+	OnLinks func([]netip.Prefix)
+	Logger  *slog.Logger
 }
 
 // ErrClosed is returned for work asked of a closed Service.
@@ -52,7 +62,8 @@ type Service struct {
 	core    *Core
 	conns   map[Family]*groupConn
 	joined  map[Link]bool
-	intro   []Peer // introductions collected under mu, handed out after
+	nets    []netip.Prefix // the links' subnets, as last given to OnLinks
+	intro   []Peer         // introductions collected under mu, handed out after
 	lastErr error
 	closed  bool
 
@@ -89,6 +100,12 @@ func Start(cfg ServiceConfig) (*Service, error) {
 		return s, nil // nothing can hear us, nor we them
 	}
 	_, s.fams = forBind(nil, cfg.Bind)
+	if cfg.Families != nil {
+		s.fams = slices.DeleteFunc(s.fams, func(f Family) bool { return !slices.Contains(cfg.Families, f) })
+		if len(s.fams) == 0 {
+			return s, nil // BIND_ADDRESS is of a family not in use: nothing to announce
+		}
+	}
 	var errs []error
 	for _, f := range s.fams {
 		c, err := listenGroup(f, cfg.Port, cfg.Bind)
@@ -148,9 +165,18 @@ func (s *Service) rescan() {
 	}
 	ifs, _ = forBind(ifs, s.cfg.Bind)
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	nets, changed := s.setLinks(ifs)
+	s.mu.Unlock()
+	if changed && s.cfg.OnLinks != nil {
+		s.cfg.OnLinks(nets)
+	}
+}
+
+// setLinks is rescan's work under mu, with the interfaces listed. It returns
+// the links' subnets and whether they changed.
+func (s *Service) setLinks(ifs []Iface) ([]netip.Prefix, bool) {
 	if s.closed {
-		return
+		return nil, false
 	}
 	var use []Iface
 	want := map[Link]bool{}
@@ -193,6 +219,24 @@ func (s *Service) rescan() {
 	}
 	s.core.SetInterfaces(s.clk.Now(), use, fams...)
 	s.kick()
+	var nets []netip.Prefix
+	for _, ifc := range use {
+		for _, p := range ifc.Addrs {
+			nets = append(nets, p.Masked())
+		}
+	}
+	slices.SortFunc(nets, func(a, b netip.Prefix) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return a.Bits() - b.Bits()
+	})
+	nets = slices.Compact(nets)
+	if slices.Equal(nets, s.nets) {
+		return nets, false
+	}
+	s.nets = nets
+	return slices.Clone(nets), true
 }
 
 func (s *Service) kick() {

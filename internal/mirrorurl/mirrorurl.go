@@ -16,7 +16,7 @@ import (
 // URL is an apt request turned into the mirror file it names.
 type URL struct {
 	TLS  bool   // fetch upstream over https
-	Host string // host name or IP literal, no port, no brackets
+	Host string // host name or IP literal (in its canonical form), no port, no brackets
 	Port int    // 80 or 443 unless given
 	Path string // percent-decoded, normalised, starting with '/'
 }
@@ -252,6 +252,11 @@ func (u *URL) setHostPort(hp string) error {
 		return ErrBadHost
 	}
 	u.Host = strings.ToLower(host)
+	if a, err := netip.ParseAddr(host); err == nil {
+		// One spelling per address, so one index key (Site) per mirror:
+		// [FD42:0:0:2:0:0:0:11] and [fd42:0:0:2::11] are one mirror.
+		u.Host = a.String()
+	}
 	u.Port = 80
 	if u.TLS {
 		u.Port = 443

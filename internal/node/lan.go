@@ -3,6 +3,7 @@ package node
 import (
 	"net/netip"
 
+	"github.com/apt-p2p/apt-p2p/engine"
 	"github.com/apt-p2p/apt-p2p/internal/lan"
 	"github.com/apt-p2p/apt-p2p/kbucket"
 )
@@ -22,11 +23,26 @@ func (n *Node) startLAN() {
 	if !n.cfg.LAN.Discovery || !n.cfg.Mainline.AptP2P() {
 		return
 	}
+	// One group per DHT that runs (ADDRESS_FAMILIES): a peer heard on the
+	// IPv4 group goes to the IPv4 network, one heard on the IPv6 group to
+	// the IPv6 network.
+	var fams []lan.Family
+	for _, d := range n.dhts() {
+		fams = append(fams, lanFamily(d.Family()))
+	}
 	svc, err := lan.Start(lan.ServiceConfig{
-		Config:    lan.Config{PeerPort: uint16(n.cfg.Port), DHTPort: n.dht.Addr().Port()},
-		Bind:      n.cfg.Bind,
-		Introduce: func(p lan.Peer) { n.dht.Introduce(p.Contact) },
-		Logger:    n.log.With("part", "lan"),
+		Config:   lan.Config{PeerPort: uint16(n.cfg.Port), DHTPort: n.dht.Addr().Port()},
+		Bind:     n.cfg.Bind,
+		Families: fams,
+		Introduce: func(p lan.Peer) {
+			if d := n.DHTOf(engine.FamilyOf(p.Contact.Addr())); d != nil {
+				d.Introduce(p.Contact)
+			}
+		},
+		// LAN peers query us before we have sent them anything: that must
+		// not count as evidence of being reachable from elsewhere.
+		OnLinks: n.dht.SetLANPrefixes,
+		Logger:  n.log.With("part", "lan"),
 	})
 	if err != nil {
 		n.lan.err = err
@@ -71,12 +87,23 @@ func (n *Node) LAN() LANInfo {
 	return li
 }
 
-// lanAddr is our address on the LAN where LAN discovery heard the most
-// IPv4 peers (the only LAN when there are none yet): what those peers see
-// our DHT messages come from. It is the contact when the DHT knows no
-// external address (no BOOTSTRAP answered a join, and several interface
-// addresses — loopback included — make the engine's guess ambiguous).
-func (n *Node) lanAddr() (netip.Addr, bool) {
+// lanFamily is the LAN discovery family of a DHT family.
+func lanFamily(f engine.Family) lan.Family {
+	if f == engine.IPv6 {
+		return lan.IPv6
+	}
+	return lan.IPv4
+}
+
+// lanAddr is our address of family f on the LAN where LAN discovery heard
+// the most peers of that family (the only LAN when there are none yet):
+// what those peers see our DHT messages come from. It is the contact of
+// that family when the DHT knows no external address of it (no BOOTSTRAP
+// answered a join, and several interface addresses make the engine's guess
+// ambiguous). An IPv6 link-local address is never one: it means nothing
+// without its zone.
+func (n *Node) lanAddr(f engine.Family) (netip.Addr, bool) {
+	fam := lanFamily(f)
 	s := n.lan.svc
 	if s == nil {
 		return netip.Addr{}, false
@@ -88,12 +115,18 @@ func (n *Node) lanAddr() (netip.Addr, bool) {
 	var best netip.Addr
 	bestN, links := -1, 0
 	for _, li := range s.Links() {
-		if li.Family != lan.IPv4 {
+		if li.Family != fam {
 			continue
 		}
 		a := li.Own
-		if !a.IsValid() && len(li.Addrs) > 0 {
-			a = li.Addrs[0].Addr()
+		if !usable(a) {
+			a = netip.Addr{}
+			for _, p := range li.Addrs {
+				if usable(p.Addr()) {
+					a = p.Addr()
+					break
+				}
+			}
 		}
 		if !a.IsValid() || !kbucket.AddrAllowed(a, n.cfg.DHT.LocalOK) {
 			continue
@@ -107,4 +140,9 @@ func (n *Node) lanAddr() (netip.Addr, bool) {
 		return netip.Addr{}, false
 	}
 	return best, true
+}
+
+// usable: an address of ours that peers on the link can reach us at.
+func usable(a netip.Addr) bool {
+	return a.IsValid() && a.Zone() == "" && !a.IsLinkLocalUnicast() && !a.IsLoopback()
 }

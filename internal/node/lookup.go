@@ -73,7 +73,7 @@ func (n *Node) Lookup(ctx context.Context, q string) LookupResult {
 		}
 		if k, ok := d.Key(); ok {
 			c, cancel := context.WithTimeout(ctx, 10*time.Second)
-			vals, _ := n.dht.GetValues(c, k)
+			vals, _ := n.dhtGetValues(c, k)
 			cancel()
 			for _, raw := range vals {
 				var v wire.PeerValue

@@ -93,7 +93,7 @@ func (n *Node) aptBootstrap() []string {
 // concurrently). It returns when both lookups are over.
 func (n *Node) lookupPeers(ctx context.Context, key wire.ID, onValue func([]byte)) (engine.Result, error) {
 	if n.mdht == nil {
-		return n.dht.Get(ctx, key, onValue)
+		return n.dhtGet(ctx, key, onValue)
 	}
 	var mu sync.Mutex
 	deliver := func(raw []byte) {
@@ -117,7 +117,7 @@ func (n *Node) lookupPeers(ctx context.Context, key wire.ID, onValue func([]byte
 	var r engine.Result
 	var err error
 	if n.cfg.Mainline.AptP2P() {
-		r, err = n.dht.Get(ctx, key, deliver)
+		r, err = n.dhtGet(ctx, key, deliver)
 	} else {
 		err = errMainlineOnly
 	}
@@ -159,19 +159,23 @@ func (n *Node) announceOtherNetworks(ctx context.Context, info piecestore.Info) 
 type downloadDHT struct{ n *Node }
 
 func (d downloadDHT) Get(ctx context.Context, key wire.ID, onValue func([]byte)) (engine.Result, error) {
-	return d.n.lookupPeers(ctx, key, onValue)
+	return d.n.lookupPeers(ctx, key, d.n.ownFilter(onValue))
 }
 
+// The apt-p2p DHT's operations run on every address family (ipv6.go).
+
 func (d downloadDHT) GetValues(ctx context.Context, key wire.ID) ([][]byte, error) {
-	return d.n.dht.GetValues(ctx, key)
+	vals, err := d.n.dhtGetValues(ctx, key)
+	return d.n.filterOwn(vals), err
 }
 
 func (d downloadDHT) Put(ctx context.Context, key wire.ID, value []byte) (engine.Result, error) {
-	return d.n.dht.Put(ctx, key, value)
+	return d.n.dhtPut(ctx, key, value)
 }
 
 func (d downloadDHT) Claim(ctx context.Context, key wire.ID, build func(time.Time) []byte, settle time.Duration) (engine.Result, [][]byte, error) {
-	return d.n.dht.Claim(ctx, key, build, settle)
+	r, vals, err := d.n.dhtClaim(ctx, key, build, settle)
+	return r, d.n.filterOwn(vals), err
 }
 
 // MainlineReannounce is how often every cached file is announced again on
@@ -190,6 +194,9 @@ func (n *Node) mainlineLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+		}
+		if !n.Reachable() {
+			continue // peers could not fetch from us (reach.go)
 		}
 		files := n.store.DueForAnnounce(time.Now(), 0)
 		sem := make(chan struct{}, 16)

@@ -88,7 +88,9 @@ func newMirrorCache(dir string, freshFor time.Duration, userAgent string, tlsCon
 			NoDefaultUserAgentHeader: false,
 			TLSConfig:                tlsConfig,
 			Dial: func(addr string) (net.Conn, error) {
-				return fasthttp.DialTimeout(addr, 10*time.Second)
+				// DualStack: fasthttp.DialTimeout resolves IPv4 only, and a
+				// mirror at [fd42::80] was "no such host".
+				return fasthttp.DialDualStackTimeout(addr, 10*time.Second)
 			},
 		},
 	}

@@ -144,6 +144,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		HerdPatience:    cfg.HerdPatience,
 		KeyRefresh:      cfg.KeyRefresh,
 		Contact:         n.Contact,
+		Reachable:       n.Reachable, // reach.go
 		AnnouncedAs:     n.announcedAs,
 		SaveAnnouncedAs: n.saveAnnouncedAs,
 		OtherNetworks:   n.announceOtherNetworks,
@@ -214,6 +215,7 @@ func (n *Node) startDHT() error {
 	c.KRPCInitialDelay = d.KRPCInitialDelay
 	c.BootstrapNode = d.BootstrapNode || len(n.aptBootstrap()) == 0
 	c.StateDir = filepath.Join(n.cfg.CacheDir, "dht")
+	n.reachConfig(&c) // reach.go
 	if err := os.MkdirAll(c.StateDir, 0o755); err != nil {
 		return fmt.Errorf("DHT state directory: %w", err)
 	}
@@ -233,6 +235,7 @@ func (n *Node) startDHT() error {
 		Bootstrap: n.aptBootstrap(),
 		Logger:    n.log.With("part", "dht"),
 		Transport: tr,
+		Families:  n.dhtFamilies(), // ADDRESS_FAMILIES (ipv6.go)
 	})
 	if err != nil {
 		return fmt.Errorf("DHT on UDP %s: %w (is another apt-p2p running, or the port in use? set [%s] PORT)", listen, err, n.cfg.DHTSection)
@@ -281,18 +284,16 @@ func (n *Node) Config() *config.Config { return n.cfg }
 // Started is when the node started.
 func (n *Node) Started() time.Time { return n.start }
 
-// Contact is the address peers download from (external IP, TCP port), if known.
+// Contact is the address peers download from (external IP, TCP port), if
+// known: the primary DHT's family first (IPv4 on a dual-stack daemon), else
+// the other's (ipv6.go, ContactOf).
 func (n *Node) Contact() (netip.AddrPort, bool) {
-	if a := n.cfg.Bind; a.IsValid() && !a.IsUnspecified() {
-		return netip.AddrPortFrom(a, uint16(n.cfg.Port)), true
-	}
-	a, ok := n.dht.ExternalAddr()
-	if !ok {
-		if a, ok = n.lanAddr(); !ok {
-			return netip.AddrPort{}, false
+	for _, d := range n.dhts() {
+		if c, ok := n.ContactOf(d.Family()); ok {
+			return c, true
 		}
 	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
+	return netip.AddrPort{}, false
 }
 
 // announcedAsPath keeps the contact our announcements carry, between runs.
@@ -460,13 +461,14 @@ func (s stallBounded) Wait(ctx context.Context, off int64) (int64, error) {
 
 // The status views' figures: the front reads them here, not from the parts.
 
-// DHTStats are the DHT engine's counters.
-func (n *Node) DHTStats() engine.Stats { return n.dht.Stats() }
+// DHTStats are the DHT engine's counters (of both networks on a dual-stack
+// daemon: ipv6.go, FamilyStats for each).
+func (n *Node) DHTStats() engine.Stats { return n.dhtStats() }
 
 // DHTTable is a snapshot of the routing table: our ID, the k nodes closest to
 // it and the buckets.
 func (n *Node) DHTTable() (self wire.ID, closest []kbucket.Node, buckets []kbucket.BucketInfo, k int, err error) {
-	err = n.dht.Do(func(c *engine.Core, _ time.Time) {
+	err = n.tableDHT().Do(func(c *engine.Core, _ time.Time) {
 		t := c.Table()
 		self, k = t.Self(), t.K()
 		closest, buckets = t.Closest(nil, self, k), t.Buckets(nil)
