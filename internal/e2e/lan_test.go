@@ -409,3 +409,53 @@ func joinedGroup4(t *testing.T, pid int) bool {
 	want := fmt.Sprintf("%02X%02X%02X%02X", a[3], a[2], a[1], a[0]) // little-endian hosts
 	return strings.Contains(string(b), want)
 }
+
+// TestLANAddressFamilies: LAN discovery follows ADDRESS_FAMILIES. V runs
+// IPv4 only: it joins the IPv4 group only, and D, dual-stack, hears it
+// there and nowhere else. Each puts the other in its IPv4 DHT; D's IPv6
+// DHT stays empty (V has none), and V's single table holds D.
+func TestLANAddressFamilies(t *testing.T) {
+	_, _, hosts, _ := lanBed(t, "v", "d")
+	const port = 9977
+	v := startDaemonIn(t, hosts[0], "V", "127.0.0.1", port, "BIND_ADDRESS=", "!LOCAL_OK", "ADDRESS_FAMILIES=ipv4")
+	d := startDaemonIn(t, hosts[1], "D", "127.0.0.1", port, "BIND_ADDRESS=", "!LOCAL_OK")
+	v4 := netip.AddrPortFrom(hosts[0].Addr4(), port).String()
+	d4 := netip.AddrPortFrom(hosts[1].Addr4(), port).String()
+	nodes := func(st front.Status) map[string]int {
+		m := map[string]int{}
+		for _, f := range st.Families {
+			m[f.Family] = f.Nodes
+		}
+		return m
+	}
+	waitFor(t, "V and D in each other's IPv4 DHT", 30*time.Second, func() (bool, string) {
+		vs, err1 := v.fullStatus()
+		ds, err2 := d.fullStatus()
+		if err1 != nil || err2 != nil || vs.LAN == nil || ds.LAN == nil {
+			return false, fmt.Sprint(err1, err2)
+		}
+		return nodes(vs)["IPv4"] == 1 && nodes(ds)["IPv4"] == 1, fmt.Sprintf("V %+v, D %+v", vs.Families, ds.Families)
+	})
+	// Past D's and V's second hellos: anything V sent on IPv6 would be heard.
+	time.Sleep(3 * time.Second)
+	vs, err := v.fullStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := d.fullStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs.LAN.Links) != 1 || vs.LAN.Links[0].Family != "IPv4" || len(vs.Families) != 1 {
+		t.Errorf("V (ipv4 only): LAN links %+v, families %+v", vs.LAN.Links, vs.Families)
+	}
+	if len(vs.LAN.Peers) != 1 || vs.LAN.Peers[0].DHT != d4 {
+		t.Errorf("V's LAN peers %+v, want D at %s only", vs.LAN.Peers, d4)
+	}
+	if len(ds.LAN.Peers) != 1 || ds.LAN.Peers[0].DHT != v4 {
+		t.Errorf("D's LAN peers %+v, want V at %s only (nothing on IPv6)", ds.LAN.Peers, v4)
+	}
+	if n := nodes(ds); n["IPv6"] != 0 || len(ds.LAN.Links) != 2 {
+		t.Errorf("D: families %+v, LAN links %+v", ds.Families, ds.LAN.Links)
+	}
+}
