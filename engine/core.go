@@ -72,8 +72,9 @@ type Core struct {
 	saved     []wire.Node // nodes from the saved table, pinged at start
 	loadErr   error
 
-	st    Stats
-	reach reachCore // reachability (reach.go)
+	st      Stats
+	reach   reachCore      // reachability (reach.go)
+	lanNets []netip.Prefix // our LANs' subnets, from LAN discovery (lan.go)
 
 	// Scratch buffers reused by the packet path.
 	pkt    []byte // the datagram being handled

@@ -244,3 +244,36 @@ func TestDualStackRunner(t *testing.T) {
 }
 
 func itoa(p uint16) string { return strconv.Itoa(int(p)) }
+
+// A dual-stack node's reachability is its IPv4 core's (wire/doc.go: rounds
+// run on the IPv4 network only). Its IPv6 core takes an unsolicited query
+// as evidence for itself, but that must not replace the state Node.Reach
+// reports (which decides whether the daemon announces itself): the IPv6
+// core's changes once overwrote it.
+func TestDualStackReachIsIPv4s(t *testing.T) {
+	hub := &memHub{}
+	cfg := testConfig()
+	cfg.BootstrapNode = true
+	cfg.Reach.Probe = true
+	tr := hub.listen(0)
+	n, err := Start(Options{Config: cfg, Transport: tr, Families: DualStack})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	mustJoin(t, n)
+	var tid, pid wire.ID
+	copy(pid[:], "some-peer-id-0000001")
+	tr.in <- memDgram{from: netip.MustParseAddrPort("[2001:db8::9]:4000"), pkt: wire.AppendPing(nil, tid, pid)}
+	tr.SetReadDeadline(time.Unix(1, 0))
+	eventually(t, 10*time.Second, "the IPv6 core to take the query as evidence", func() bool {
+		var s ReachStats
+		n.Other().Do(func(c *Core, _ time.Time) { s = c.Reach() })
+		return s.UDP == ReachReachable
+	})
+	var s4 ReachStats
+	n.Do(func(c *Core, _ time.Time) { s4 = c.Reach() })
+	if got := n.Reach(); got.UDP != s4.UDP || got.UDP != ReachUnknown {
+		t.Fatalf("Node.Reach says UDP %v, the IPv4 core %v", got.UDP, s4.UDP)
+	}
+}

@@ -119,6 +119,10 @@ func Start(o Options) (*Node, error) {
 		c6 := o.Config
 		c6.Family = IPv6
 		c6.NodeID = core.ID()
+		// The node's reachability is the IPv4 core's (reach rounds run on the
+		// IPv4 network only): the IPv6 core's changes must not replace it in
+		// n.reach.stats, which decides whether the daemon announces.
+		c6.Reach.OnChange = nil
 		if pair != nil {
 			c6.State = pair.half(IPv6)
 		}

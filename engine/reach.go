@@ -339,12 +339,12 @@ func (c *Core) contactedLately(ip netip.Addr) bool {
 	return ok && c.reach.now.Sub(t) <= c.cfg.Reach.ContactMemory
 }
 
-// onLink reports whether ip is on one of our own networks (loopback, or the
-// /24 of an IPv4 interface address): evidence from there says nothing about
-// peers elsewhere.
+// onLink reports whether ip is on one of our own networks (loopback, the
+// /24 of an IPv4 interface address, or a subnet LAN discovery runs on,
+// lan.go): evidence from there says nothing about peers elsewhere.
 func (c *Core) onLink(ip netip.Addr) bool {
 	ip = ip.Unmap()
-	if ip.IsLoopback() {
+	if ip.IsLoopback() || c.onLAN(ip) {
 		return true
 	}
 	if !ip.Is4() {

@@ -280,4 +280,102 @@
 //     index's hash (the original's fallback when no piece string could be
 //     had, reference §3.3). The engine still speaks BEP 44 get/put (tested
 //     against libtorrent both ways) for a later use that can name targets.
+//
+// # LAN discovery (internal/lan)
+//
+// Daemons on one link find each other by multicast, in the spirit of
+// BitTorrent's Local Service Discovery (BEP 14), and put each other in the
+// DHT, so a LAN with no BOOTSTRAP node forms a DHT of its own.
+//
+// Groups and port. BEP 14's groups, 239.192.152.143 (RFC 2365
+// organization-local scope) and ff15::efc0:988f (site-local scope), but UDP
+// port 9976, not BEP 14's 6771, and a request line of our own. BitTorrent
+// clients bind 6771, so they never receive apt-p2p's announcements (which
+// name no torrent and would at best be logged as junk), and a daemon bound to
+// the group on 9976 never receives theirs; were one sent to 9976 anyway, its
+// "BT-SEARCH" line makes it malformed here and our line makes ours malformed
+// there. Sharing the groups costs nothing: the kernel filters by port. TTL
+// and hop limit are 1: announcements never leave the link. Each family has
+// one socket bound to the group address itself (so no unicast and no other
+// group reaches it), joined on every interface that is up, running,
+// multicast-capable and not loopback — IPv4 where the interface has an IPv4
+// address, IPv6 where it has an IPv6 one (a link-local address is enough) —
+// or, with BIND_ADDRESS, only the interface holding that address, in its
+// family; bound to a loopback address, a daemon announces nothing.
+//
+// Message. HTTP-like text as BEP 14's, CRLF line ends, at most MaxMsgLen
+// (512) bytes and MaxHeaders (16) header lines:
+//
+//	APT-P2P-LSD * HTTP/1.1
+//	Host: 239.192.152.143:9976        (or [ff15::efc0:988f]:9976)
+//	Port: 9977                        the sender's HTTP (TCP) port
+//	DHT-Port: 9977                    the sender's DHT (UDP) port
+//	Cookie: 0123456789abcdef          8 random bytes in hex, one per daemon run
+//	Reply: yes                        only in hellos
+//	<empty line>
+//
+// Header names are case-insensitive and values may have blanks around them;
+// each known header appears at most once; ports are 1–65535 in decimal
+// without leading zeros; unknown headers are skipped (a later version may add
+// some; an incompatible one changes the request line); one extra empty line
+// after the end (BEP 14's habit) is tolerated, anything else is not. The
+// sender's DHT contact is the datagram's source address with DHT-Port; its
+// peer address is that address with Port. A datagram that breaks any rule
+// is dropped and counted (reason malformed); so is one longer than 512
+// bytes (oversize), one sent to another address than the group (not_group),
+// and one whose source is not inside a subnet of the interface it came in
+// on — IPv6 link-local sources always are — or that came in on an interface
+// we do not use (off_link). A message carrying our own cookie is ours,
+// looped back: it is ignored (its source tells us the address peers see us
+// at), not counted as a drop.
+//
+// Schedule. On each link: a hello (Reply: yes) within 200 ms of start (or of
+// the link appearing: interfaces are listed again every minute), a second
+// hello 2 s later in case the first was lost, then an announcement every
+// 60–90 s (uniform jitter; "at most once a minute", per daemon, where BEP 14
+// says per torrent). A hello asks every daemon that hears it to announce
+// itself: it schedules one reply on that link a random 0–1 s later (plus
+// 20 ms per peer it knows, at most 5 s, so a large LAN's replies spread
+// out), and every hello heard meanwhile shares that reply; it does not reply
+// while its own hello is due (that hello announces it), answers one peer at
+// most once in 30 s unless its cookie changed (a restart), and replies at
+// most 10 times in a burst, refilled one per 6 s (at most ~600 an hour under
+// a flood of hellos). A newcomer so learns the LAN within a second or two;
+// the daemons that hear its hello also ping it at once through the DHT.
+//
+// Bounds. Per source address, 10 messages in a burst refilled one per 6 s;
+// beyond that they are dropped unread (rate); at most 1024 sources tracked.
+// At most 256 peers remembered (the least recently heard is forgotten
+// first); a peer not heard for 5 minutes is forgotten (it stays in the DHT
+// routing table while it answers there).
+//
+// Families. A daemon joins the group of each address family its DHT runs
+// in (ADDRESS_FAMILIES): both on a dual-stack daemon, one otherwise. A
+// contact heard on the IPv4 group goes to the IPv4 network, one heard on the
+// IPv6 group to the IPv6 network ("IPv6" above); an IPv6 link-local source
+// is refused there (the 38-byte node cannot carry its zone), so an IPv6 LAN
+// peer is usable when its announcements leave with a global or unique-local
+// address, as the kernel picks for the site-scope group when it has one.
+//
+// Reachability. Every daemon that hears an announcement pings its sender at
+// once, so a daemon's first queries from its LAN peers come before it has
+// sent them anything. The subnets of the interfaces LAN discovery runs on
+// (with their real prefix lengths) and IPv6 link-local addresses count as
+// our own networks for the reachability check: no evidence from there, and
+// no prober chosen there.
+//
+// What it is trusted with: nothing but a contact to ping. Every message
+// accepted hands its sender's DHT contact to the DHT engine of its family,
+// which pings it unless its table already holds that address or a ping to it
+// is in flight (engine.Core.Introduce); only an answer to that ping puts it
+// in the table.
+// Announcements carry no files, keys or values, and are not authenticated:
+// a host on the link can claim to be a daemon and will be pinged, no more.
+//
+// With LAN discovery on, no BOOTSTRAP and only the apt-p2p DHT, LOCAL_OK
+// becomes yes unless set (the DHT is then the LAN's own, and LANs use private
+// addresses), and a daemon whose DHT cannot tell its own address (several
+// interface addresses and no join reply) takes its address of that family
+// on the LAN where it heard the most peers of the family as its contact of
+// that family (never an IPv6 link-local one).
 package wire

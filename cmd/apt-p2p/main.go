@@ -392,6 +392,13 @@ func cmdStatus(args []string) int {
 	fmt.Printf("all time: mirror %s, peers %s, cache %s, uploaded %s\n", front.ByteFormat(st.AllTime.Mirror), front.ByteFormat(st.AllTime.Peers), front.ByteFormat(st.AllTime.Cache), front.ByteFormat(st.AllTime.Uploaded))
 	fmt.Printf("cache: %d files, %s; index: %d entries\n", st.Cache.Files, front.ByteFormat(st.Cache.Bytes), st.Index.Entries)
 	fmt.Printf("DHT: %d nodes, %.0f users (%s), %d keys stored here; lookups p50 %.0f ms p99 %.0f ms\n", st.DHT.Nodes, st.DHT.EstimatedUsers, st.DHT.EstimatedUsersFrom, st.DHT.Keys, st.Lookups.P50ms, st.Lookups.P99ms)
+	if l := st.LAN; l != nil {
+		var peers []string
+		for _, p := range l.Peers {
+			peers = append(peers, p.DHT)
+		}
+		fmt.Printf("LAN discovery: %d link(s), %d daemon(s) heard%s%s\n", len(l.Links), len(l.Peers), orEmpty(": ", strings.Join(peers, " ")), orEmpty("; ", l.Error))
+	}
 	for _, f := range st.Families {
 		fmt.Printf("%s: contact %s, DHT joined: %v, %d nodes\n", f.Family, orDash(f.Contact), f.Joined, f.Nodes)
 	}

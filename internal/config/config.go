@@ -53,6 +53,7 @@ type Config struct {
 	LogLevel            string
 	DHT                 DHT
 	Mainline            Mainline  // the mainline DHT (mainline.go)
+	LAN                 LAN       // LAN discovery (lan.go)
 	Reach               Reach     // reachability and port mapping (reach.go)
 	IPv6                IPv6      // address families (ipv6.go)
 	Volunteer           Volunteer // the preheat mode (volunteer.go)
@@ -372,8 +373,17 @@ func build(ini *iniFile) (*Config, error) {
 	if err := c.checkFamilies(); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	for _, f := range postBuild {
+		if err := f(ini, dhtSec, c); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+	}
 	return c, nil
 }
+
+// postBuild are rules that derive options from others once all are read
+// (lan.go: LOCAL_OK with LAN discovery and no BOOTSTRAP).
+var postBuild []func(ini *iniFile, dhtSec string, c *Config) error
 
 func interpolateDefaults(v string) (string, error) {
 	defs := newINI()
@@ -702,6 +712,9 @@ func (c *Config) valueString(o option) string {
 		return v
 	}
 	if v, ok := c.reachValue(o); ok {
+		return v
+	}
+	if v, ok := c.lanValue(o); ok {
 		return v
 	}
 	if v := c.mainlineValue(o); v != "" {

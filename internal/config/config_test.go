@@ -66,7 +66,7 @@ func TestDefaults(t *testing.T) {
 		c.DHT.KRPCTimeout != 9*time.Second || c.DHT.KRPCInitialDelay != 2*time.Second ||
 		c.DHT.KeyExpire != 3*time.Hour || c.KeyRefresh != 9000*time.Second ||
 		c.DHT.CheckpointInterval != 5*time.Minute || c.DHT.MinPingInterval != 15*time.Minute ||
-		c.DHT.BucketStaleness != time.Hour || c.LocalOK || !c.RemoteStats || c.DHTOnly ||
+		c.DHT.BucketStaleness != time.Hour || !c.RemoteStats || c.DHTOnly ||
 		c.DHT.TimeoutProfile != "default" || c.DHT.UDPTransport != "std" || c.DHTSection != "apt_p2p_Khashmir" {
 		t.Fatalf("defaults wrong: %+v", c)
 	}

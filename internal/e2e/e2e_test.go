@@ -59,6 +59,7 @@ func startDaemonIn(t *testing.T, h *netbed.Host, name, ip string, port int, sets
 	cache := filepath.Join(t.TempDir(), "cache")
 	bind := ip
 	var rest []string
+	localOK := true
 	for _, s := range sets {
 		if dir, ok := strings.CutPrefix(s, "CACHE_DIR="); ok {
 			cache = dir // a cache that outlives one daemon (a restart)
@@ -68,11 +69,20 @@ func startDaemonIn(t *testing.T, h *netbed.Host, name, ip string, port int, sets
 			bind = b // "" listens on every address (ip is still where the test reaches it)
 			continue
 		}
+		// "!LOCAL_OK" leaves out the harness's LOCAL_OK=yes: the daemon decides
+		// LOCAL_OK itself, as out of the box.
+		if s == "!LOCAL_OK" {
+			localOK = false
+			continue
+		}
 		rest = append(rest, s)
 	}
 	args := []string{"run", "--embedded", "--port", strconv.Itoa(port), "--cache-dir", cache,
 		"--set", "BIND_ADDRESS=" + bind,
-		"--set", "LOCAL_OK=yes", "--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
+		"--set", "LOG_LEVEL=debug", "--set", "apt_p2p_Khashmir.CHECKPOINT_INTERVAL=30s"}
+	if localOK {
+		args = append(args, "--set", "LOCAL_OK=yes")
+	}
 	for _, s := range rest {
 		args = append(args, "--set", s)
 	}

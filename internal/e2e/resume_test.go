@@ -58,6 +58,12 @@ func TestResumeAfterKill(t *testing.T) {
 	})
 	_ = d.cmd.Process.Signal(syscall.SIGKILL)
 	<-d.done
+	// The mirror counts a response's bytes when it ends: wait for the one the
+	// kill cut to notice.
+	waitFor(t, "the mirror to see the cut connection", time.Minute, func() (bool, string) {
+		n := mirror.InFlight("/debian/" + p.Filename)
+		return n == 0, fmt.Sprintf("%d responses running", n)
+	})
 	sent := mirror.BytesServed("/debian/" + p.Filename)
 	if sent >= p.Size {
 		t.Fatalf("not the case under test: the mirror sent the whole file (%d) before the kill", sent)

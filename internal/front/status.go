@@ -47,6 +47,7 @@ type Status struct {
 	History  []Sample       `json:"history"`
 
 	Mainline *MainlineStatus `json:"mainline,omitempty"` // mainline.go; nil unless NETWORKS turns it on
+	LAN      *LANStatus      `json:"lan,omitempty"`      // lan.go; nil when LAN_DISCOVERY is off
 	Reach    ReachStatus     `json:"reach"`              // reach.go
 	Families []FamilyStatus  `json:"families"`           // ipv6.go: each address family's DHT and contact
 }
@@ -216,6 +217,7 @@ func (s *Server) Snapshot() Status {
 	st.Requests = summarize(n.Stats.RequestLatency)
 	st.History = s.hist.samples()
 	st.Mainline = mainlineStatus(n)
+	st.LAN = lanStatus(n)
 	return st
 }
 
@@ -243,6 +245,7 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	writeDHTMetrics(ctx, s.n.DHTStats(), s.n.CacheStats())
 	writeBanMetrics(ctx, s.n.Bans())
 	writeMainlineMetrics(ctx, s.n)
+	writeLANMetrics(ctx, s.n)
 	writeReachMetrics(ctx, s.n.DHTStats().Reach)
 	writeFamilyMetrics(ctx, familyStatus(s.n))
 }
@@ -351,6 +354,7 @@ up {{dur .S.Uptime}}</p>
 {{.Histogram}}
 {{.Families}}
 {{.Mainline}}
+{{.LAN}}
 <p><a href="/stats.json">stats.json</a> · <a href="/metrics">metrics</a></p>
 </body></html>
 `))
@@ -367,6 +371,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		BytesIn, BytesOut int64
 		Chart, Histogram  template.HTML
 		Mainline          template.HTML
+		LAN               template.HTML
 		Families          template.HTML
 	}{
 		S:           st,
@@ -379,6 +384,7 @@ func (s *Server) writeHTML(ctx *fasthttp.RequestCtx) {
 		Chart:       trafficChart(st.History),
 		Histogram:   latencyChart(st.Lookups),
 		Mainline:    mainlineHTML(st.Mainline),
+		LAN:         lanHTML(st.LAN),
 		Families:    familiesHTML(st.Families),
 	}
 	if err := pageTmpl.Execute(ctx, data); err != nil {

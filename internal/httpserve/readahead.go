@@ -35,6 +35,16 @@ import (
 // whose requests carry bodies (it could no longer tell request lines from body
 // bytes). A full buffer stops the reader: a client cannot make the daemon read
 // ahead without bound.
+//
+// The reader goroutine costs a hand-off per request (a third of the server's
+// user CPU for small cached files, bench/RESULTS.md proxy section), and a
+// client that sends one request at a time gains nothing from it. So a
+// connection starts direct: fasthttp's Read reads the socket itself, under the
+// socket's own deadline, and the scanner follows the same bytes. It turns to
+// the reader goroutine, for good, once the client is seen pipelining: a read
+// holds a request line beyond the one fasthttp is about to parse, or bytes
+// wait in the socket as an answer starts to be sent. apt sends its first
+// requests together, so its connections turn at their first read.
 
 const (
 	// readAheadBuf holds bytes read off the socket before fasthttp asks for
@@ -84,6 +94,21 @@ type readAhead struct {
 	answering atomic.Bool  // between a handler's start and the end of its response
 	ahead     int64        // the window: how many requests after the current one are reported
 
+	// async: the reader goroutine runs (set once, on the connection's
+	// goroutine, before it starts; read only there).
+	async   bool
+	lastErr error // direct mode: the socket's error, returned after the buffered bytes
+	// Direct mode: the deadline on the socket, and how much earlier than
+	// fasthttp's it may stay. fasthttp moves the read deadline two or three
+	// times per request (each one a runtime timer update); only a read uses
+	// it, and an idle timeout that fires a sixteenth early is still one.
+	sockDeadline time.Time
+	slack        time.Duration
+	// quick: the answer being sent is a small file from disk, sent at once;
+	// no request behind it needs a head start (set on the connection's
+	// goroutine).
+	quick bool
+
 	sending bool       // the current answer's handler has returned (under mu)
 	later   []deferred // under mu
 
@@ -95,11 +120,54 @@ type readAhead struct {
 	seen      int64                // request lines scanned
 }
 
-func newReadAhead(c *tcpLimitConn, from netip.Addr, hook func(netip.Addr, []byte, []byte), ahead int) *readAhead {
-	ra := &readAhead{c: c, from: from, hook: hook, ahead: int64(ahead),
+func newReadAhead(c *tcpLimitConn, from netip.Addr, hook func(netip.Addr, []byte, []byte), ahead int, slack time.Duration) *readAhead {
+	ra := &readAhead{c: c, from: from, hook: hook, ahead: int64(ahead), slack: slack,
 		data: make(chan struct{}, 1), space: make(chan struct{}, 1), closed: make(chan struct{})}
-	go ra.readLoop()
 	return ra
+}
+
+// goAsync starts the reader goroutine (on the connection's goroutine, in
+// direct mode). fasthttp's read deadline moves off the socket, which the
+// goroutine reads without one, into ra.deadline (read honours it).
+func (ra *readAhead) goAsync() {
+	ra.c.TCPConn.SetReadDeadline(time.Time{}) //nolint:errcheck // fails only on a closed socket, which the reader then sees
+	ra.mu.Lock()
+	ra.err = ra.lastErr
+	ra.mu.Unlock()
+	ra.async = true
+	go ra.readLoop()
+}
+
+// readDirect is read before the client was seen pipelining: the socket is
+// read on the connection's own goroutine. Only this goroutine touches the
+// buffer until goAsync.
+func (ra *readAhead) readDirect(p []byte) (int, error) {
+	if ra.r == ra.w {
+		if ra.lastErr != nil {
+			return 0, ra.lastErr
+		}
+		if t := ra.deadline; t != ra.sockDeadline && (t.IsZero() || ra.sockDeadline.IsZero() ||
+			t.Before(ra.sockDeadline) || t.Sub(ra.sockDeadline) > ra.slack) {
+			if err := ra.c.TCPConn.SetReadDeadline(t); err != nil {
+				return 0, err
+			}
+			ra.sockDeadline = t
+		}
+		n, err := ra.c.TCPConn.Read(ra.buf[:])
+		if n == 0 {
+			return 0, err // a deadline's timeout is not kept: a later read may succeed
+		}
+		ra.r, ra.w, ra.lastErr = 0, n, err
+		ra.scan(ra.buf[:n])
+	}
+	n := copy(p, ra.buf[ra.r:ra.w])
+	ra.r += n
+	ra.c.buffered.Store(ra.r < ra.w)
+	ra.c.busy.Store(true)
+	if ra.seen > ra.handled.Load()+1 && ra.lastErr == nil && !ra.off {
+		ra.goAsync() // a request line waits behind fasthttp's next one: the client pipelines
+	}
+	return n, nil
 }
 
 func signal(ch chan struct{}) {
@@ -151,6 +219,9 @@ func (ra *readAhead) readLoop() {
 
 // read is the connection's Read for fasthttp.
 func (ra *readAhead) read(p []byte) (int, error) {
+	if !ra.async {
+		return ra.readDirect(p)
+	}
 	for {
 		ra.mu.Lock()
 		if ra.r < ra.w {
@@ -198,6 +269,10 @@ func (ra *readAhead) read(p []byte) (int, error) {
 
 // setReadDeadline applies to fasthttp's reads, not to the reader goroutine's.
 func (ra *readAhead) setReadDeadline(t time.Time) {
+	if !ra.async {
+		ra.deadline = t // applied by the next read of the socket (readDirect)
+		return
+	}
 	ra.mu.Lock()
 	ra.deadline = t
 	ra.mu.Unlock()
@@ -311,6 +386,7 @@ func (ra *readAhead) postponeLocked(i int64, method, uri []byte) {
 
 // start runs as a request's handler starts.
 func (ra *readAhead) start() {
+	ra.quick = false
 	ra.handled.Add(1)
 	ra.answering.Store(true)
 	ra.mu.Lock()
@@ -321,6 +397,9 @@ func (ra *readAhead) start() {
 // sent runs once the handler has returned (the response is being written):
 // the queued requests in the window are reported now.
 func (ra *readAhead) sent() {
+	if !ra.async && !ra.quick && !ra.off && ra.lastErr == nil && ra.c.unread() > 0 {
+		ra.goAsync() // the next request came while this one was answered: read it as this answer goes out
+	}
 	h := ra.handled.Load()
 	ra.mu.Lock()
 	ra.sending = true

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -85,7 +86,7 @@ func TestReadAheadScan(t *testing.T) {
 // as the requests before them come up; at most maxDeferred are kept for that.
 func TestReadAheadWindow(t *testing.T) {
 	var r reports
-	ra := &readAhead{hook: r.hook, ahead: 1}
+	ra := &readAhead{hook: r.hook, ahead: 1, async: true} // the window logic, as the reader goroutine scans
 	var paths []string
 	for i := 1; i <= 5; i++ {
 		paths = append(paths, fmt.Sprintf("/%d", i))
@@ -133,7 +134,7 @@ func TestReadAheadWindow(t *testing.T) {
 	}
 
 	r = reports{}
-	ra = &readAhead{hook: r.hook, ahead: 1}
+	ra = &readAhead{hook: r.hook, ahead: 1, async: true}
 	var many []string
 	for i := range 3 * maxDeferred {
 		many = append(many, fmt.Sprintf("/%d", i))
@@ -294,4 +295,108 @@ func TestReadAheadIdleTimeout(t *testing.T) {
 	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("idle connection: %v, want it closed by the server", err)
 	}
+}
+
+// TestReadAheadDirectUntilPipelined: a trusted client that sends one request
+// at a time is read on the connection's own goroutine (no reader goroutine, no
+// hand-off per request); one that pipelines turns the connection to the
+// reader goroutine at the read that shows it, and one whose next request
+// waits in the socket as an answer starts to be sent turns then, so that
+// request is reported while the answer streams.
+func TestReadAheadDirectUntilPipelined(t *testing.T) {
+	trusted := netip.MustParseAddr("127.0.0.23")
+	r := &reports{ch: make(chan struct{}, 16)}
+	var mu sync.Mutex
+	async := map[string]bool{} // path → the connection was async when its handler ran
+	arrived := make(chan struct{}, 1)
+	h := func(ctx *fasthttp.RequestCtx) {
+		c := ctx.Conn().(*tcpLimitConn)
+		mu.Lock()
+		async[string(ctx.Path())] = c.ra.async
+		mu.Unlock()
+		if string(ctx.Path()) == "/w1" {
+			// Wait (bounded) for the client's next request to be in the socket.
+			arrived <- struct{}{}
+			for deadline := time.Now().Add(10 * time.Second); c.unread() == 0 && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+			// The answer streams until /w2 has been reported (bounded wait).
+			ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+				timeout := time.After(10 * time.Second)
+				for {
+					select {
+					case <-r.ch:
+						if slices.Contains(r.list(), "GET /w2") {
+							w.WriteString("body of /w1")
+							return
+						}
+					case <-timeout:
+						w.WriteString("timed out")
+						return
+					}
+				}
+			})
+			return
+		}
+		ctx.SetBodyString("body of " + string(ctx.Path()))
+	}
+	addr := startServer(t, h, ServerConfig{Unlimited: func(a netip.Addr) bool { return a == trusted }, Pipelined: r.hook})
+	get := func(c net.Conn, br *bufio.Reader, paths ...string) {
+		t.Helper()
+		for _, p := range paths {
+			resp, err := readHeader(br)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if body, _ := io.ReadAll(resp.Body); string(body) != "body of "+p {
+				t.Fatalf("response %q where %s's was due", body, p)
+			}
+		}
+	}
+	asyncAt := func(p string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return async[p]
+	}
+
+	// One at a time: direct throughout.
+	c := dialFrom(t, trusted.String(), addr)
+	br := bufio.NewReader(c)
+	for _, p := range []string{"/a1", "/a2", "/a3"} {
+		io.WriteString(c, pipelineText(p))
+		get(c, br, p)
+		if asyncAt(p) {
+			t.Fatalf("%s: one request at a time, yet the connection turned to the reader goroutine", p)
+		}
+	}
+	c.Close()
+
+	// Pipelined from the first read: async before the first handler runs.
+	c = dialFrom(t, trusted.String(), addr)
+	br = bufio.NewReader(c)
+	io.WriteString(c, pipelineText("/p1", "/p2", "/p3"))
+	get(c, br, "/p1", "/p2", "/p3")
+	if !asyncAt("/p1") || !asyncAt("/p3") {
+		t.Fatalf("three requests in one write: async %v %v, want the reader goroutine", asyncAt("/p1"), asyncAt("/p3"))
+	}
+	c.Close()
+
+	// The next request arrives while the first is being answered.
+	c = dialFrom(t, trusted.String(), addr)
+	br = bufio.NewReader(c)
+	io.WriteString(c, pipelineText("/w1"))
+	<-arrived
+	io.WriteString(c, pipelineText("/w2"))
+	get(c, br, "/w1", "/w2")
+	if asyncAt("/w1") || !asyncAt("/w2") {
+		t.Fatalf("async at /w1 %v (want direct), at /w2 %v (want the reader goroutine)", asyncAt("/w1"), asyncAt("/w2"))
+	}
+	found := false
+	for _, g := range r.list() {
+		found = found || g == "GET /w2"
+	}
+	if !found {
+		t.Fatalf("/w2, waiting as /w1's answer started, was not reported: %v", r.list())
+	}
+	c.Close()
 }

@@ -161,7 +161,8 @@ func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
 	cfg = cfg.withDefaults()
 	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int),
 		unlimited: cfg.Unlimited, pipelined: cfg.Pipelined, ahead: cfg.PipelinedAhead,
-		maxConns: cfg.MaxConns, trustedReserve: cfg.MaxConns / 8, live: make(map[*tcpLimitConn]struct{})}
+		deadlineSlack: min(cfg.ReadTimeout, cfg.IdleTimeout) / 16,
+		maxConns:      cfg.MaxConns, trustedReserve: cfg.MaxConns / 8, live: make(map[*tcpLimitConn]struct{})}
 }
 
 type limitListener struct {
@@ -174,6 +175,8 @@ type limitListener struct {
 	unlimited func(netip.Addr) bool
 	pipelined func(netip.Addr, []byte, []byte)
 	ahead     int
+	// deadlineSlack: how much earlier than asked a read deadline may fire (readahead.go).
+	deadlineSlack time.Duration
 
 	maxConns       int
 	trustedReserve int
@@ -326,7 +329,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		if trusted && l.pipelined != nil {
-			lc.ra = newReadAhead(lc, addr, l.pipelined, l.ahead)
+			lc.ra = newReadAhead(lc, addr, l.pipelined, l.ahead, l.deadlineSlack)
 		}
 		return lc, nil
 	}

@@ -25,8 +25,8 @@ const maxHotPaths = 4096
 // (else asks it again: apt-get update may have given the path new content), and asks the store
 // whether it still holds the content.
 type hotPaths struct {
-	m sync.Map // string(request URI) → *hotPath: read by every request, written once per URI
-	n atomic.Int64
+	mu sync.RWMutex
+	m  map[string]*hotPath // request URI → what it resolved to: read by every request, written once per URI
 }
 
 type hotPath struct {
@@ -39,29 +39,34 @@ type hotPath struct {
 }
 
 func (h *hotPaths) get(uri []byte) *hotPath {
-	v, _ := h.m.Load(string(uri))
-	p, _ := v.(*hotPath)
+	h.mu.RLock()
+	p := h.m[string(uri)] // no allocation: the compiler looks up with the bytes
+	h.mu.RUnlock()
 	return p
 }
 
 func (h *hotPaths) forget(uri []byte) {
-	if _, ok := h.m.LoadAndDelete(string(uri)); ok {
-		h.n.Add(-1)
-	}
+	h.mu.Lock()
+	delete(h.m, string(uri))
+	h.mu.Unlock()
 }
 
 func (h *hotPaths) put(uri []byte, p *hotPath) {
-	if h.n.Load() >= maxHotPaths {
-		h.m.Range(func(k, _ any) bool { // forget the first Range visits
-			if _, ok := h.m.LoadAndDelete(k); ok {
-				h.n.Add(-1)
-			}
-			return false
-		})
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = make(map[string]*hotPath)
 	}
-	if _, loaded := h.m.LoadOrStore(string(uri), p); !loaded {
-		h.n.Add(1)
+	if _, ok := h.m[string(uri)]; ok {
+		return
 	}
+	if len(h.m) >= maxHotPaths {
+		for k := range h.m { // forget one: the first the (randomised) iteration visits
+			delete(h.m, k)
+			break
+		}
+	}
+	h.m[string(uri)] = p
 }
 
 // ServeHot answers an apt request (uri: the raw request URI, from an allowed client) from the

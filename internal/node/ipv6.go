@@ -69,7 +69,9 @@ func (n *Node) ContactOf(f engine.Family) (netip.AddrPort, bool) {
 	}
 	a, ok := d.ExternalAddr()
 	if !ok || engine.FamilyOf(a) != f {
-		return netip.AddrPort{}, false
+		if a, ok = n.lanAddr(f); !ok { // lan.go
+			return netip.AddrPort{}, false
+		}
 	}
 	return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
 }

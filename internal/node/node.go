@@ -51,6 +51,7 @@ type Node struct {
 	dht       *engine.Node
 	mainline  *engine.MainlineNode // nil unless NETWORKS is mainline or both (mainline.go)
 	mdht      MainlineDHT
+	lan       lanDiscovery // LAN_DISCOVERY (lan.go)
 	fetcher   *fetch.Downloader
 	downloads *download.Manager
 	mirrors   *mirrorCache
@@ -142,6 +143,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		n.store.Close()
 		return nil, err
 	}
+	n.startLAN()
 	n.downloads = download.New(download.Config{
 		MirrorDelay:     cfg.MirrorDelay,
 		MinPeers:        cfg.MinDownloadPeers,
@@ -260,7 +262,7 @@ func (n *Node) Close() error {
 	n.downloads.Close()
 	n.wg.Wait()
 	n.Stats.save()
-	var errs []error
+	errs := []error{n.closeLAN()}
 	if n.dht != nil {
 		errs = append(errs, n.dht.Close())
 	}

@@ -71,6 +71,7 @@ type Mirror struct {
 	mu     sync.Mutex
 	bytes  map[string]int64
 	reqs   map[string]int
+	busy   map[string]int // responses running, by path
 	log    []Request
 	faults map[string]*Fault // "" applies to every path without its own entry
 	conns  int
@@ -95,7 +96,7 @@ func serveMirror(addr, root string, useTLS bool) (*Mirror, error) {
 		return nil, err
 	}
 	m := &Mirror{root: root, ln: ln, done: make(chan struct{}),
-		bytes: map[string]int64{}, reqs: map[string]int{}, faults: map[string]*Fault{}}
+		bytes: map[string]int64{}, reqs: map[string]int{}, busy: map[string]int{}, faults: map[string]*Fault{}}
 	var serveLn net.Listener = ln
 	if useTLS {
 		cert, pemBytes, err := selfSigned(ln.Addr().(*net.TCPAddr).IP)
@@ -196,6 +197,14 @@ func (m *Mirror) BytesServed(p string) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.bytes[p]
+}
+
+// InFlight is the number of responses for the URL path p still running: their
+// bytes are not yet in BytesServed.
+func (m *Mirror) InFlight(p string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.busy[p]
 }
 
 // Requests is the number of requests (any method, any status) for the URL path p.
@@ -376,6 +385,7 @@ func (m *Mirror) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 			pf.Fail500--
 		}
 	}
+	m.busy[p]++
 	m.mu.Unlock()
 
 	tc, _ := r.Context().Value(connKey{}).(*trackedConn)
@@ -388,6 +398,7 @@ func (m *Mirror) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		Pipelined: pipelined}
 	defer func() {
 		m.mu.Lock()
+		m.busy[p]--
 		m.reqs[p]++
 		m.bytes[p] += w.n
 		st := w.status
