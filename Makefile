@@ -55,7 +55,7 @@ bench-full:
 
 # One measurement at a time: make bench-proxy (BENCH_MODE=quick for the short variant).
 BENCH_MODE ?= full
-BENCHES := proxy cold memory swarm dht components similarity wan ipv6 lan
+BENCHES := proxy cold memory swarm dht components similarity wan ipv6 lan loadaware
 .PHONY: $(addprefix bench-,$(BENCHES))
 $(addprefix bench-,$(BENCHES)): bench-%:
 	bash scripts/install-deps.sh bench

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/apt-p2p/apt-p2p/internal/digest"
 )
 
 // evictLowWater is the share of MaxBytes an eviction pass brings the cache down to. A pass
@@ -124,4 +126,50 @@ func (s *Store) evictTo(limit func() int64, keep ...*entry) bool {
 	}
 	s.log.Debug("piecestore: evicted", "files", len(victims))
 	return done
+}
+
+// Remove evicts the cached copy of content d at once, whatever the quota (a
+// volunteer dropping what left its selection). It reports whether there was
+// a copy to remove; ErrInUse means a Reader has it open (try again later). A
+// file shared from another directory stays shared: only a cached copy goes.
+// It counts as an eviction.
+func (s *Store) Remove(d *digest.Set) (bool, error) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	defer s.closePending()
+	s.mu.Lock()
+	e := s.lookupLocked(d)
+	if e == nil || e.name == "" {
+		s.mu.Unlock()
+		return false, nil
+	}
+	if e.readers > 0 {
+		s.mu.Unlock()
+		return false, ErrInUse
+	}
+	s.removeLocked(e)
+	s.st.Evictions++
+	s.st.EvictedBytes += e.info.Digest.Size
+	name := e.name
+	var put []*entry
+	var del [][]byte
+	if e.info.External != "" {
+		e.name = ""
+		s.insertLocked(e)
+		snap := *e
+		put = append(put, &snap)
+	} else {
+		k := e.key()
+		del = append(del, k[:])
+	}
+	s.mu.Unlock()
+	// Metadata first, as evictTo: a crash before the removal leaves a data
+	// file without metadata, which Open re-adopts after rehashing.
+	if err := s.metaUpdate(put, del); err != nil {
+		return true, err
+	}
+	if err := s.fs.Remove(filepath.Join(s.dataDir, name)); err != nil {
+		s.log.Warn("piecestore: removing", "file", name, "err", err)
+	}
+	return true, nil
 }

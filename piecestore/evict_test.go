@@ -186,3 +186,46 @@ func TestGCDuringCommits(t *testing.T) {
 	}
 	checkAllVerified(t, s)
 }
+
+// Remove takes one cached copy out at once: gone from lookups, from disk and, after a
+// reopen, from the metadata; a copy open for reading is refused with ErrInUse and kept.
+func TestRemove(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, dir, Options{})
+	a := mustPut(t, s, randData(50, 10_000), digest.SHA256)
+	b := mustPut(t, s, randData(51, 10_000), digest.SHA256)
+	r, err := s.OpenFile(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.Remove(&b.Digest); ok || !errors.Is(err, ErrInUse) {
+		t.Fatalf("Remove of an open file: %v %v, want ErrInUse", ok, err)
+	}
+	r.Close()
+	if ok, err := s.Remove(&a.Digest); !ok || err != nil {
+		t.Fatalf("Remove: %v %v", ok, err)
+	}
+	if ok, err := s.Remove(&a.Digest); ok || err != nil {
+		t.Fatalf("second Remove: %v %v, want nothing to remove", ok, err)
+	}
+	if _, ok := s.Lookup(&a.Digest); ok {
+		t.Fatal("removed file still found")
+	}
+	if _, ok := s.Lookup(&b.Digest); !ok {
+		t.Fatal("the file that was open is gone")
+	}
+	if st := s.Stats(); st.Files != 1 || st.Bytes != 10_000 || st.Evictions != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, dir, Options{})
+	defer s.Close()
+	if _, ok := s.Lookup(&a.Digest); ok {
+		t.Fatal("removed file back after a reopen")
+	}
+	if st := s.Stats(); st.Files != 1 || st.Adopted != 0 {
+		t.Fatalf("after reopen: %+v", st)
+	}
+}

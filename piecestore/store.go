@@ -40,6 +40,7 @@ var (
 	ErrNoHash        = errors.New("piecestore: expected content has no size or no hash")
 	ErrSuspended     = errors.New("piecestore: write suspended (resumed by the next Create of the content)")
 	ErrCorrupt       = errors.New("piecestore: stored file no longer matches its hash (dropped)")
+	ErrInUse         = errors.New("piecestore: the file is open for reading")
 )
 
 // Options configure a Store.

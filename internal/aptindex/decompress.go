@@ -179,3 +179,12 @@ func xzCommand(path string, r io.Reader) (io.Reader, func(abort bool) error, err
 	}
 	return out, done, nil
 }
+
+// Decompress opens an index file for reading as Add does: the compression
+// its magic bytes say (checked against name's extension), xz through xz(1)
+// when it is installed. close releases the decoder; abort says the caller
+// stopped before the end. For readers of index fields Add does not keep
+// (package names, priorities, sections: a volunteer's selection).
+func Decompress(name string, r io.Reader) (rd io.Reader, close func(abort bool) error, err error) {
+	return decompressor(name, r, xzPathOnce())
+}

@@ -29,6 +29,8 @@ type Config struct {
 	UploadLimit         int64         // peer uploads, bytes/s for the whole daemon; 0 = unlimited
 	UploadLimitPerPeer  int64         // peer uploads, bytes/s per peer address; 0 = unlimited
 	MaxUploads          int           // concurrent peer uploads; 0 = unlimited
+	UploadWeight        float64       // scales the upload capacity the load header offers peers (1 = as measured or limited)
+	LoadAware           bool          // rank sources by when they would finish a piece under their load, not by speed alone
 	MinDownloadPeers    int           // below this many peers the mirror is used as one more source (0: by throughput)
 	MirrorDelay         time.Duration // longest wait for peer bytes before the mirror is raced too
 	Herd                bool          // flash-crowd coordination: claims, one mirror fetch per crowd
@@ -50,10 +52,11 @@ type Config struct {
 	DHTOnly             bool
 	LogLevel            string
 	DHT                 DHT
-	Mainline            Mainline // the mainline DHT (mainline.go)
-	LAN                 LAN      // LAN discovery (lan.go)
-	Reach               Reach    // reachability and port mapping (reach.go)
-	IPv6                IPv6     // address families (ipv6.go)
+	Mainline            Mainline  // the mainline DHT (mainline.go)
+	LAN                 LAN       // LAN discovery (lan.go)
+	Reach               Reach     // reachability and port mapping (reach.go)
+	IPv6                IPv6      // address families (ipv6.go)
+	Volunteer           Volunteer // the preheat mode (volunteer.go)
 }
 
 // DHT is the configuration of the DHT section ([apt_p2p_Khashmir] by default).
@@ -89,6 +92,8 @@ const (
 	kPrefixes
 	kEnum
 	kBind
+	kFloat
+	kSources // VOLUNTEER_SOURCES: one "mirror suite..." per line
 )
 
 // option describes one configuration option: where it lives, its type, its
@@ -133,6 +138,8 @@ var options = []option{
 	{name: "UPLOAD_LIMIT", kind: kInt, def: "0", help: "peer upload limit for the whole daemon in KB/s (0 = unlimited)", apply: func(c *Config, v any) { c.UploadLimit = v.(int64) * 1024 }},
 	{name: "UPLOAD_LIMIT_PER_PEER", kind: kInt, def: "0", help: "peer upload limit per peer address in KB/s (0 = unlimited)", apply: func(c *Config, v any) { c.UploadLimitPerPeer = v.(int64) * 1024 }},
 	{name: "MAX_UPLOADS", kind: kInt, def: "32", help: "concurrent peer uploads (0 = unlimited); more get 503", apply: intOpt(func(c *Config) *int { return &c.MaxUploads })},
+	{name: "UPLOAD_WEIGHT", kind: kFloat, def: "1", help: "how much upload load to ask peers for, relative to this daemon's upload capacity (UPLOAD_LIMIT, else the fastest it has uploaded lately): e.g. 4 for a volunteer with a fast link, 0.25 for a laptop on battery or a metered link", apply: func(c *Config, v any) { c.UploadWeight = v.(float64) }},
+	{name: "LOAD_AWARE", kind: kBool, def: "yes", help: "spread a download's pieces by when each source would finish one under its current load (peers tell theirs), not by measured speed alone", apply: boolOpt(func(c *Config) *bool { return &c.LoadAware })},
 	{name: "MIN_DOWNLOAD_PEERS", kind: kInt, def: "0", help: "with fewer peers than this the mirror is one more source, the original's rule (it used 3); 0 = decide by measured throughput: the mirror joins when peers fail, stall or are clearly slower than it", apply: intOpt(func(c *Config) *int { return &c.MinDownloadPeers })},
 	{name: "MIRROR_DELAY", kind: kTime, def: "1s", help: "longest wait for peer bytes before the mirror is raced too (the actual delay adapts below this)", apply: durOpt(func(c *Config) *time.Duration { return &c.MirrorDelay })},
 	{name: "HERD", kind: kBool, def: "yes", help: "when several daemons start the same download at once, elect one to fetch it from the mirror and let the others stream it from that one while it downloads", apply: boolOpt(func(c *Config) *bool { return &c.Herd })},
@@ -356,6 +363,9 @@ func build(ini *iniFile) (*Config, error) {
 		}
 		return nil, fmt.Errorf("config: %w", errors.Join(uniq...))
 	}
+	if err := c.checkVolunteer(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
 	c.CacheDir = expandHome(c.CacheDir)
 	for i, d := range c.OtherDirs {
 		c.OtherDirs[i] = expandHome(d)
@@ -428,6 +438,14 @@ func parseValue(o option, s string) (any, error) {
 		return out, nil
 	case kBind:
 		return resolveBind(strings.TrimSpace(s))
+	case kSources:
+		return parseVolunteerSources(s)
+	case kFloat:
+		f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || f <= 0 || f > 1000 || f != f {
+			return nil, fmt.Errorf("expected a number above 0 and at most 1000, like 0.25 or 4, got %q", s)
+		}
+		return f, nil
 	case kEnum:
 		v := strings.ToLower(strings.TrimSpace(s))
 		for _, e := range o.enum {
@@ -608,6 +626,10 @@ func (c *Config) valueString(o option) string {
 		return strconv.FormatInt(c.UploadLimitPerPeer/1024, 10)
 	case "MAX_UPLOADS":
 		return strconv.Itoa(c.MaxUploads)
+	case "UPLOAD_WEIGHT":
+		return strconv.FormatFloat(c.UploadWeight, 'g', -1, 64)
+	case "LOAD_AWARE":
+		return fmtBool(c.LoadAware)
 	case "MIN_DOWNLOAD_PEERS":
 		return strconv.Itoa(c.MinDownloadPeers)
 	case "MIRROR_DELAY":
@@ -685,6 +707,9 @@ func (c *Config) valueString(o option) string {
 		return c.DHT.TimeoutProfile
 	case "UDP_TRANSPORT":
 		return c.DHT.UDPTransport
+	}
+	if v, ok := c.volunteerValue(o); ok {
+		return v
 	}
 	if v, ok := c.reachValue(o); ok {
 		return v

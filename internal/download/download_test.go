@@ -597,6 +597,49 @@ func TestReannounceAfterMove(t *testing.T) {
 	})
 }
 
+// TestPace: a Request with Pace asks it before every write into the store (a
+// volunteer's bandwidth limit), for every byte; once apt streams from the
+// Flight, it is not asked (apt joining a preheat gets it at full speed).
+func TestPace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		data, d := content(t, 3*fetch.PieceSize+100, 7)
+		r := newRig(t, nil, "10.240.0.1:9977", data, Config{})
+		var paced, calls int64
+		req := request(d)
+		req.Pace = func(ctx context.Context, n int) error {
+			paced += int64(n)
+			calls++
+			time.Sleep(time.Second) // a slow limit, on the bubble's clock
+			return ctx.Err()
+		}
+		t0 := time.Now()
+		if f := r.run(t, req); f.Failure() != nil {
+			t.Fatal(f.Failure())
+		}
+		if paced != d.Size || calls != 4 || time.Since(t0) < 4*time.Second {
+			t.Fatalf("paced %d bytes in %d calls over %v, want %d in 4 calls over at least 4 s", paced, calls, time.Since(t0), d.Size)
+		}
+
+		data2, d2 := content(t, 3*fetch.PieceSize+100, 8)
+		r2 := newRig(t, nil, "10.240.0.2:9977", data2, Config{})
+		r2.fetch.hold = make(chan struct{})
+		paced = 0
+		req2 := request(d2)
+		req2.Pace = req.Pace
+		f, err := r2.m.Start(req2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Join() // apt streams it
+		close(r2.fetch.hold)
+		<-f.Done()
+		f.Leave()
+		if f.Failure() != nil || paced != 0 {
+			t.Fatalf("joined by apt: failure %v, paced %d bytes, want none", f.Failure(), paced)
+		}
+	})
+}
+
 // TestReannounceWithoutRecord: with no record of the contact announced
 // under, files announced by an earlier run are announced again in the first
 // round (their values may name an old address); this run's are not.

@@ -178,6 +178,10 @@ func (f *Flight) run(ctx context.Context) (piecestore.Info, bool) {
 	}
 	mirror := f.req.Mirror
 	mirror.Mirror = true
+	var sink fetch.Sink = f.w
+	if f.req.Pace != nil {
+		sink = pacedSink{f.w, f, ctx}
+	}
 	job := &fetch.Job{
 		Size:        d.Size,
 		Pieces:      pieces,
@@ -186,7 +190,7 @@ func (f *Flight) run(ctx context.Context) (piecestore.Info, bool) {
 		MirrorDelay: plan.mirrorDelay,
 		MinPeers:    m.cfg.MinPeers,
 		Herd:        plan.follow,
-		Sink:        f.w,
+		Sink:        sink,
 	}
 	res, err := m.fetch.Fetch(ctx, job)
 	f.account(res)
@@ -262,4 +266,33 @@ func describeSources(res fetch.Result) string {
 		return "peers"
 	}
 	return "the mirror"
+}
+
+// pacedSink asks Request.Pace before each write, unless apt streams from the
+// Flight (then it waits for the bytes, and the download runs at full speed).
+type pacedSink struct {
+	*piecestore.Writer
+	f   *Flight
+	ctx context.Context
+}
+
+func (p pacedSink) pace(n int) error {
+	if p.f.Readers() > 0 {
+		return nil
+	}
+	return p.f.req.Pace(p.ctx, n)
+}
+
+func (p pacedSink) WriteAt(b []byte, off int64) (int, error) {
+	if err := p.pace(len(b)); err != nil {
+		return 0, err
+	}
+	return p.Writer.WriteAt(b, off)
+}
+
+func (p pacedSink) WritePiece(i int, data []byte, sum *[20]byte) error {
+	if err := p.pace(len(data)); err != nil {
+		return err
+	}
+	return p.Writer.WritePiece(i, data, sum)
 }

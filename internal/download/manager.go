@@ -227,6 +227,12 @@ type Request struct {
 	// Flight is done (index files are parsed there, so that requests waiting
 	// for the index see it as soon as the download ends).
 	AfterCommit func(info piecestore.Info)
+	// Pace, if set, is asked before each write of n bytes into the store and
+	// returns when they may go (an error ends the download): a download
+	// nobody waits for, such as a volunteer's preheat, runs at a bandwidth
+	// limit. It is skipped while apt streams from the Flight, so apt joining
+	// a preheat gets it at full speed.
+	Pace func(ctx context.Context, n int) error
 }
 
 // Start returns the running Flight for req's content, starting one if none

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/apt-p2p/apt-p2p/internal/httpserve"
 )
 
 // Why fasthttp.HostClient and not PipelineClient: in fasthttp v1.74.0 (pinned)
@@ -157,6 +159,7 @@ func (s *source) setupRequest(req *fasthttp.Request) {
 var (
 	hdrPartial = []byte("X-Apt-P2P-Partial")
 	valPartial = []byte("1")
+	hdrLoad    = []byte(httpserve.HeaderLoad)
 )
 
 // getPiece fetches piece i from s into buf and returns the piece and its
@@ -181,6 +184,13 @@ func (dl *download) getPiece(s *source, i int, buf []byte, sum *[20]byte, t0 tim
 	}
 	hdrAt = dl.d.clk.Now()
 	defer resp.CloseBodyStream() //nolint:errcheck // closing discards the connection if the body was not read to its end
+	if !s.mirror {
+		if v := resp.Header.PeekBytes(hdrLoad); len(v) > 0 {
+			if l, ok := httpserve.ParseLoad(v); ok {
+				dl.d.noteLoad(s.key, l, hdrAt)
+			}
+		}
+	}
 	switch st := resp.StatusCode(); {
 	case st == fasthttp.StatusNotFound:
 		return nil, hdrAt, errNotFound
@@ -240,6 +250,53 @@ func (dl *download) getPiece(s *source, i int, buf []byte, sum *[20]byte, t0 tim
 	}
 	return data, hdrAt, nil
 }
+
+// probeHead asks an unknown peer HEAD for its load header (LoadAware), so
+// that it is ranked before it is given a piece. A peer that sends none, or
+// offers no capacity, is probed with one piece request instead.
+func (dl *download) probeHead(s *source) {
+	known := dl.headLoad(s)
+	dl.mu.Lock()
+	s.headProbe = false
+	if known {
+		s.probing = false
+	}
+	dl.cond.Broadcast()
+	dl.mu.Unlock()
+}
+
+// refreshLoad asks a peer whose load header has gone stale HEAD for a fresh
+// one (see "Load-aware ranking").
+func (dl *download) refreshLoad(s *source) {
+	if dl.headLoad(s) {
+		dl.mu.Lock()
+		dl.cond.Broadcast()
+		dl.mu.Unlock()
+	}
+}
+
+// headLoad sends s HEAD and records the load header of a 200 answer; it
+// reports whether there was one offering some capacity.
+func (dl *download) headLoad(s *source) bool {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	s.setupRequest(req)
+	req.Header.SetMethod(fasthttp.MethodHead)
+	if err := s.hc.DoDeadline(req, resp, time.Now().Add(min(dl.d.cfg.PeerIdleTimeout, headProbeTimeout))); err != nil {
+		return false
+	}
+	l, ok := httpserve.ParseLoad(resp.Header.PeekBytes(hdrLoad))
+	if !ok || l.Capacity <= 0 || resp.StatusCode() != fasthttp.StatusOK {
+		return false
+	}
+	dl.d.noteLoad(s.key, l, dl.d.clk.Now())
+	return true
+}
+
+// headProbeTimeout bounds the HEAD that asks an unknown peer for its load.
+const headProbeTimeout = 2 * time.Second
 
 // parseContentRange parses "bytes a-b/total" without allocating.
 func parseContentRange(v []byte) (a, b, total int64, ok bool) {

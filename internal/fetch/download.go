@@ -25,6 +25,7 @@ type piece struct {
 	state   pstate
 	holders [2]*source // the sources fetching it; [1] only in endgame
 	since   time.Time  // when the first holder asked
+	expect  float64    // seconds the first holder was expected to take (LoadAware), 0 if unknown
 	// streamer is the mirror stream once it has appended bytes of this piece
 	// with WriteAt: from then on only the stream may finish it.
 	streamer *source
@@ -124,6 +125,25 @@ func (dl *download) run() (Result, error) {
 	defer tick.Stop()
 	rateAt, rateBytes := dl.d.clk.Now(), int64(0)
 	slow := false
+	// The peers the lookup has already found join together, before any of
+	// them picks a piece: added one at a time, the first one's workers would
+	// take the first pieces (all of a small file) before the ranking could
+	// compare it with the others.
+	dl.mu.Lock()
+drain:
+	for peersOpen {
+		select {
+		case src, ok := <-peers:
+			if !ok {
+				peers, peersOpen = nil, false
+				break drain
+			}
+			dl.addPeerLocked(src)
+		default:
+			break drain
+		}
+	}
+	dl.mu.Unlock()
 	dl.evaluate(peersOpen, delayPassed, slow)
 loop:
 	for {
@@ -146,6 +166,12 @@ loop:
 			tick.Reset(slowCheck)
 			dl.mu.Lock()
 			dl.sampleRatesLocked(slowCheck.Seconds())
+			if dl.d.cfg.LoadAware {
+				// Estimates move with time alone (a probe that stays
+				// silent, a back-off that ends): sources that left a piece
+				// to another look again.
+				dl.cond.Broadcast()
+			}
 			dl.mu.Unlock()
 			// Slow peers: measured over windows of at least a second, and only
 			// once the race deadline has passed.
@@ -250,11 +276,15 @@ func (dl *download) evaluate(peersOpen, delayPassed, slow bool) {
 }
 
 func (dl *download) addPeer(src Source) {
+	dl.mu.Lock()
+	dl.addPeerLocked(src)
+	dl.mu.Unlock()
+}
+
+func (dl *download) addPeerLocked(src Source) {
 	if src.Addr == "" || dl.d.Banned(src.Addr) || dl.d.Unreachable(src.Addr) {
 		return
 	}
-	dl.mu.Lock()
-	defer dl.mu.Unlock()
 	if dl.finished || dl.byKey[src.Addr] != nil {
 		return
 	}
@@ -300,6 +330,12 @@ func (dl *download) livePeersLocked() int {
 func (dl *download) addSourceLocked(s *source, stream bool) {
 	dl.sources = append(dl.sources, s)
 	dl.byKey[s.key] = s
+	if s.probing && !s.partial {
+		s.headProbe, s.probeAt = true, dl.d.clk.Now()
+		go dl.probeHead(s)
+	} else {
+		s.probing = s.probing && !s.partial
+	}
 	if stream || s.partial {
 		s.streaming = true
 		go dl.streamWorker(s)
@@ -411,13 +447,15 @@ func (dl *download) hold(s *source, i, slot int) {
 	p.holders[slot] = s
 	if slot == 0 {
 		p.state = active
-		p.since = dl.d.clk.Now()
+		p.since, p.expect = dl.d.clk.Now(), 0
 	}
 	s.inflight++
 }
 
 // pickMissing returns the lowest unrequested piece, unless a clearly better
-// source has a free slot to take it.
+// source has a free slot to take it (by speed), or would finish it clearly
+// sooner even after waiting for a slot (Config.LoadAware: source.go,
+// "Load-aware ranking").
 func (dl *download) pickMissing(s *source) int {
 	for dl.next < dl.n && dl.pieces[dl.next].state != missing {
 		dl.next++
@@ -425,17 +463,57 @@ func (dl *download) pickMissing(s *source) int {
 	if dl.next >= dl.n {
 		return -1
 	}
-	w := dl.d.cfg.MirrorWeight
-	mine := s.score(w)
-	for _, o := range dl.sources {
-		if o != s && !o.dropped && !o.streaming && !o.noRange && o.inflight < dl.d.cfg.Depth && o.score(w) > rankMargin*mine {
+	expect := 0.0
+	if dl.d.cfg.LoadAware {
+		if s.probing && (s.inflight > 0 || s.headProbe) {
 			return -1
+		}
+		now := dl.d.clk.Now()
+		if s.probing {
+			s.probeAt = now
+		}
+		depth := dl.d.cfg.Depth
+		dl.refreshStaleLocked(s, now)
+		mine := dl.ectLocked(s, now, depth)
+		best, perSec := math.Inf(1), 0.0
+		for _, o := range dl.sources {
+			if o == s || o.dropped || o.streaming || o.noRange {
+				continue
+			}
+			dl.refreshStaleLocked(o, now)
+			e := dl.ectLocked(o, now, depth)
+			best = min(best, e)
+			perSec += float64(depth) / e
+		}
+		// Sooner than the others would do it, or sooner than they would
+		// finish every piece still unrequested (this one included) without
+		// s: a slow source helps in the bulk of a file, not at its end.
+		if mine > rankMargin*best && mine*perSec > float64(dl.n-dl.next) {
+			return -1
+		}
+		expect = mine
+	} else {
+		w := dl.d.cfg.MirrorWeight
+		mine := s.score(w)
+		for _, o := range dl.sources {
+			if o != s && !o.dropped && !o.streaming && !o.noRange && o.inflight < dl.d.cfg.Depth && o.score(w) > rankMargin*mine {
+				return -1
+			}
 		}
 	}
 	i := dl.next
 	dl.hold(s, i, 0)
+	dl.pieces[i].expect = expect
 	dl.next++
 	return i
+}
+
+// refreshStaleLocked asks s HEAD for a fresh load header when its last one
+// has gone stale (source.go, "Load-aware ranking").
+func (dl *download) refreshStaleLocked(s *source, now time.Time) {
+	if !s.mirror && !s.probing && !s.partial && dl.d.staleLoad(s.key, now) {
+		go dl.refreshLoad(s)
+	}
 }
 
 // pickEndgame gives an idle source a second copy of a piece another source
@@ -446,17 +524,28 @@ func (dl *download) pickMissing(s *source) int {
 // for. A copy that loses is wasted bytes, so honest, merely busy holders are
 // left alone. Single-piece files are not duplicated among peers (one GET from
 // the best source, the next on failure); the mirror may still take one over a
-// stalled peer. A partial peer streams only and is never given a copy.
+// stalled peer. A partial peer streams only and is never given a copy. With
+// LoadAware a piece is overdue only once it has taken rankMargin times what
+// its holder was expected to take when it was given the piece.
 func (dl *download) pickEndgame(s *source) int {
 	if s.inflight > 0 || dl.n == 1 && !s.mirror || s.partial || dl.next < dl.n {
 		return -1
 	}
 	now := dl.d.clk.Now()
 	mine := s.lat + PieceSize/s.rate // seconds for a whole piece from s
+	if dl.d.cfg.LoadAware {
+		mine = dl.ectLocked(s, now, dl.d.cfg.Depth)
+	}
 	best, bestLeft := -1, 0.0
 	for i := range dl.pieces {
 		p := &dl.pieces[i]
 		if p.state != active || p.holders[1] != nil || p.holders[0] == s || p.holders[0] == nil || p.streamer != nil {
+			continue
+		}
+		if dl.d.cfg.LoadAware && now.Sub(p.since).Seconds() < rankMargin*p.expect {
+			// Not overdue: its holder is as fast as its load said. (Its
+			// rate in this download is measured only every slowCheck, so a
+			// request that just started would look stalled.)
 			continue
 		}
 		left := dl.timeLeftLocked(p.holders[0], i, now)
@@ -523,6 +612,7 @@ func (dl *download) releaseLocked(s *source, i int) {
 func (dl *download) complete(s *source, i int, data []byte, sum *[20]byte, err error, t0, hdr time.Time) {
 	dl.mu.Lock()
 	s.inflight--
+	s.probing = false
 	p := &dl.pieces[i]
 	held := p.holders[0] == s || p.holders[1] == s
 	if err != nil || !held || s.dropped || dl.finished || p.state == done || p.streamer != nil && p.streamer != s {

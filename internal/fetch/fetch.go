@@ -116,6 +116,10 @@ type Config struct {
 	// MirrorWeight scales the mirror's rank so that peers of similar speed are
 	// preferred and mirror load is saved (default 0.5).
 	MirrorWeight float64
+	// LoadAware ranks sources by when they would finish a piece under their
+	// current load, read from the peers' load headers (LOAD_AWARE; source.go,
+	// "Load-aware ranking"); off, by measured speed alone.
+	LoadAware bool
 	// TLSConfig is used for https mirrors (nil: system roots).
 	TLSConfig *tls.Config
 	// Logger gets per-source events at debug level (nil: slog.Default()).

@@ -30,6 +30,7 @@ type behavior struct {
 	notFound    bool          // 404
 	firstByte   time.Duration // wait this long before answering
 	silent      bool          // accept, never answer
+	load        string        // X-Apt-P2P-Load of every response (empty: none)
 }
 
 type testServer struct {
@@ -143,6 +144,9 @@ func (ts *testServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if b.load != "" {
+		w.Header().Set("X-Apt-P2P-Load", b.load)
+	}
 	if b.notFound {
 		http.NotFound(w, r)
 		return
@@ -166,6 +170,9 @@ func (ts *testServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Length", strconv.FormatInt(end-start+1, 10))
 	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return // (net/http would eat the body, but only after the rate limit)
+	}
 	var scratch []byte
 	for off := start; off <= end; {
 		n := min(int64(32<<10), end+1-off)

@@ -174,7 +174,7 @@ func (dl *download) reserveLocked(s *source, k int) int64 {
 		switch {
 		case p.streamer == s || p.holders[0] == s:
 		case p.state == missing:
-			p.state, p.holders[0], p.since = active, s, now
+			p.state, p.holders[0], p.since, p.expect = active, s, now, 0
 		default:
 			return int64(i) * PieceSize
 		}
@@ -238,7 +238,7 @@ func (dl *download) enterPiece(s *source, k int, pos int64) (bool, error) {
 	if p.streamer != s { // the stream holds its piece without a request slot
 		switch {
 		case p.state == missing:
-			p.state, p.holders[0], p.since = active, s, dl.d.clk.Now()
+			p.state, p.holders[0], p.since, p.expect = active, s, dl.d.clk.Now(), 0
 		case p.holders[0] != s:
 			p.holders[1] = s
 		}

@@ -32,4 +32,33 @@
 // any time without the body sending from a reused descriptor number; that private file's offset is
 // its own, so without a descriptor it still goes out through the connection's ReadFrom (Go's
 // sendfile path) as *io.LimitedReader{*os.File}.
+//
+// # The load header (an extension)
+//
+// Every file response of the peer handler, HEAD and 503 included, says how
+// busy the peer is, so that downloaders spread their pieces by when each
+// source would finish one, not by its past speed alone (internal/fetch,
+// "Load-aware ranking"); a downloader that knows nothing of a peer asks HEAD
+// first, a round trip that holds no upload slot:
+//
+//	X-Apt-P2P-Load: uploads=3/32; rate=4812345; capacity=5242880; peer=1048576
+//
+// uploads: file uploads running now, this one included, and MAX_UPLOADS (0:
+// no cap); a request beyond the cap gets 503, whose Retry-After is the time
+// the running uploads take to send about a piece each at UPLOAD_LIMIT (1 to
+// 5 s; 5 s without a limit). rate: bytes per second sent to peers over about
+// the last second. capacity: the upload rate the peer offers, bytes per
+// second: UPLOAD_LIMIT if set, else the fastest it has sent at lately
+// (fading with a 10-minute half-life; absent until it has uploaded), times
+// UPLOAD_WEIGHT: a volunteer with a fast link raises the weight to take more
+// load, a laptop on battery or a metered link lowers it to take less. peer:
+// UPLOAD_LIMIT_PER_PEER, when set.
+//
+// A downloader expects one more request to get about capacity/(uploads+1),
+// at most peer. Fields are separated by ";", unknown fields are skipped and
+// their order is free, so later versions may add some; a value longer than
+// 256 bytes or a malformed known field makes the downloader ignore the
+// header. Original peers neither send nor read it (an unknown response
+// header), and the protocol is otherwise unchanged: a downloader ranks a peer
+// without it by measured speed, as before.
 package httpserve

@@ -48,9 +48,12 @@ type PeerStats struct {
 // exactly /~/<one segment> is 404. Files go through the Throttle; piece strings are small and are not
 // throttled. Keep-alive and pipelining are the server's (fasthttp answers pipelined requests in order).
 type PeerHandler struct {
-	c   Content
-	t   *Throttle
-	log *slog.Logger
+	c      Content
+	t      *Throttle
+	log    *slog.Logger
+	weight float64 // UPLOAD_WEIGHT: scales the capacity the load header offers
+	meter  loadMeter
+	now    func() time.Time
 
 	requests, files, pieces, notFound, busy, partial, sent atomic.Int64
 }
@@ -60,7 +63,17 @@ func NewPeerHandler(c Content, t *Throttle, log *slog.Logger) *PeerHandler {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &PeerHandler{c: c, t: t, log: log}
+	return &PeerHandler{c: c, t: t, log: log, weight: 1, now: time.Now}
+}
+
+// SetUploadWeight scales the upload capacity the load header offers
+// (UPLOAD_WEIGHT, default 1): above 1 a volunteer with a fast link asks for
+// more load, below 1 a laptop on battery or a metered link for less. Call it
+// before serving.
+func (h *PeerHandler) SetUploadWeight(w float64) {
+	if w > 0 {
+		h.weight = w
+	}
 }
 
 // maxHashLen is the longest full hash (SHA-512); a longer decoded name is never found.
@@ -137,7 +150,12 @@ var hdrPartial = []byte("X-Apt-P2P-Partial")
 func (h *PeerHandler) serveFile(ctx *fasthttp.RequestCtx, r *FileResponse) {
 	release := r.Release
 	s := sender{thr: h.t, sent: &h.sent}
-	if !ctx.IsHead() {
+	var lb [128]byte
+	if ctx.IsHead() {
+		// (A downloader that knows nothing of us asks HEAD for our load
+		// before it sends a piece request.)
+		ctx.Response.Header.SetCanonical(hdrLoad, AppendLoad(lb[:0], h.load(h.now(), h.t.Active())))
+	} else {
 		addr := remoteAddr(ctx)
 		peer, ok := h.t.acquire(addr)
 		if !ok {
@@ -146,12 +164,16 @@ func (h *PeerHandler) serveFile(ctx *fasthttp.RequestCtx, r *FileResponse) {
 			if release != nil {
 				release()
 			}
+			active := h.t.Active()
+			ctx.Response.Header.SetCanonical(hdrLoad, AppendLoad(lb[:0], h.load(h.now(), active)))
 			var b [8]byte
-			ctx.Response.Header.SetCanonical(hdrRetryAfter, strconv.AppendInt(b[:0], retryAfterSeconds, 10))
+			ctx.Response.Header.SetCanonical(hdrRetryAfter, strconv.AppendInt(b[:0], h.retryAfter(active), 10))
 			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 			return
 		}
 		s.peer, s.slot = peer, h.t != nil
+		// (Without a Throttle, no limit at all, the uploads are not counted: 0.)
+		ctx.Response.Header.SetCanonical(hdrLoad, AppendLoad(lb[:0], h.load(h.now(), h.t.Active())))
 	}
 	h.files.Add(1)
 	serveFile(ctx, r, s)

@@ -122,15 +122,7 @@ func (n *Node) serveUnhashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, ba
 	src := SourceCache
 	if cf.fetched {
 		src = SourceMirror
-		n.Stats.Mirror.Add(cf.meta.Size)
-		if aptindex.IsIndex(path) {
-			if f, err := os.Open(cf.path); err == nil {
-				if err := n.index.Add(site, base, path, f); err != nil {
-					n.log.Warn("parsing index", "url", u.String(), "err", err)
-				}
-				f.Close()
-			}
-		}
+		n.noteUnhashed(u, site, base, path, &cf)
 	} else {
 		n.Stats.Cache.Add(cf.meta.Size)
 	}
@@ -151,6 +143,21 @@ func (n *Node) serveUnhashed(ctx *fasthttp.RequestCtx, u mirrorurl.URL, site, ba
 		Release:     func() { f.Close() },
 	})
 	return src
+}
+
+// noteUnhashed counts a file the mirror cache has just fetched and parses it
+// if it is an index (Release, InRelease).
+func (n *Node) noteUnhashed(u mirrorurl.URL, site, base, path string, cf *cachedFile) {
+	n.Stats.Mirror.Add(cf.meta.Size)
+	if !aptindex.IsIndex(path) {
+		return
+	}
+	if f, err := os.Open(cf.path); err == nil {
+		if err := n.index.Add(site, base, path, f); err != nil {
+			n.log.Warn("parsing index", "url", u.String(), "err", err)
+		}
+		f.Close()
+	}
 }
 
 // serveHashed answers for a file whose size and hash the index knows: from the

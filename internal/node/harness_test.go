@@ -149,6 +149,12 @@ func freeUDP(t *testing.T, ip string) int {
 // directory if empty). sets are config overrides (NAME=value).
 func startDaemon(t *testing.T, name, ip, dir string, sets ...string) *daemon {
 	t.Helper()
+	return startDaemonWith(t, name, ip, dir, nil, sets...)
+}
+
+// startDaemonWith is startDaemon with options for node.New.
+func startDaemonWith(t *testing.T, name, ip, dir string, opts []node.Option, sets ...string) *daemon {
+	t.Helper()
 	if dir == "" {
 		dir = filepath.Join(t.TempDir(), "cache")
 	}
@@ -169,7 +175,7 @@ func startDaemon(t *testing.T, name, ip, dir string, sets ...string) *daemon {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(d.log, &slog.HandlerOptions{Level: slog.LevelDebug})).With("daemon", name)
-	d.n, err = node.New(d.cfg, log)
+	d.n, err = node.New(d.cfg, log, opts...)
 	if err != nil {
 		tcp.Close()
 		t.Fatal(err)

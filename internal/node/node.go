@@ -31,6 +31,7 @@ import (
 	"github.com/apt-p2p/apt-p2p/internal/fetch"
 	"github.com/apt-p2p/apt-p2p/internal/httpserve"
 	"github.com/apt-p2p/apt-p2p/internal/membudget"
+	"github.com/apt-p2p/apt-p2p/internal/volunteer"
 	"github.com/apt-p2p/apt-p2p/kbucket"
 	"github.com/apt-p2p/apt-p2p/piecestore"
 	"github.com/apt-p2p/apt-p2p/wire"
@@ -56,6 +57,7 @@ type Node struct {
 	mirrors   *mirrorCache
 	throttle  *httpserve.Throttle
 	peers     *httpserve.PeerHandler
+	volunteer *volunteer.Volunteer // nil unless VOLUNTEER_SOURCES is set (volunteer.go)
 	Stats     *Stats
 
 	ctx    context.Context
@@ -75,9 +77,13 @@ type indexFile struct {
 }
 
 // New opens the cache, loads the index and starts the DHT. Errors say what to do.
-func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
 	if log == nil {
 		log = slog.Default()
+	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
 	}
 	if err := os.MkdirAll(cfg.CacheDir, 0o755); err != nil {
 		return nil, fmt.Errorf("cache directory %s cannot be created: %w (set CACHE_DIR to a writable directory)", cfg.CacheDir, err)
@@ -116,13 +122,14 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		return nil, err
 	}
 	n.mirrors = newMirrorCache(filepath.Join(cfg.CacheDir, "mirrors"), 30*time.Second, "apt-p2p/"+Version, tlsConfig)
-	n.fetcher = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch"), TLSConfig: tlsConfig})
+	n.fetcher = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch"), TLSConfig: tlsConfig, LoadAware: cfg.LoadAware})
 	n.throttle = httpserve.NewThrottle(httpserve.Limits{
 		GlobalBytesPerSec:  cfg.UploadLimit,
 		PerPeerBytesPerSec: cfg.UploadLimitPerPeer,
 		MaxUploads:         cfg.MaxUploads,
 	})
 	n.peers = httpserve.NewPeerHandler(storeContent{n}, n.throttle, log.With("part", "peers"))
+	n.peers.SetUploadWeight(cfg.UploadWeight)
 	n.Stats.uploaded = func() int64 { return n.peers.Stats().BytesSent }
 
 	n.loadIndexes()
@@ -160,6 +167,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Node, error) {
 		return n, nil
 	}
 	n.wg.Go(n.downloads.RefreshLoop)
+	if cfg.Volunteer.On() {
+		if err := n.startVolunteer(&o); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
 	if len(cfg.OtherDirs) > 0 {
 		n.wg.Go(func() {
 			err := n.store.ScanDirs(n.ctx, cfg.OtherDirs, func(info piecestore.Info) {

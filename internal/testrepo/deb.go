@@ -39,6 +39,18 @@ func buildDeb(dir, stage string, opts Options, s PackageSpec) (Package, error) {
 	if s.Version == "" {
 		s.Version = "1.0-1"
 	}
+	if s.Component == "" {
+		s.Component = opts.Component
+	}
+	if s.Arch == "" {
+		s.Arch = opts.Arch
+	}
+	if s.Priority == "" {
+		s.Priority = "optional"
+	}
+	if s.Section == "" {
+		s.Section = "misc"
+	}
 	if s.Size <= 0 {
 		return Package{}, fmt.Errorf("%w: %s: size %d", ErrBadSpec, s.Name, s.Size)
 	}
@@ -47,8 +59,8 @@ func buildDeb(dir, stage string, opts Options, s PackageSpec) (Package, error) {
 	if i := strings.IndexByte(fileVer, ':'); i >= 0 {
 		fileVer = fileVer[i+1:]
 	}
-	rel := path.Join("pool", opts.Component, poolDir(s.Name), s.Name,
-		fmt.Sprintf("%s_%s_%s.deb", s.Name, fileVer, opts.Arch))
+	rel := path.Join("pool", s.Component, poolDir(s.Name), s.Name,
+		fmt.Sprintf("%s_%s_%s.deb", s.Name, fileVer, s.Arch))
 	out := filepath.Join(dir, filepath.FromSlash(rel))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return Package{}, err
@@ -74,7 +86,7 @@ func buildDeb(dir, stage string, opts Options, s PackageSpec) (Package, error) {
 		if err := writePayload(payload, payloadSeed(opts.Seed, s), want); err != nil {
 			return Package{}, err
 		}
-		ctl = controlFile(s, opts.Arch, want)
+		ctl = controlFile(s, want)
 		if err := os.WriteFile(filepath.Join(root, "DEBIAN", "control"), ctl, 0o644); err != nil {
 			return Package{}, err
 		}
@@ -110,7 +122,8 @@ func buildDeb(dir, stage string, opts Options, s PackageSpec) (Package, error) {
 	if err != nil {
 		return Package{}, err
 	}
-	p := Package{Name: s.Name, Version: s.Version, Arch: opts.Arch, Filename: rel, Path: out, Size: size}
+	p := Package{Name: s.Name, Version: s.Version, Arch: s.Arch, Component: s.Component, Priority: s.Priority, Section: s.Section,
+		Filename: rel, Path: out, Size: size}
 	p.MD5, p.SHA1, p.SHA256 = h.hex()
 	if err := os.WriteFile(out+".control", ctl, 0o644); err != nil {
 		return Package{}, err
@@ -118,12 +131,12 @@ func buildDeb(dir, stage string, opts Options, s PackageSpec) (Package, error) {
 	return p, nil
 }
 
-func controlFile(s PackageSpec, arch string, payload int64) []byte {
+func controlFile(s PackageSpec, payload int64) []byte {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "Package: %s\nVersion: %s\nArchitecture: %s\n", s.Name, s.Version, arch)
+	fmt.Fprintf(&b, "Package: %s\nVersion: %s\nArchitecture: %s\n", s.Name, s.Version, s.Arch)
 	b.WriteString("Maintainer: apt-p2p tests <tests@apt-p2p.invalid>\n")
 	fmt.Fprintf(&b, "Installed-Size: %d\n", (payload+1023)/1024)
-	b.WriteString("Section: misc\nPriority: optional\n")
+	fmt.Fprintf(&b, "Section: %s\nPriority: %s\n", s.Section, s.Priority)
 	fmt.Fprintf(&b, "Description: apt-p2p test package (%d-byte .deb target)\n", s.Size)
 	b.WriteString(" Random payload for apt-p2p's end-to-end tests; it installs one file under\n /usr/share/apt-p2p-test.\n")
 	return b.Bytes()

@@ -13,7 +13,12 @@
 // demand (ignore Range, serve the wrong file, stall, trickle, fail with 500, cut
 // the body short).
 //
+// Packages may go to other components and architectures than the suite's
+// main ones (PackageSpec.Component, Arch), each with its own Packages files,
+// and carry a priority and a section. A rebuild in the same directory with
+// more packages is how a test makes packages appear in the indexes.
+//
 // It is test infrastructure, not a repository tool: it makes no attempt at
-// Contents files, translations, sources, multiple architectures or incremental
-// updates, and the mirror is built for observability, not speed.
+// Contents files, translations, sources or pdiffs, and the mirror is built
+// for observability, not speed.
 package testrepo

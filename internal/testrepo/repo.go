@@ -42,6 +42,12 @@ type PackageSpec struct {
 	// Size and less than 12 KiB smaller (dpkg-deb pads tar archives to 10 KiB
 	// records); the smallest possible .deb is about 24 KiB.
 	Size int64
+	// Component and Arch put the package in another component or architecture
+	// than Options.Component and Options.Arch (its own Packages list); empty:
+	// those.
+	Component, Arch string
+	// Priority and Section are its control fields; default optional and misc.
+	Priority, Section string
 }
 
 // DefaultPackages covers every DHT value form (wire.ChooseForm): two
@@ -99,6 +105,8 @@ type Options struct {
 // Package is one built .deb.
 type Package struct {
 	Name, Version, Arch string
+	Component           string
+	Priority, Section   string
 	Filename            string // relative to Repo.Dir, slash-separated, as in the Packages index
 	Path                string // the file on disk
 	Size                int64
@@ -134,7 +142,10 @@ type Repo struct {
 	Suite, Codename, Component, Arch string
 	Packages                         []Package   // sorted by name
 	Indexes                          []IndexFile // the files Release lists
-	ByHash                           bool
+	// Components and Archs are every component and architecture the
+	// packages are in (Component and Arch first).
+	Components, Archs []string
+	ByHash            bool
 	// Signed reports whether InRelease and Release.gpg exist; KeyringPath is then
 	// the binary public keyring that verifies them (for apt's signed-by=).
 	Signed      bool
@@ -215,6 +226,9 @@ func Build(dir string, opts Options) (*Repo, error) {
 
 	seen := map[string]bool{}
 	for _, s := range opts.Packages {
+		if strings.ContainsAny(s.Component+s.Arch, "/ \t\n") {
+			return nil, fmt.Errorf("%w: %s: component %q or architecture %q", ErrBadSpec, s.Name, s.Component, s.Arch)
+		}
 		if !validName(s.Name) || seen[s.Name] {
 			return nil, fmt.Errorf("%w: name %q (empty, invalid or repeated)", ErrBadSpec, s.Name)
 		}
@@ -341,11 +355,36 @@ func hashFile(p string) (*hashes, error) {
 	return h, nil
 }
 
-// writeIndexes writes Packages{,.gz,.xz}, the by-hash copies and Release.
+// writeIndexes writes Packages{,.gz,.xz} of every component and
+// architecture, the by-hash copies and Release.
 func (r *Repo) writeIndexes(opts Options) error {
+	r.Components, r.Archs = []string{r.Component}, []string{r.Arch}
+	for _, p := range r.Packages {
+		if !slices.Contains(r.Components, p.Component) {
+			r.Components = append(r.Components, p.Component)
+		}
+		if !slices.Contains(r.Archs, p.Arch) {
+			r.Archs = append(r.Archs, p.Arch)
+		}
+	}
+	for _, comp := range r.Components {
+		for _, arch := range r.Archs {
+			if err := r.writePackages(opts, comp, arch); err != nil {
+				return err
+			}
+		}
+	}
+	return r.writeRelease(opts)
+}
+
+// writePackages writes the Packages files of one component and architecture.
+func (r *Repo) writePackages(opts Options, comp, arch string) error {
 	var pk bytes.Buffer
 	for i := range r.Packages {
 		p := &r.Packages[i]
+		if p.Component != comp || p.Arch != arch {
+			continue
+		}
 		ctl, err := os.ReadFile(p.Path + ".control")
 		if err != nil {
 			return err
@@ -376,7 +415,7 @@ func (r *Repo) writeIndexes(opts Options) error {
 		return err
 	}
 
-	binDir := path.Join(r.Component, "binary-"+r.Arch)
+	binDir := path.Join(comp, "binary-"+arch)
 	files := []struct {
 		name string
 		data []byte
@@ -404,10 +443,14 @@ func (r *Repo) writeIndexes(opts Options) error {
 			}
 		}
 	}
+	return nil
+}
 
+// writeRelease writes the Release file listing every index.
+func (r *Repo) writeRelease(opts Options) error {
 	var rel bytes.Buffer
 	fmt.Fprintf(&rel, "Origin: %s\nLabel: %s\nSuite: %s\nCodename: %s\nDate: %s\nArchitectures: %s\nComponents: %s\n",
-		opts.Origin, opts.Origin, r.Suite, r.Codename, opts.Date.UTC().Format(time.RFC1123), r.Arch, r.Component)
+		opts.Origin, opts.Origin, r.Suite, r.Codename, opts.Date.UTC().Format(time.RFC1123), strings.Join(r.Archs, " "), strings.Join(r.Components, " "))
 	if opts.ByHash {
 		rel.WriteString("Acquire-By-Hash: yes\n")
 	}

@@ -277,3 +277,64 @@ func TestBuildBadSpec(t *testing.T) {
 		}
 	}
 }
+
+// Packages of other components and architectures get their own Packages files,
+// all listed in Release, and carry their priority and section.
+func TestComponentsAndArchitectures(t *testing.T) {
+	if _, err := lookPath("dpkg-deb"); err != nil {
+		t.Fatal("dpkg-deb is required (make deps installs it)")
+	}
+	repo, err := Build(filepath.Join(t.TempDir(), "debian"), Options{Unsigned: true, Packages: []PackageSpec{
+		{Name: "in-main", Size: 30 << 10, Priority: "important", Section: "net"},
+		{Name: "in-contrib", Size: 30 << 10, Component: "contrib", Section: "contrib/games"},
+		{Name: "for-i386", Size: 30 << 10, Arch: "i386"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(repo.Components, " ") + "/" + strings.Join(repo.Archs, " "); got != "main contrib/amd64 i386" {
+		t.Fatalf("components/architectures %q", got)
+	}
+	rel, err := os.ReadFile(filepath.Join(repo.Dir, repo.DistPath("Release")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Architectures: amd64 i386\n", "Components: main contrib\n"} {
+		if !bytes.Contains(rel, []byte(want)) {
+			t.Errorf("Release lacks %q", want)
+		}
+	}
+	want := map[string][]string{ // list → packages in it
+		"main/binary-amd64":    {"in-main"},
+		"contrib/binary-amd64": {"in-contrib"},
+		"main/binary-i386":     {"for-i386"},
+		"contrib/binary-i386":  nil,
+	}
+	for list, names := range want {
+		if !bytes.Contains(rel, []byte(" "+list+"/Packages.xz\n")) {
+			t.Errorf("Release does not list %s/Packages.xz", list)
+		}
+		b, err := os.ReadFile(filepath.Join(repo.Dir, repo.DistPath(list+"/Packages")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, st := range parseStanzas(t, b) {
+			got = append(got, st["Package"])
+			p := repo.Package(st["Package"])
+			if p == nil || st["Filename"] != p.Filename || st["Priority"] != p.Priority || st["Section"] != p.Section ||
+				!strings.HasPrefix(p.Filename, "pool/"+p.Component+"/") || !strings.HasSuffix(p.Filename, "_"+p.Arch+".deb") {
+				t.Errorf("%s: stanza %v, package %+v", list, st, p)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(names, " ") {
+			t.Errorf("%s lists %v, want %v", list, got, names)
+		}
+	}
+	if p := repo.Package("in-main"); p.Priority != "important" || p.Section != "net" {
+		t.Errorf("in-main: %+v", p)
+	}
+	if p := repo.Package("for-i386"); p.Priority != "optional" || p.Section != "misc" || p.Component != "main" {
+		t.Errorf("defaults: %+v", p)
+	}
+}
