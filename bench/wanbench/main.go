@@ -253,7 +253,10 @@ func (b *bench) startDaemonPort(w *world, h *netbed.Host, name string, port int,
 	d := &daemon{h: h, addr: netip.AddrPortFrom(h.Addr4(), uint16(port)).String(), cache: cache, done: make(chan struct{}),
 		http: h.HTTPClient(10 * time.Second)}
 	args := []string{"run", "--embedded", "--bind", h.Addr4().String(), "--port", strconv.Itoa(port), "--cache-dir", cache,
-		"--set", "LOG_LEVEL=" + *logLevel, "--set", "LOCAL_OK=yes", "--set", "ALLOWED_CLIENTS=" + w.lan.Prefix4.String()}
+		"--set", "LOG_LEVEL=" + *logLevel, "--set", "LOCAL_OK=yes", "--set", "ALLOWED_CLIENTS=" + w.lan.Prefix4.String(),
+		// Each case's peers are set with BOOTSTRAP: a daemon "alone" must not find the
+		// others of the bed on the LAN by itself.
+		"--set", "LAN_DISCOVERY=no"}
 	for _, s := range sets {
 		args = append(args, "--set", s)
 	}
