@@ -1,0 +1,90 @@
+package node
+
+import (
+	"github.com/apt-p2p/apt-p2p/engine"
+	"github.com/apt-p2p/apt-p2p/internal/portmap"
+)
+
+// portMapping is the node's port mapping (PORT_MAPPING; internal/portmap):
+// the router is asked to forward the peer port (TCP) and the IPv4 DHT's
+// port (UDP) while the daemon runs.
+type portMapping struct {
+	svc *portmap.Service // nil when off
+	tcp portmap.Port     // the peer port (Internal 0 on a DHT-only node)
+}
+
+// startPortMap starts port mapping when PORT_MAPPING asks for it. NAT-PMP
+// maps IPv4 ports only: a daemon without an IPv4 DHT maps nothing.
+func (n *Node) startPortMap() {
+	if !n.cfg.PortMap.On() {
+		return
+	}
+	log := n.log.With("part", "portmap")
+	d := n.DHTOf(engine.IPv4)
+	if d == nil {
+		log.Warn("PORT_MAPPING: NAT-PMP maps IPv4 ports and this daemon runs no IPv4 DHT; nothing is mapped")
+		return
+	}
+	var ports []portmap.Port
+	if !n.cfg.DHTOnly { // a DHT-only node serves no files
+		n.pm.tcp = portmap.Port{Proto: portmap.TCP, Internal: uint16(n.cfg.Port)}
+		ports = append(ports, n.pm.tcp)
+	}
+	ports = append(ports, portmap.Port{Proto: portmap.UDP, Internal: d.Addr().Port()})
+	n.pm.svc = portmap.Start(portmap.Config{
+		Open:   portmap.OpenNATPMP(0),
+		Ports:  ports,
+		Logger: log,
+		// Probers must connect to the port the router forwards (package
+		// portmap: "What peers are told").
+		OnChange: func(st portmap.Status) {
+			if n.pm.tcp.Internal != 0 {
+				d.SetReachTCPPort(mappedPort(st, n.pm.tcp))
+			}
+		},
+	})
+	log.Info("port mapping on", "protocol", "NAT-PMP", "ports", ports)
+}
+
+// mappedPort is p's external port while a mapping of it is active, its own
+// port otherwise.
+func mappedPort(st portmap.Status, p portmap.Port) uint16 {
+	if ext, ok := st.Mapped(p); ok {
+		return ext
+	}
+	return p.Internal
+}
+
+// announcedPort is the TCP port peers of family f that are not on our LAN
+// download from: the router's external port of the peer port while an IPv4
+// mapping of it is active, PORT otherwise.
+func (n *Node) announcedPort(f engine.Family) uint16 {
+	if f != engine.IPv4 || n.pm.svc == nil || n.pm.tcp.Internal == 0 {
+		return uint16(n.cfg.Port)
+	}
+	return mappedPort(n.pm.svc.Status(), n.pm.tcp)
+}
+
+// closePortMap deletes the mappings.
+func (n *Node) closePortMap() error {
+	if n.pm.svc == nil {
+		return nil
+	}
+	return n.pm.svc.Close()
+}
+
+// PortMapInfo is port mapping's state for the status views.
+type PortMapInfo struct {
+	On     bool // PORT_MAPPING asks for mappings
+	Mode   string
+	Status portmap.Status
+}
+
+// PortMap is port mapping's state.
+func (n *Node) PortMap() PortMapInfo {
+	pi := PortMapInfo{On: n.cfg.PortMap.On(), Mode: n.cfg.PortMap.Mode}
+	if n.pm.svc != nil {
+		pi.Status = n.pm.svc.Status()
+	}
+	return pi
+}
