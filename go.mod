@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/VictoriaMetrics/metrics v1.45.0
 	github.com/cespare/xxhash/v2 v2.3.0
+	github.com/huin/goupnp v1.3.0
 	github.com/jackpal/bencode-go v1.0.2
 	github.com/jackpal/go-nat-pmp v1.0.2
 	github.com/klauspost/compress v1.20.3

@@ -3,8 +3,9 @@ package config
 // PortMap is the configuration of port mapping (issue 13 item 1;
 // internal/portmap): asking the router to forward the peer and DHT ports.
 type PortMap struct {
-	// Mode is PORT_MAPPING: "no" (the default) or "natpmp" (NAT-PMP, RFC
-	// 6886, to the gateway of the default route).
+	// Mode is PORT_MAPPING: "no" (the default), "natpmp" (NAT-PMP, RFC
+	// 6886, to the gateway of the default route), "upnp" (UPnP IGD, found
+	// by SSDP) or "auto" (NAT-PMP, else UPnP).
 	Mode string
 }
 
@@ -12,8 +13,8 @@ type PortMap struct {
 func (p PortMap) On() bool { return p.Mode != "" && p.Mode != "no" }
 
 var portMapOptions = []option{
-	{name: "PORT_MAPPING", kind: kEnum, def: "no", enum: []string{"no", "natpmp"},
-		help:  "ask the router for port mappings of PORT (TCP) and the DHT's UDP port: no, or natpmp (NAT-PMP to the gateway of the default route; 1 h leases renewed while the daemon runs, deleted when it stops); the reachability check still decides whether peers can reach us",
+	{name: "PORT_MAPPING", kind: kEnum, def: "no", enum: []string{"no", "natpmp", "upnp", "auto"},
+		help:  "ask the router for port mappings of PORT (TCP) and the DHT's UDP port: no; natpmp (NAT-PMP to the gateway of the default route); upnp (UPnP IGD, found by SSDP multicast); auto (NAT-PMP, else UPnP). Leases of 1 h are renewed while the daemon runs and deleted when it stops; the reachability check still decides whether peers can reach us",
 		apply: strOpt(func(c *Config) *string { return &c.PortMap.Mode })},
 }
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// PORT_MAPPING is off by default, takes natpmp, refuses anything else by
+// PORT_MAPPING is off by default, takes natpmp, upnp and auto, refuses anything else by
 // name, and the written configuration reads back the same.
 func TestPortMapping(t *testing.T) {
 	if c := load(t, ""); c.PortMap.On() || c.PortMap.Mode != "no" {
@@ -15,8 +15,10 @@ func TestPortMapping(t *testing.T) {
 	if !c.PortMap.On() || c.PortMap.Mode != "natpmp" {
 		t.Fatalf("natpmp: %+v", c.PortMap)
 	}
-	if c := load(t, "", "PORT_MAPPING=natpmp"); c.PortMap.Mode != "natpmp" {
-		t.Fatalf("command line: %+v", c.PortMap)
+	for _, m := range []string{"natpmp", "upnp", "auto", "no"} {
+		if c := load(t, "", "PORT_MAPPING="+m); c.PortMap.Mode != m || c.PortMap.On() != (m != "no") {
+			t.Fatalf("command line %s: %+v", m, c.PortMap)
+		}
 	}
 	if msg := loadErr(t, "[DEFAULT]\nPORT_MAPPING = pcp\n"); !strings.Contains(msg, "PORT_MAPPING") {
 		t.Fatalf("bad PORT_MAPPING: %v", msg)

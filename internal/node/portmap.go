@@ -1,6 +1,8 @@
 package node
 
 import (
+	"sync/atomic"
+
 	"github.com/apt-p2p/apt-p2p/engine"
 	"github.com/apt-p2p/apt-p2p/internal/portmap"
 )
@@ -11,10 +13,14 @@ import (
 type portMapping struct {
 	svc *portmap.Service // nil when off
 	tcp portmap.Port     // the peer port (Internal 0 on a DHT-only node)
+	// settled: the router has answered the first round, or failed to; the
+	// DHT's reachability rounds wait for it (reachConfig).
+	settled atomic.Bool
 }
 
 // startPortMap starts port mapping when PORT_MAPPING asks for it. NAT-PMP
-// maps IPv4 ports only: a daemon without an IPv4 DHT maps nothing.
+// and UPnP IGD map IPv4 ports only: a daemon without an IPv4 DHT maps
+// nothing.
 func (n *Node) startPortMap() {
 	if !n.cfg.PortMap.On() {
 		return
@@ -22,7 +28,8 @@ func (n *Node) startPortMap() {
 	log := n.log.With("part", "portmap")
 	d := n.DHTOf(engine.IPv4)
 	if d == nil {
-		log.Warn("PORT_MAPPING: NAT-PMP maps IPv4 ports and this daemon runs no IPv4 DHT; nothing is mapped")
+		n.pm.settled.Store(true)
+		log.Warn("PORT_MAPPING: routers map IPv4 ports and this daemon runs no IPv4 DHT; nothing is mapped")
 		return
 	}
 	var ports []portmap.Port
@@ -31,19 +38,28 @@ func (n *Node) startPortMap() {
 		ports = append(ports, n.pm.tcp)
 	}
 	ports = append(ports, portmap.Port{Proto: portmap.UDP, Internal: d.Addr().Port()})
+	open, proto := portmap.OpenNATPMP(0), "NAT-PMP"
+	switch n.cfg.PortMap.Mode {
+	case "upnp":
+		open, proto = portmap.OpenUPnP(0), "UPnP IGD"
+	case "auto":
+		open, proto = portmap.OpenAuto(0), "NAT-PMP, else UPnP IGD"
+	}
 	n.pm.svc = portmap.Start(portmap.Config{
-		Open:   portmap.OpenNATPMP(0),
+		Open:   open,
 		Ports:  ports,
 		Logger: log,
 		// Probers must connect to the port the router forwards (package
 		// portmap: "What peers are told").
+		// The first round always reports (a mapping or an error).
 		OnChange: func(st portmap.Status) {
 			if n.pm.tcp.Internal != 0 {
 				d.SetReachTCPPort(mappedPort(st, n.pm.tcp))
 			}
+			n.pm.settled.Store(true)
 		},
 	})
-	log.Info("port mapping on", "protocol", "NAT-PMP", "ports", ports)
+	log.Info("port mapping on", "protocol", proto, "ports", ports)
 }
 
 // mappedPort is p's external port while a mapping of it is active, its own

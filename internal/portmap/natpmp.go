@@ -1,6 +1,7 @@
 package portmap
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -68,9 +69,28 @@ func (g *natPMP) Map(p Proto, internal, external uint16, lease time.Duration) (u
 
 // Unmap deletes a mapping: a request with lifetime 0 and external port 0
 // (RFC 6886 §3.4).
-func (g *natPMP) Unmap(p Proto, internal uint16) error {
+func (g *natPMP) Unmap(p Proto, internal, _ uint16) error {
 	if _, err := g.c.AddPortMapping(p.String(), int(internal), 0, 0); err != nil {
 		return fmt.Errorf("NAT-PMP deletion of %s/%d at %s: %w", p, internal, g.gw, err)
 	}
 	return nil
+}
+
+// OpenAuto tries NAT-PMP at the default gateway, and UPnP IGD when that
+// gateway does not answer NAT-PMP (PORT_MAPPING = auto).
+func OpenAuto(timeout time.Duration) func() (Gateway, error) {
+	pmp, upnp := OpenNATPMP(timeout), OpenUPnP(timeout)
+	return func() (Gateway, error) {
+		g, err := pmp()
+		if err == nil {
+			if _, err = g.ExternalAddr(); err == nil {
+				return g, nil
+			}
+		}
+		g, uerr := upnp()
+		if uerr != nil {
+			return nil, errors.Join(err, uerr)
+		}
+		return g, nil
+	}
 }

@@ -1,24 +1,31 @@
 // Package portmap asks the home router to forward the daemon's ports (issue
 // 13 item 1, PORT_MAPPING): NAT-PMP (RFC 6886) to the gateway of the default
-// route, through github.com/jackpal/go-nat-pmp. It maps the peer port (TCP:
-// peers download from it) and the DHT port (UDP) with a lease (1 h), renews
-// each lease at half its life, deletes the mappings on Close, and learns the
-// router's external address.
+// route, through github.com/jackpal/go-nat-pmp, or UPnP IGD (WANIPConnection:1
+// or WANPPPConnection:1, found by an SSDP search), through
+// github.com/huin/goupnp; auto tries NAT-PMP first. It maps the peer port
+// (TCP: peers download from it) and the DHT port (UDP) with a lease (1 h),
+// renews each lease at half its life, deletes the mappings on Close, and
+// learns the router's external address.
 //
 // It is not a reachability check: a mapping says only that the router agreed
 // to forward, not that peers get through (a second NAT, a firewall upstream).
 // The reachability checker (engine/reach.go) still decides, by probes, as
-// with no mapping; a working mapping only lets its probes arrive.
+// with no mapping; a working mapping only lets its probes arrive. Its rounds
+// wait for the router's first answer (engine.ReachConfig.Ready), so that no
+// probe is sent before the mapping exists.
 //
 // What peers are told. In the original protocol a peer's contact is the IP
 // address others see its DHT datagrams come from plus its own TCP port. The
 // service asks for the same external port as the local one, and a router
 // that can gives it (then nothing changes for peers). A router may give
-// another port (RFC 6886 §3.3: the suggested port is only a hint):
+// another port (NAT-PMP, RFC 6886 §3.3: the suggested port is only a hint;
+// UPnP: the port is taken, error 718, and the next ones are tried):
 //
 //   - UDP: a NAT-PMP mapping also applies to outbound datagrams from the
 //     internal port, so DHT nodes see our datagrams come from the mapped
 //     external port and put that in their tables. Nothing to tell them.
+//     UPnP IGD says nothing of outbound traffic, so over UPnP only the local
+//     port itself is asked for.
 //   - TCP: peers learn our HTTP port only from our announcements (the
 //     compact peer value's port) and probers from the reach query's port.
 //     While a TCP mapping is active, both carry the mapped external port
@@ -27,10 +34,10 @@
 //     ends they go back to the local port.
 //
 // A router that does not answer, or refuses, costs one request cycle (the
-// library's retransmissions, bounded by Config.Timeout) and then nothing
-// until the next try, Retry after the first failure, doubling up to
-// MaxRetry. A failure is logged once (again only when the error changes);
-// the status says what happened.
+// library's retransmissions, bounded by DefaultTimeout; an SSDP search of
+// 2 s for UPnP) and then nothing until the next try, Retry after the first
+// failure, doubling up to MaxRetry. A failure is logged once (again only
+// when the error changes); the status says what happened.
 package portmap
 
 import (
@@ -68,7 +75,7 @@ func (p Port) String() string { return fmt.Sprintf("%s/%d", p.Proto, p.Internal)
 // Gateway speaks one port-mapping protocol to one router. Its calls block
 // for at most a few seconds (the protocol's retransmissions).
 type Gateway interface {
-	// Protocol names the protocol ("NAT-PMP").
+	// Protocol names the protocol ("NAT-PMP", "UPnP").
 	Protocol() string
 	// Addr is the router's address.
 	Addr() netip.Addr
@@ -77,8 +84,8 @@ type Gateway interface {
 	// Map asks for a mapping of internal to external (a suggestion) for
 	// lease; it returns the external port and the lease granted.
 	Map(p Proto, internal, external uint16, lease time.Duration) (uint16, time.Duration, error)
-	// Unmap deletes the mapping of internal.
-	Unmap(p Proto, internal uint16) error
+	// Unmap deletes the mapping of internal to external.
+	Unmap(p Proto, internal, external uint16) error
 }
 
 // Mapping is an active mapping.

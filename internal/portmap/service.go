@@ -29,8 +29,8 @@ type Config struct {
 	Clock    clock.Clock
 	Logger   *slog.Logger
 	// OnChange is called, on the service's goroutine, with the new status
-	// after a round that changed the mappings, the external address or the
-	// error.
+	// after the first round (whatever its outcome) and after every round
+	// that changed the mappings, the external address or the error.
 	OnChange func(Status)
 }
 
@@ -162,7 +162,7 @@ func (s *Service) round() time.Duration {
 	s.mu.Lock()
 	s.st = st
 	s.mu.Unlock()
-	if s.cfg.OnChange != nil && changed(prev, st) {
+	if s.cfg.OnChange != nil && (st.Rounds == 1 || changed(prev, st)) {
 		s.cfg.OnChange(st)
 	}
 	return wait
@@ -263,7 +263,7 @@ func (s *Service) release() error {
 	}
 	var errs []error
 	for _, m := range ms {
-		if err := gw.Unmap(m.Proto, m.Internal); err != nil {
+		if err := gw.Unmap(m.Proto, m.Internal, m.External); err != nil {
 			errs = append(errs, err)
 		}
 	}

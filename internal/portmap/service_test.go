@@ -59,10 +59,10 @@ func (g *fakeGateway) Map(p Proto, internal, external uint16, lease time.Duratio
 	return external, lease, nil
 }
 
-func (g *fakeGateway) Unmap(p Proto, internal uint16) error {
+func (g *fakeGateway) Unmap(p Proto, internal, external uint16) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.calls = append(g.calls, fmt.Sprintf("unmap %s/%d", p, internal))
+	g.calls = append(g.calls, fmt.Sprintf("unmap %s/%d→%d", p, internal, external))
 	if g.err != nil {
 		return g.err
 	}
@@ -333,7 +333,7 @@ func TestServiceLoop(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"unmap tcp/9977", "unmap udp/9977"}
+	want := []string{"unmap tcp/9977→9977", "unmap udp/9977→9977"}
 	if c := g.take(); !slices.Equal(c, want) {
 		t.Fatalf("Close asked %q, want %q", c, want)
 	}
