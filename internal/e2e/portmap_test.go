@@ -518,6 +518,10 @@ func portMappedDaemon(t *testing.T, mode string) {
 	if line := fmt.Sprintf("tcp %d → %s:%d", port, natbox.Addr4(), mappedTCP); err != nil || !strings.Contains(page, "port mapping ("+mode+")") || !strings.Contains(page, line) {
 		t.Errorf("the status page does not show the mapping %q (%v):\n%s", line, err, page)
 	}
+	metric := fmt.Sprintf(`aptp2p_port_mapped{proto="tcp",internal="%d"} %d`, port, mappedTCP)
+	if m, err := n.get("/metrics"); err != nil || !strings.Contains(m, metric) {
+		t.Errorf("/metrics lacks %s (%v)", metric, err)
+	}
 	// Reachability is still the probes' verdict (REACH_INTERVAL=5s: two or
 	// three rounds; a generous bound, not a timing assertion).
 	waitFor(t, "the mapped daemon to find itself reachable", 2*time.Minute, func() (bool, string) {

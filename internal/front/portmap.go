@@ -34,7 +34,7 @@ func writePortMapMetrics(w io.Writer, n *node.Node) {
 	if p == nil {
 		return
 	}
-	fmt.Fprintf(w, "# HELP aptp2p_port_mapped External port the router maps to a local port (PORT_MAPPING), 0 while unmapped.\n# TYPE aptp2p_port_mapped gauge\n")
+	fmt.Fprintf(w, "# HELP aptp2p_port_mapped External port the router maps to a local port (PORT_MAPPING); absent while unmapped.\n# TYPE aptp2p_port_mapped gauge\n")
 	for _, m := range p.Mappings {
 		fmt.Fprintf(w, "aptp2p_port_mapped{proto=%q,internal=\"%d\"} %d\n", m.Proto, m.Internal, m.External)
 	}
