@@ -522,6 +522,9 @@ func portMappedDaemon(t *testing.T, mode string) {
 	if m, err := n.get("/metrics"); err != nil || !strings.Contains(m, metric) {
 		t.Errorf("/metrics lacks %s (%v)", metric, err)
 	}
+	if out, err := nh.Run(ctx, binary, "status", "--addr", n.addr()); err != nil || !strings.Contains(out, "port mapping ("+mode+"): ") {
+		t.Errorf("apt-p2p status does not show the mapping (%v):\n%s", err, out)
+	}
 	// Reachability is still the probes' verdict (REACH_INTERVAL=5s: two or
 	// three rounds; a generous bound, not a timing assertion).
 	waitFor(t, "the mapped daemon to find itself reachable", 2*time.Minute, func() (bool, string) {

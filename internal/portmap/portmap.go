@@ -64,6 +64,20 @@ func (p Proto) String() string {
 // MarshalText writes "tcp" or "udp" (JSON).
 func (p Proto) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
+// UnmarshalText reads what MarshalText writes (`apt-p2p status` reads
+// /stats.json).
+func (p *Proto) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "tcp":
+		*p = TCP
+	case "udp":
+		*p = UDP
+	default:
+		return fmt.Errorf("portmap: unknown protocol %q", b)
+	}
+	return nil
+}
+
 // Port is a local port to map.
 type Port struct {
 	Proto    Proto

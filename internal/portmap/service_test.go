@@ -2,6 +2,7 @@ package portmap
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -359,5 +360,30 @@ func TestParseRoutes(t *testing.T) {
 	_, err = ParseRoutes(strings.NewReader(table[:strings.Index(table, "eth1")] + "eth0\t0000F00A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n"))
 	if !errors.Is(err, ErrNoGateway) {
 		t.Errorf("no default route: %v", err)
+	}
+}
+
+// The status reads back from its JSON (apt-p2p status reads /stats.json).
+func TestStatusJSON(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	g := newFakeGateway()
+	g.offset = 3
+	s, _, _ := testService(g, clk)
+	s.round()
+	st := s.Status()
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Status
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	if back.Line() != st.Line() || back.Mappings[1].Proto != UDP || !strings.Contains(st.Line(), "tcp 9977 → 10.240.8.2:9980") {
+		t.Errorf("read back %q from %s, want %q", back.Line(), b, st.Line())
+	}
+	var p Proto
+	if err := json.Unmarshal([]byte(`"sctp"`), &p); err == nil {
+		t.Error("sctp read as a protocol")
 	}
 }
