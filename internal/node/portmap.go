@@ -8,8 +8,8 @@ import (
 )
 
 // portMapping is the node's port mapping (PORT_MAPPING; internal/portmap):
-// the router is asked to forward the peer port (TCP) and the IPv4 DHT's
-// port (UDP) while the daemon runs.
+// the router is asked to forward the peer port (TCP), the IPv4 DHT's port
+// (UDP) and the mainline DHT's, when it runs, while the daemon runs.
 type portMapping struct {
 	svc *portmap.Service // nil when off
 	tcp portmap.Port     // the peer port (Internal 0 on a DHT-only node)
@@ -32,12 +32,14 @@ func (n *Node) startPortMap() {
 		log.Warn("PORT_MAPPING: routers map IPv4 ports and this daemon runs no IPv4 DHT; nothing is mapped")
 		return
 	}
-	var ports []portmap.Port
-	if !n.cfg.DHTOnly { // a DHT-only node serves no files
-		n.pm.tcp = portmap.Port{Proto: portmap.TCP, Internal: uint16(n.cfg.Port)}
-		ports = append(ports, n.pm.tcp)
+	var mainline uint16
+	if n.mainline != nil {
+		mainline = n.mainline.Addr().Port()
 	}
-	ports = append(ports, portmap.Port{Proto: portmap.UDP, Internal: d.Addr().Port()})
+	ports := portMapPorts(n.cfg.DHTOnly, uint16(n.cfg.Port), d.Addr().Port(), mainline)
+	if ports[0].Proto == portmap.TCP {
+		n.pm.tcp = ports[0]
+	}
 	open, proto := portmap.OpenNATPMP(0), "NAT-PMP"
 	switch n.cfg.PortMap.Mode {
 	case "upnp":
@@ -60,6 +62,21 @@ func (n *Node) startPortMap() {
 		},
 	})
 	log.Info("port mapping on", "protocol", proto, "ports", ports)
+}
+
+// portMapPorts are the ports to map: the peer port (TCP; not on a DHT-only
+// node, which serves no files), the IPv4 DHT's UDP port and the mainline
+// DHT's (0: it does not run), the TCP one first.
+func portMapPorts(dhtOnly bool, peer, dht, mainline uint16) []portmap.Port {
+	var ports []portmap.Port
+	if !dhtOnly {
+		ports = append(ports, portmap.Port{Proto: portmap.TCP, Internal: peer})
+	}
+	ports = append(ports, portmap.Port{Proto: portmap.UDP, Internal: dht})
+	if mainline != 0 && mainline != dht {
+		ports = append(ports, portmap.Port{Proto: portmap.UDP, Internal: mainline})
+	}
+	return ports
 }
 
 // mappedPort is p's external port while a mapping of it is active, its own
