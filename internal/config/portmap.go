@@ -14,7 +14,7 @@ func (p PortMap) On() bool { return p.Mode != "" && p.Mode != "no" }
 
 var portMapOptions = []option{
 	{name: "PORT_MAPPING", kind: kEnum, def: "no", enum: []string{"no", "natpmp", "upnp", "auto"},
-		help:  "ask the router for port mappings of PORT (TCP) and the DHT's UDP port: no; natpmp (NAT-PMP to the gateway of the default route); upnp (UPnP IGD, found by SSDP multicast); auto (NAT-PMP, else UPnP). Leases of 1 h are renewed while the daemon runs and deleted when it stops; the reachability check still decides whether peers can reach us",
+		help:  "ask the router for port mappings of PORT (TCP) and the DHT's UDP port (and MAINLINE_PORT with the mainline DHT): no; natpmp (NAT-PMP to the gateway of the default route); upnp (UPnP IGD, found by SSDP multicast); auto (NAT-PMP, else UPnP). Leases of 1 h are renewed while the daemon runs and deleted when it stops; the reachability check still decides whether peers can reach us",
 		apply: strOpt(func(c *Config) *string { return &c.PortMap.Mode })},
 }
 
