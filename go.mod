@@ -5,7 +5,9 @@ go 1.26.0
 require (
 	github.com/VictoriaMetrics/metrics v1.45.0
 	github.com/cespare/xxhash/v2 v2.3.0
+	github.com/huin/goupnp v1.3.0
 	github.com/jackpal/bencode-go v1.0.2
+	github.com/jackpal/go-nat-pmp v1.0.2
 	github.com/klauspost/compress v1.20.3
 	github.com/panjf2000/gnet/v2 v2.10.0
 	github.com/pierrec/lz4/v4 v4.1.33

@@ -101,6 +101,13 @@ type ReachConfig struct {
 	// taken as unsolicited (10 min: above the UDP mapping lifetime of NATs,
 	// 2 to 5 min, RFC 4787).
 	ContactMemory time.Duration
+	// Ready, if set, holds probe rounds back until it reports true (asked
+	// when a round is due, then every second): the owner's port mapping
+	// (internal/portmap) gets its answer from the router before peers are
+	// asked. A probe that comes before the router's mapping is a miss, and
+	// on a Linux router it leaves a connection-tracking entry that drops
+	// the same prober's next probes too.
+	Ready func() bool
 
 	// NoServe answers others' reach queries with 203 (unknown method), as an
 	// original peer does.
@@ -491,6 +498,10 @@ func (c *Core) reachTimer(now time.Time) {
 	cfg := &c.cfg.Reach
 	if !c.join.joined {
 		c.reachSchedule(now.Add(cfg.Retry))
+		return
+	}
+	if cfg.Ready != nil && !cfg.Ready() {
+		c.reachSchedule(now.Add(time.Second))
 		return
 	}
 	if ext, ok := c.ExternalAddr(); ok && ext != r.ext {

@@ -130,3 +130,15 @@ func (n *Node) Reach() ReachStats { return *n.reach.stats.Load() }
 func (n *Node) NoteTCPProbe(nonce wire.ID) {
 	n.do(func(now time.Time) { n.core.ReachTCPHit(now, nonce) })
 }
+
+// SetReachTCPPort sets the port TCP probes are asked to connect to
+// (ReachConfig.TCPPort): the external port of a router's port mapping when
+// it differs from the local one (internal/portmap), the local one again
+// when the mapping ends. It does nothing on a node that probes UDP only.
+func (n *Node) SetReachTCPPort(port uint16) {
+	n.do(func(time.Time) {
+		if n.core.cfg.Reach.TCPPort != 0 && port != 0 {
+			n.core.cfg.Reach.TCPPort = port
+		}
+	})
+}

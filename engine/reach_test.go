@@ -579,3 +579,29 @@ func TestReachRecheck(t *testing.T) {
 		t.Fatalf("after the port forward: %+v", s)
 	}
 }
+
+// Rounds wait for Ready (a port mapping being set up): a NATed node whose
+// router maps its ports only after a while asks nobody before, counts no
+// miss, and is found reachable at the first round after.
+func TestReachWaitsForReady(t *testing.T) {
+	r := newRnet(t)
+	r1 := r.add("r1", "203.0.113.1:9977", false, true, false, nil, nil)
+	boot := []netip.AddrPort{r1.pub}
+	r.add("r2", "198.51.100.2:9977", false, true, false, boot, nil)
+	r.run(5 * time.Second)
+	ready := false
+	n := r.add("n", "100.64.7.7:9977", true, false, false, boot, func(c *Config) {
+		c.Reach.Ready = func() bool { return ready }
+	})
+	r.run(time.Minute)
+	if s := n.c.Reach(); s.Asked != 0 || s.UDP != ReachUnknown || s.TCP != ReachUnknown {
+		t.Fatalf("before Ready: %+v; want nobody asked, states unknown", s)
+	}
+	ready = true
+	n.natted, n.tcpOpen = false, true // the router's mapping
+	r.run(time.Minute)
+	s := n.c.Reach()
+	if s.UDP != ReachReachable || s.TCP != ReachReachable || s.UDPMissed != 0 {
+		t.Fatalf("after Ready: %+v; want reachable with no miss", s)
+	}
+}

@@ -183,6 +183,28 @@
 // is then 18 bytes) but does not ask, so its state stays unknown and it
 // behaves as reachable, as IPv6 nodes without a NAT in front are.
 //
+// # Port mapping (PORT_MAPPING; nothing new on the wire)
+//
+// A daemon behind a NAT may ask its router for mappings of its peer port
+// (TCP) and DHT port (UDP) with NAT-PMP or UPnP IGD (internal/portmap). The
+// wire does not change; what changes is which port peers are told, since
+// the original protocol's contact is the IP others see plus our port. The
+// daemon asks for the same external port as its local one; when the router
+// grants another:
+//
+//   - UDP: a NAT-PMP mapping also rewrites the internal port's outbound
+//     datagrams to the external port, so DHT nodes see and store the mapped
+//     port from our datagrams' source, as for any NATed node. UPnP says
+//     nothing of outbound traffic: over UPnP only the same UDP port is
+//     asked for.
+//   - TCP: the peer value's contact (c, and the mainline announce_peer port)
+//     carries the mapped external port while the mapping holds, and reach
+//     queries name it as their port, so TCP probes test the path peers will
+//     use. Peers found by LAN discovery get the local port.
+//
+// A mapping is no evidence of reachability: reach probes decide, as without
+// one.
+//
 // # IPv6 (an extension, in the spirit of BEP 32)
 //
 // The original protocol is IPv4 only: 26-byte nodes, 6-byte contacts. The

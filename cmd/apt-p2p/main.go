@@ -399,6 +399,9 @@ func cmdStatus(args []string) int {
 		}
 		fmt.Printf("LAN discovery: %d link(s), %d daemon(s) heard%s%s\n", len(l.Links), len(l.Peers), orEmpty(": ", strings.Join(peers, " ")), orEmpty("; ", l.Error))
 	}
+	if p := st.PortMap; p != nil {
+		fmt.Printf("port mapping (%s): %s\n", p.Mode, p.Line())
+	}
 	for _, f := range st.Families {
 		fmt.Printf("%s: contact %s, DHT joined: %v, %d nodes\n", f.Family, orDash(f.Contact), f.Joined, f.Nodes)
 	}

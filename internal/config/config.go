@@ -54,7 +54,8 @@ type Config struct {
 	DHT                 DHT
 	Mainline            Mainline  // the mainline DHT (mainline.go)
 	LAN                 LAN       // LAN discovery (lan.go)
-	Reach               Reach     // reachability and port mapping (reach.go)
+	Reach               Reach     // reachability (reach.go)
+	PortMap             PortMap   // port mapping (portmap.go)
 	IPv6                IPv6      // address families (ipv6.go)
 	Volunteer           Volunteer // the preheat mode (volunteer.go)
 }
@@ -715,6 +716,9 @@ func (c *Config) valueString(o option) string {
 		return v
 	}
 	if v, ok := c.lanValue(o); ok {
+		return v
+	}
+	if v, ok := c.portMapValue(o); ok {
 		return v
 	}
 	if v := c.mainlineValue(o); v != "" {

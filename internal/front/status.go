@@ -46,10 +46,11 @@ type Status struct {
 	Requests LatencySummary `json:"request_latency"`
 	History  []Sample       `json:"history"`
 
-	Mainline *MainlineStatus `json:"mainline,omitempty"` // mainline.go; nil unless NETWORKS turns it on
-	LAN      *LANStatus      `json:"lan,omitempty"`      // lan.go; nil when LAN_DISCOVERY is off
-	Reach    ReachStatus     `json:"reach"`              // reach.go
-	Families []FamilyStatus  `json:"families"`           // ipv6.go: each address family's DHT and contact
+	Mainline *MainlineStatus `json:"mainline,omitempty"`     // mainline.go; nil unless NETWORKS turns it on
+	LAN      *LANStatus      `json:"lan,omitempty"`          // lan.go; nil when LAN_DISCOVERY is off
+	Reach    ReachStatus     `json:"reach"`                  // reach.go
+	PortMap  *PortMapStatus  `json:"port_mapping,omitempty"` // portmap.go; nil when PORT_MAPPING is no
+	Families []FamilyStatus  `json:"families"`               // ipv6.go: each address family's DHT and contact
 }
 
 // DHTStats is the engine's statistics as the status views show them: the
@@ -218,6 +219,7 @@ func (s *Server) Snapshot() Status {
 	st.History = s.hist.samples()
 	st.Mainline = mainlineStatus(n)
 	st.LAN = lanStatus(n)
+	st.PortMap = portMapStatus(n)
 	return st
 }
 
@@ -247,6 +249,7 @@ func (s *Server) writeMetrics(ctx *fasthttp.RequestCtx) {
 	writeMainlineMetrics(ctx, s.n)
 	writeLANMetrics(ctx, s.n)
 	writeReachMetrics(ctx, s.n.DHTStats().Reach)
+	writePortMapMetrics(ctx, s.n)
 	writeFamilyMetrics(ctx, familyStatus(s.n))
 }
 
@@ -306,7 +309,8 @@ th:first-child,td:first-child{text-align:left}.ok{color:#1a7f37}.bad{color:#c039
 <h1>apt-p2p {{.S.Version}}</h1>
 <p>Contact <b>{{if .S.Contact}}{{.S.Contact}}{{else}}not known yet{{end}}</b> ·
 {{if .S.Reach.Checking}}{{if .S.Reach.Announce}}<span class="ok">{{.S.Reach.Line}}</span>{{else}}<span class="bad">{{.S.Reach.Line}}</span>{{end}}{{else if .S.Reachable}}<span class="ok">reachable from other peers</span>{{else}}<span class="bad">no peer has reached us yet</span>{{end}} ·
-DHT {{if .S.Joined}}<span class="ok">joined</span>{{else}}<span class="bad">not joined</span>{{end}} ·
+{{with .S.PortMap}}port mapping ({{.Mode}}): {{if .OK}}<span class="ok">{{.Line}}</span>{{else}}<span class="bad">{{.Line}}</span>{{end}} ·
+{{end}}DHT {{if .S.Joined}}<span class="ok">joined</span>{{else}}<span class="bad">not joined</span>{{end}} ·
 up {{dur .S.Uptime}}</p>
 
 <h2>Traffic to apt</h2>

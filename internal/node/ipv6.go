@@ -54,7 +54,8 @@ func (n *Node) dhts() []*engine.Node {
 }
 
 // ContactOf is the address peers of family f download from (our external
-// IP of that family, TCP port), if known. A BIND_ADDRESS is the contact of
+// IP of that family, TCP port: the router's external port while
+// PORT_MAPPING holds a mapping of it, portmap.go), if known. A BIND_ADDRESS is the contact of
 // its own family, and the daemon has none in the other.
 func (n *Node) ContactOf(f engine.Family) (netip.AddrPort, bool) {
 	if a := n.cfg.Bind; a.IsValid() && !a.IsUnspecified() {
@@ -72,8 +73,9 @@ func (n *Node) ContactOf(f engine.Family) (netip.AddrPort, bool) {
 		if a, ok = n.lanAddr(f); !ok { // lan.go
 			return netip.AddrPort{}, false
 		}
+		return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
 	}
-	return netip.AddrPortFrom(a.Unmap(), uint16(n.cfg.Port)), true
+	return netip.AddrPortFrom(a.Unmap(), n.announcedPort(f)), true // portmap.go
 }
 
 // Contacts are our known contacts, IPv4 first.

@@ -30,7 +30,7 @@ type MainlineDHT interface {
 // mainlineDHT is MainlineDHT on an engine.MainlineNode.
 type mainlineDHT struct {
 	n        *engine.MainlineNode
-	httpPort uint16
+	httpPort func() uint16 // the peer port peers elsewhere reach (portmap.go)
 }
 
 func (m mainlineDHT) Peers(ctx context.Context, key wire.ID, onPeer func(netip.AddrPort)) (int, error) {
@@ -42,7 +42,7 @@ func (m mainlineDHT) Peers(ctx context.Context, key wire.ID, onPeer func(netip.A
 }
 
 func (m mainlineDHT) Announce(ctx context.Context, key wire.ID) error {
-	_, err := m.n.Announce(ctx, wire.MainlineInfoHash(key), m.httpPort)
+	_, err := m.n.Announce(ctx, wire.MainlineInfoHash(key), m.httpPort())
 	return err
 }
 
@@ -66,7 +66,7 @@ func (n *Node) startMainline() error {
 		return fmt.Errorf("mainline DHT on UDP %s: %w (is the port in use? set [%s] MAINLINE_PORT)", listen, err, n.cfg.DHTSection)
 	}
 	n.mainline = mn
-	n.mdht = mainlineDHT{n: mn, httpPort: uint16(n.cfg.Port)}
+	n.mdht = mainlineDHT{n: mn, httpPort: func() uint16 { return n.announcedPort(engine.IPv4) }}
 	n.wg.Go(n.mainlineLoop)
 	return nil
 }

@@ -52,6 +52,7 @@ type Node struct {
 	mainline  *engine.MainlineNode // nil unless NETWORKS is mainline or both (mainline.go)
 	mdht      MainlineDHT
 	lan       lanDiscovery // LAN_DISCOVERY (lan.go)
+	pm        portMapping  // PORT_MAPPING (portmap.go)
 	fetcher   *fetch.Downloader
 	downloads *download.Manager
 	mirrors   *mirrorCache
@@ -144,6 +145,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		return nil, err
 	}
 	n.startLAN()
+	n.startPortMap() // portmap.go
 	n.downloads = download.New(download.Config{
 		MirrorDelay:     cfg.MirrorDelay,
 		MinPeers:        cfg.MinDownloadPeers,
@@ -262,7 +264,7 @@ func (n *Node) Close() error {
 	n.downloads.Close()
 	n.wg.Wait()
 	n.Stats.save()
-	errs := []error{n.closeLAN()}
+	errs := []error{n.closeLAN(), n.closePortMap()}
 	if n.dht != nil {
 		errs = append(errs, n.dht.Close())
 	}

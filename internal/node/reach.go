@@ -15,6 +15,9 @@ func (n *Node) reachConfig(c *engine.Config) {
 	if !n.cfg.DHTOnly {
 		c.Reach.TCPPort = uint16(n.cfg.Port) // a DHT-only node serves no files: UDP only
 	}
+	if n.cfg.PortMap.On() {
+		c.Reach.Ready = n.pm.settled.Load // the router's answer first (portmap.go)
+	}
 	log := n.log.With("part", "reach")
 	var last engine.ReachStats
 	c.Reach.OnChange = func(s engine.ReachStats) {
