@@ -101,6 +101,22 @@ func (f *Fake) WaitArmed(stop <-chan struct{}) {
 	}
 }
 
+// WaitPending blocks until at least n timers are armed: a test waits for the
+// code under test to be waiting on the clock (level-triggered, unlike
+// WaitArmed, so a timer armed before the call counts).
+func (f *Fake) WaitPending(n int) {
+	for {
+		f.mu.Lock()
+		if len(f.timers) >= n {
+			f.mu.Unlock()
+			return
+		}
+		ch := f.added
+		f.mu.Unlock()
+		<-ch
+	}
+}
+
 type fakeTimer struct {
 	f     *Fake
 	c     chan time.Time

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
 )
 
 type reports struct {
@@ -317,9 +318,9 @@ func TestReadAheadDirectUntilPipelined(t *testing.T) {
 		if string(ctx.Path()) == "/w1" {
 			// Wait (bounded) for the client's next request to be in the socket.
 			arrived <- struct{}{}
-			for deadline := time.Now().Add(10 * time.Second); c.unread() == 0 && time.Now().Before(deadline); {
-				time.Sleep(time.Millisecond)
-			}
+			c.raw.Control(func(fd uintptr) { // poll(2) for readable, bounded
+				unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, 10_000) //nolint:errcheck
+			})
 			// The answer streams until /w2 has been reported (bounded wait).
 			ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 				timeout := time.After(10 * time.Second)

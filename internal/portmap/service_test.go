@@ -307,17 +307,12 @@ func TestServiceLoop(t *testing.T) {
 	// (synchronisation with its goroutine, not a timing assertion).
 	settled := func(n int) {
 		t.Helper()
-		for i := 0; ; i++ {
-			g.mu.Lock()
-			got := len(g.calls)
-			g.mu.Unlock()
-			if got == n && clk.Pending() == 1 {
-				return
-			}
-			if i > 10000 {
-				t.Fatalf("the loop made %d requests, want %d; %d timers", got, n, clk.Pending())
-			}
-			time.Sleep(time.Millisecond)
+		clk.WaitPending(1) // the loop arms its timer once the round's requests are made
+		g.mu.Lock()
+		got := len(g.calls)
+		g.mu.Unlock()
+		if got != n || clk.Pending() != 1 {
+			t.Fatalf("the loop made %d requests, want %d; %d timers", got, n, clk.Pending())
 		}
 	}
 	s := Start(Config{Open: func() (Gateway, error) { return g, nil }, Ports: []Port{tcp9977, udp9977}, Clock: clk})

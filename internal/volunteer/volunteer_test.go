@@ -377,11 +377,9 @@ func TestRunSchedule(t *testing.T) {
 	go func() { v.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 	cycles := func() int { _, n := v.Last(); return n }
-	armed := func() time.Time {
+	armed := func() time.Time { // Run waits on the clock: between refreshes, or before the first
 		t.Helper()
-		for clk.Pending() == 0 {
-			time.Sleep(time.Millisecond)
-		}
+		clk.WaitPending(1)
 		next, _ := clk.Next()
 		return next
 	}
@@ -389,17 +387,18 @@ func TestRunSchedule(t *testing.T) {
 		t.Fatalf("first refresh at %v, want within 6 minutes of %v", first, t0)
 	}
 	clk.Advance(6 * time.Minute)
-	for cycles() < 1 {
-		time.Sleep(time.Millisecond)
+	next := armed() // armed again once the refresh is over
+	if cycles() != 1 {
+		t.Fatalf("%d refreshes once the first timer fired, want 1", cycles())
 	}
 	rep, _ := v.Last()
-	next := armed()
 	if d := next.Sub(rep.Started); d < 54*time.Minute || d > 66*time.Minute {
 		t.Fatalf("next refresh %v after the first, want 1 h ±10%%", d)
 	}
 	clk.Set(next)
-	for cycles() < 2 {
-		time.Sleep(time.Millisecond)
+	armed()
+	if n := cycles(); n != 2 {
+		t.Fatalf("%d refreshes once the second timer fired, want 2", n)
 	}
 	if rep, _ := v.Last(); !rep.Started.Equal(next) || len(rep.Errors) != 0 {
 		t.Fatalf("second refresh %+v, want at %v", rep, next)
@@ -416,9 +415,7 @@ func TestPacer(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- p.wait(ctx, 512<<10) }() // half a second of debt
-	for clk.Pending() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	clk.WaitPending(1)
 	clk.Advance(400 * time.Millisecond)
 	select {
 	case <-done:
@@ -431,9 +428,7 @@ func TestPacer(t *testing.T) {
 	}
 	ctx2, cancel := context.WithCancel(ctx)
 	go func() { done <- p.wait(ctx2, 1<<20) }()
-	for clk.Pending() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	clk.WaitPending(1)
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled wait: %v", err)
