@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -218,6 +219,45 @@ func packageBytes(repo *testrepo.Repo, m *testrepo.Mirror) int64 {
 		n += m.BytesServed("/debian/" + p.Filename)
 	}
 	return n
+}
+
+// aptGet runs real apt-get inside host h through daemon d (URL-prefix mode,
+// or proxy mode) and checks every file it downloaded.
+func aptGet(t *testing.T, ctx context.Context, h *netbed.Host, d *daemon, repo *testrepo.Repo, mirror *testrepo.Mirror, proxy bool) {
+	t.Helper()
+	r := newRoot(t)
+	r.Start = h.Start
+	src := "http://" + d.addr() + "/" + mirror.Addr() + "/debian"
+	if proxy {
+		src = mirror.URL() + "/debian"
+		r.SetProxy("http://" + d.addr())
+	}
+	if err := r.SetSources(repo.SourcesLine(src)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	if err := r.Download(ctx, work, repo.Names()...); err != nil {
+		t.Fatal(err)
+	}
+	if err := apttest.VerifyFiles(repo, work); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitAnnounced waits until asker's lookup of every package of repo names
+// holder (a contact, ip:port) among its peers; who names the holder in a
+// failure.
+func waitAnnounced(t *testing.T, asker *daemon, repo *testrepo.Repo, holder, who string) {
+	t.Helper()
+	for _, p := range repo.Packages {
+		waitFor(t, who+"'s announcement of "+p.Name+" seen by "+asker.name, 30*time.Second, func() (bool, string) {
+			l, err := asker.lookup(p.SHA256)
+			return slices.Contains(l.Peers, holder), fmt.Sprintf("%+v %v", l, err)
+		})
+	}
 }
 
 // TestThreeDaemons is the end-to-end run of issue 6: apt through daemon A

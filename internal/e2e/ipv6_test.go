@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apt-p2p/apt-p2p/internal/apttest"
 	"github.com/apt-p2p/apt-p2p/internal/netbed"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 	"github.com/apt-p2p/apt-p2p/wire"
@@ -75,32 +74,6 @@ func newBed(t *testing.T) *netbed.Bed {
 		}
 	})
 	return bed
-}
-
-// aptGet runs real apt-get inside host h through daemon d (URL-prefix mode,
-// or proxy mode) and checks every file it downloaded.
-func aptGet(t *testing.T, ctx context.Context, h *netbed.Host, d *daemon, repo *testrepo.Repo, mirror *testrepo.Mirror, proxy bool) {
-	t.Helper()
-	r := newRoot(t)
-	r.Start = h.Start
-	src := "http://" + d.addr() + "/" + mirror.Addr() + "/debian"
-	if proxy {
-		src = mirror.URL() + "/debian"
-		r.SetProxy("http://" + d.addr())
-	}
-	if err := r.SetSources(repo.SourcesLine(src)); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Update(ctx); err != nil {
-		t.Fatal(err)
-	}
-	work := t.TempDir()
-	if err := r.Download(ctx, work, repo.Names()...); err != nil {
-		t.Fatal(err)
-	}
-	if err := apttest.VerifyFiles(repo, work); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestIPv6OnlyLAN (issue 13): a LAN and a mirror with no IPv4 at all. Daemon
@@ -360,8 +333,12 @@ func TestDualStackOriginalPeer(t *testing.T) {
 	if vals, err := orig.values(a4, key); err != nil || len(vals) != 1 || string(vals[0]) != val {
 		t.Fatalf("the stored value read back: %q %v", vals, err)
 	}
-	// Let the daemons' maintenance and lookups reach it a while longer.
-	time.Sleep(2 * time.Second)
+	// Until the daemons' maintenance and lookups have reached it.
+	waitFor(t, "the daemons' pings and lookups at the original node", 30*time.Second, func() (bool, string) {
+		received, queries, _ := orig.report()
+		return received > 0 && queries["ping"] > 0 && queries["store_value"]+queries["find_node"]+queries["find_value"] > 0,
+			fmt.Sprintf("%d datagrams, queries %v", received, queries)
+	})
 	received, queries, violations := orig.report()
 	for _, v := range violations {
 		t.Error("the original node received: " + v)

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/engine"
-	"github.com/apt-p2p/apt-p2p/internal/apttest"
 	"github.com/apt-p2p/apt-p2p/internal/front"
 	"github.com/apt-p2p/apt-p2p/internal/lan"
 	"github.com/apt-p2p/apt-p2p/internal/netbed"
@@ -170,24 +169,6 @@ func TestLANNoBootstrap(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	aptOn := func(h *netbed.Host, d *daemon) {
-		t.Helper()
-		r := newRoot(t)
-		r.Start = h.Start
-		if err := r.SetSources(repo.SourcesLine("http://" + d.addr() + "/" + mirror.Addr() + "/debian")); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Update(ctx); err != nil {
-			t.Fatal(err)
-		}
-		work := t.TempDir()
-		if err := r.Download(ctx, work, repo.Names()...); err != nil {
-			t.Fatal(err)
-		}
-		if err := apttest.VerifyFiles(repo, work); err != nil {
-			t.Fatal(err)
-		}
-	}
 	announced := func(who int, by ...int) {
 		t.Helper()
 		for _, p := range repo.Packages {
@@ -204,14 +185,14 @@ func TestLANNoBootstrap(t *testing.T) {
 		total += p.Size
 	}
 
-	aptOn(hosts[0], ds[0])
+	aptGet(t, ctx, hosts[0], ds[0], repo, mirror, false)
 	if n := packageBytes(repo, mirror); n != total {
 		t.Fatalf("A: the mirror sent %d package bytes, want all %d", n, total)
 	}
 	announced(0, 1, 2)
 	for i := 1; i < 3; i++ {
 		mirror.Reset()
-		aptOn(hosts[i], ds[i])
+		aptGet(t, ctx, hosts[i], ds[i], repo, mirror, false)
 		if n := packageBytes(repo, mirror); n != 0 {
 			t.Errorf("%s: the mirror sent %d package bytes; all should have come from the LAN peers", ds[i].name, n)
 		}
@@ -436,8 +417,22 @@ func TestLANAddressFamilies(t *testing.T) {
 		}
 		return nodes(vs)["IPv4"] == 1 && nodes(ds)["IPv4"] == 1, fmt.Sprintf("V %+v, D %+v", vs.Families, ds.Families)
 	})
-	// Past D's and V's second hellos: anything V sent on IPv6 would be heard.
-	time.Sleep(3 * time.Second)
+	// Until D has heard two of V's messages and V has sent its second hello:
+	// by then anything V sent on IPv6 would have been heard too.
+	waitFor(t, "V's second hello, heard by D", 30*time.Second, func() (bool, string) {
+		vs, err1 := v.fullStatus()
+		ds, err2 := d.fullStatus()
+		if err1 != nil || err2 != nil || vs.LAN == nil || ds.LAN == nil {
+			return false, fmt.Sprint(err1, err2)
+		}
+		heard := uint64(0)
+		for _, p := range ds.LAN.Peers {
+			if p.DHT == v4 {
+				heard = p.Msgs
+			}
+		}
+		return vs.LAN.Sent["hello"] >= 2 && heard >= 2, fmt.Sprintf("V sent %v, D heard V %d times", vs.LAN.Sent, heard)
+	})
 	vs, err := v.fullStatus()
 	if err != nil {
 		t.Fatal(err)

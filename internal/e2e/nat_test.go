@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apt-p2p/apt-p2p/internal/apttest"
 	"github.com/apt-p2p/apt-p2p/internal/netbed"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
@@ -149,45 +148,17 @@ func TestNATedDaemon(t *testing.T) {
 		})
 	}
 
-	aptOn := func(h *netbed.Host, d *daemon) {
-		t.Helper()
-		r := newRoot(t)
-		r.Start = h.Start
-		if err := r.SetSources(repo.SourcesLine("http://" + d.addr() + "/" + mirror.Addr() + "/debian")); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Update(ctx); err != nil {
-			t.Fatal(err)
-		}
-		work := t.TempDir()
-		if err := r.Download(ctx, work, repo.Names()...); err != nil {
-			t.Fatal(err)
-		}
-		if err := apttest.VerifyFiles(repo, work); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var total int64
 	for _, p := range repo.Packages {
 		total += p.Size
 	}
 	// R1 fetches from the mirror and announces; R2 sees the announcements.
-	aptOn(r1h, r1)
-	for _, p := range repo.Packages {
-		waitFor(t, "R1's announcement of "+p.Name, 30*time.Second, func() (bool, string) {
-			l, err := r2.lookup(p.SHA256)
-			for _, peer := range l.Peers {
-				if peer == r1.addr() {
-					return true, ""
-				}
-			}
-			return false, fmt.Sprintf("%+v %v", l, err)
-		})
-	}
+	aptGet(t, ctx, r1h, r1, repo, mirror, false)
+	waitAnnounced(t, r2, repo, r1.addr(), "R1")
 
 	// N, behind the NAT, gets every package from R1.
 	mirror.Reset()
-	aptOn(nh, n)
+	aptGet(t, ctx, nh, n, repo, mirror, false)
 	if got := packageBytes(repo, mirror); got != 0 {
 		t.Errorf("N: the mirror sent %d package bytes; all should have come from peers", got)
 	}
@@ -201,7 +172,7 @@ func TestNATedDaemon(t *testing.T) {
 
 	// R2 downloads too: from R1 only; N is never a source.
 	mirror.Reset()
-	aptOn(r2h, r2)
+	aptGet(t, ctx, r2h, r2, repo, mirror, false)
 	if got := packageBytes(repo, mirror); got != 0 {
 		t.Errorf("R2: the mirror sent %d package bytes", got)
 	}

@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apt-p2p/apt-p2p/internal/apttest"
 	"github.com/apt-p2p/apt-p2p/internal/netbed"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
@@ -537,45 +536,17 @@ func portMappedDaemon(t *testing.T, mode string) {
 		t.Errorf("N's contact %q (%v), want the router's address and mapped port %s", pm.Contact, err, wantContact)
 	}
 
-	aptOn := func(h *netbed.Host, d *daemon) {
-		t.Helper()
-		root := newRoot(t)
-		root.Start = h.Start
-		if err := root.SetSources(repo.SourcesLine("http://" + d.addr() + "/" + mirror.Addr() + "/debian")); err != nil {
-			t.Fatal(err)
-		}
-		if err := root.Update(ctx); err != nil {
-			t.Fatal(err)
-		}
-		work := t.TempDir()
-		if err := root.Download(ctx, work, repo.Names()...); err != nil {
-			t.Fatal(err)
-		}
-		if err := apttest.VerifyFiles(repo, work); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var total int64
 	for _, p := range repo.Packages {
 		total += p.Size
 	}
 	// N fetches from the mirror and announces itself at the mapped port.
-	aptOn(nh, n)
-	for _, p := range repo.Packages {
-		waitFor(t, "N's announcement of "+p.Name, 30*time.Second, func() (bool, string) {
-			l, err := r.lookup(p.SHA256)
-			for _, peer := range l.Peers {
-				if peer == wantContact {
-					return true, ""
-				}
-			}
-			return false, fmt.Sprintf("%+v %v", l, err)
-		})
-	}
+	aptGet(t, ctx, nh, n, repo, mirror, false)
+	waitAnnounced(t, r, repo, wantContact, "N")
 	t.Logf("%s: announced after %s", mode, time.Since(began).Round(time.Millisecond))
 	// R downloads everything from N, through the router's mappings.
 	mirror.Reset()
-	aptOn(rh, r)
+	aptGet(t, ctx, rh, r, repo, mirror, false)
 	if got := packageBytes(repo, mirror); got != 0 {
 		t.Errorf("R: the mirror sent %d package bytes; all should have come from N", got)
 	}

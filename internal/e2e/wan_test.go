@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apt-p2p/apt-p2p/internal/apttest"
 	"github.com/apt-p2p/apt-p2p/internal/netbed"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
@@ -78,30 +77,12 @@ func TestWANBedTwoDaemons(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	aptOn := func(h *netbed.Host, d *daemon) string {
-		r := newRoot(t)
-		r.Start = h.Start
-		if err := r.SetSources(repo.SourcesLine("http://" + d.addr() + "/" + mirror.Addr() + "/debian")); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Update(ctx); err != nil {
-			t.Fatal(err)
-		}
-		work := t.TempDir()
-		if err := r.Download(ctx, work, repo.Names()...); err != nil {
-			t.Fatal(err)
-		}
-		if err := apttest.VerifyFiles(repo, work); err != nil {
-			t.Fatal(err)
-		}
-		return work
-	}
 	var total int64
 	for _, p := range repo.Packages {
 		total += p.Size
 	}
 
-	aptOn(h1, a)
+	aptGet(t, ctx, h1, a, repo, mirror, false)
 	// The mirror saw A's own LAN address: the bytes crossed the router and the
 	// WAN link, end to end, not a relay.
 	for _, p := range repo.Packages {
@@ -114,20 +95,10 @@ func TestWANBedTwoDaemons(t *testing.T) {
 			t.Errorf("the mirror saw a request from %s, want daemon A's address %s", r.Remote, h1.Addr4())
 		}
 	}
-	for _, p := range repo.Packages {
-		waitFor(t, "A's announcement of "+p.Name, 30*time.Second, func() (bool, string) {
-			l, err := b.lookup(p.SHA256)
-			for _, peer := range l.Peers {
-				if peer == a.addr() {
-					return true, ""
-				}
-			}
-			return false, fmt.Sprintf("%+v %v", l, err)
-		})
-	}
+	waitAnnounced(t, b, repo, a.addr(), "A")
 
 	mirror.Reset()
-	aptOn(h2, b)
+	aptGet(t, ctx, h2, b, repo, mirror, false)
 	if n := packageBytes(repo, mirror); n != 0 {
 		t.Errorf("B: the mirror sent %d package bytes; all should have come from A over the LAN", n)
 	}
