@@ -239,31 +239,11 @@ func (m *Msg) parseWant(pkt []byte, i int) (next int, ok bool, err error) {
 
 // parseNodes6 validates a nodes6 list at pkt[i]: a list of 38-byte strings.
 func (m *Msg) parseNodes6(pkt []byte, i int) (next int, ok bool, err error) {
-	if pkt[i] != 'l' {
-		next, err = skip(pkt, i, 2, nil)
-		return next, false, err
+	list, next, ok, err := scanFixedList(pkt, i, '3', '8', node6Stride)
+	if ok {
+		m.Nodes6 = NodeList6{b: list}
 	}
-	start := i + 1
-	ok = true
-	for j := start; ; {
-		if j >= len(pkt) {
-			return j, false, ErrTruncated
-		}
-		if pkt[j] == 'e' {
-			if ok {
-				m.Nodes6 = NodeList6{b: pkt[start:j:j]}
-			}
-			return j + 1, ok, nil
-		}
-		if j+node6Stride <= len(pkt) && pkt[j] == '3' && pkt[j+1] == '8' && pkt[j+2] == ':' {
-			j += node6Stride
-			continue
-		}
-		ok = false
-		if j, err = skip(pkt, j, 3, nil); err != nil {
-			return j, false, err
-		}
-	}
+	return next, ok, err
 }
 
 // NodeList6 is a view of a validated bencoded list of 38-byte compact nodes

@@ -550,30 +550,42 @@ func (m *Msg) parseDict(pkt []byte, i int, args bool) (next int, bad bool, err e
 // parseNodes validates a nodes list at pkt[i]. ok is false (with a nil error)
 // for well-formed bencode that is not a list of 26-byte strings.
 func (m *Msg) parseNodes(pkt []byte, i int) (next int, ok bool, err error) {
+	list, next, ok, err := scanFixedList(pkt, i, '2', '6', nodeStride)
+	if ok {
+		m.Nodes = NodeList{b: list}
+	}
+	return next, ok, err
+}
+
+// scanFixedList validates a bencoded list at pkt[i] whose items should all be
+// strings of one two-digit length (d0 d1, "26" for nodes, "38" for nodes6;
+// stride = 3 + that length). ok is false (with a nil error) for well-formed
+// bencode that is not such a list; list is the items' bytes when ok.
+func scanFixedList(pkt []byte, i int, d0, d1 byte, stride int) (list []byte, next int, ok bool, err error) {
 	if pkt[i] != 'l' {
 		next, err = skip(pkt, i, 2, nil)
-		return next, false, err
+		return nil, next, false, err
 	}
 	start := i + 1
 	ok = true
 	for j := start; ; {
 		if j >= len(pkt) {
-			return j, false, ErrTruncated
+			return nil, j, false, ErrTruncated
 		}
 		if pkt[j] == 'e' {
 			if ok {
-				m.Nodes = NodeList{b: pkt[start:j:j]}
+				list = pkt[start:j:j]
 			}
-			return j + 1, ok, nil
+			return list, j + 1, ok, nil
 		}
-		// Fast path: exactly "26:" followed by 26 bytes.
-		if j+nodeStride <= len(pkt) && pkt[j] == '2' && pkt[j+1] == '6' && pkt[j+2] == ':' {
-			j += nodeStride
+		// Fast path: exactly "<d0><d1>:" followed by that many bytes.
+		if j+stride <= len(pkt) && pkt[j] == d0 && pkt[j+1] == d1 && pkt[j+2] == ':' {
+			j += stride
 			continue
 		}
 		ok = false
 		if j, err = skip(pkt, j, 3, nil); err != nil {
-			return j, false, err
+			return nil, j, false, err
 		}
 	}
 }
