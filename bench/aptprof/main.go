@@ -69,8 +69,8 @@ func main() {
 		os.Exit(1)
 	}
 	fr := front.New(n, log.With("part", "http"))
-	// As cmd/apt-p2p: allowed apt clients are exempt from the per-address connection cap.
-	scfg := httpserve.ServerConfig{Name: "apt-p2p/" + node.Version, Logger: log.With("part", "http"), Unlimited: fr.ClientAllowed}
+	// As cmd/apt-p2p.
+	scfg := fr.ServerConfig("apt-p2p/"+node.Version, log.With("part", "http"))
 	srv := httpserve.NewServer(fr.Handler, scfg)
 	go func() { _ = srv.Serve(httpserve.LimitListener(ln, scfg)) }()
 	log.Info("listening", "addr", ln.Addr().String(), "pprof", *pp)

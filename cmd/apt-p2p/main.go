@@ -236,13 +236,10 @@ func cmdRun(args []string) int {
 	held.release()
 	log.Info("apt-p2p started", "version", node.Version, "config", strings.Join(read, ", "), "cache", cfg.CacheDir, "listen", listenAddr)
 	fr := front.New(n, log.With("part", "http"))
-	scfg := httpserve.ServerConfig{Name: "apt-p2p/" + node.Version, Logger: log.With("part", "http"),
-		// apt clients are trusted and may open many connections (a site cache
-		// behind one NAT address); the per-address cap is for peers.
-		Unlimited: fr.ClientAllowed,
-		// apt pipelines up to 10 requests per connection: their downloads
-		// start at once instead of one after another.
-		Pipelined: fr.Pipelined}
+	// apt clients are trusted and may open many connections (a site cache behind one NAT
+	// address); the per-address cap is for peers. apt pipelines up to 10 requests per
+	// connection: their downloads start at once instead of one after another.
+	scfg := fr.ServerConfig("apt-p2p/"+node.Version, log.With("part", "http"))
 	srv := httpserve.NewServer(fr.Handler, scfg)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(httpserve.LimitListener(ln, scfg)) }()

@@ -204,6 +204,37 @@ func (s *Server) Pipelined(from netip.Addr, method, uri []byte) {
 	s.n.Prefetch(u)
 }
 
+// ServerConfig is the configuration of the daemon's HTTP server for this front: allowed apt
+// clients are exempt from the per-address connection cap (a site cache behind one NAT address)
+// and their pipelined requests start at once (Pipelined); their plain GETs of hot files take the
+// express lane (ExpressOpen).
+func (s *Server) ServerConfig(name string, log *slog.Logger) httpserve.ServerConfig {
+	return httpserve.ServerConfig{Name: name, Logger: log, Unlimited: s.ClientAllowed, Pipelined: s.Pipelined, Express: s}
+}
+
+// ExpressOpen is the express lane's half of the hot path (httpserve.Express): a URI answered
+// from the store before is answered again without fasthttp parsing the request.
+func (s *Server) ExpressOpen(from netip.Addr, uri []byte, f *httpserve.ExpressFile) bool {
+	return !s.n.Config().DHTOnly && s.n.OpenHot(uri, f)
+}
+
+// ExpressDone counts and logs an express answer as Handler does its hot answers.
+func (s *Server) ExpressDone(f *httpserve.ExpressFile, sent int64, err error) {
+	url := s.n.HotDone(f, sent)
+	s.n.Stats.Requests.Inc()
+	took := time.Since(f.Start)
+	s.n.Stats.RequestLatency.Observe(took)
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		if err != nil {
+			s.log.Info("apt request cut", "from", f.From, "url", url, "status", fasthttp.StatusOK, "bytes", f.Size, "sent", sent,
+				"source", string(node.SourceCache), "took", took.Round(time.Microsecond), "err", err)
+			return
+		}
+		s.log.Info("apt request", "from", f.From, "url", url, "status", fasthttp.StatusOK,
+			"bytes", f.Size, "source", string(node.SourceCache), "took", took.Round(time.Microsecond))
+	}
+}
+
 func (s *Server) status(ctx *fasthttp.RequestCtx, from netip.Addr, write func(*fasthttp.RequestCtx)) {
 	if !s.statusAllowed(from) {
 		httpserve.Error(ctx, fasthttp.StatusForbidden, "the status page is local only (REMOTE_STATS = no)")

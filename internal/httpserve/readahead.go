@@ -2,6 +2,8 @@ package httpserve
 
 import (
 	"bytes"
+	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -118,10 +120,24 @@ type readAhead struct {
 	inHeaders bool                 // between a request line and the blank line after its headers
 	off       bool                 // a request with a body was seen: scanning stopped
 	seen      int64                // request lines scanned
+	// ended: the bytes scanned so far end exactly at the end of a request's
+	// headers (or there are none yet).
+	ended bool
+
+	// The express lane (express.go), direct mode only.
+	express     Express
+	name        string        // the Server header
+	idleTimeout time.Duration // the keep-alive timeout after an express answer
+	readTimeout time.Duration // the time a request has to arrive once its first byte is in
+	xf          ExpressFile
+	xs          expressSend
+	xsWrite     func(uintptr) bool // xs.write bound once
+	xhdr        []byte             // the answer's header, reused
+	xidle       bool               // the last request read was answered on the express lane
 }
 
 func newReadAhead(c *tcpLimitConn, from netip.Addr, hook func(netip.Addr, []byte, []byte), ahead int, slack time.Duration) *readAhead {
-	ra := &readAhead{c: c, from: from, hook: hook, ahead: int64(ahead), slack: slack,
+	ra := &readAhead{c: c, from: from, hook: hook, ahead: int64(ahead), slack: slack, ended: true,
 		data: make(chan struct{}, 1), space: make(chan struct{}, 1), closed: make(chan struct{})}
 	return ra
 }
@@ -142,7 +158,7 @@ func (ra *readAhead) goAsync() {
 // read on the connection's own goroutine. Only this goroutine touches the
 // buffer until goAsync.
 func (ra *readAhead) readDirect(p []byte) (int, error) {
-	if ra.r == ra.w {
+	for ra.r == ra.w {
 		if ra.lastErr != nil {
 			return 0, ra.lastErr
 		}
@@ -155,7 +171,30 @@ func (ra *readAhead) readDirect(p []byte) (int, error) {
 		}
 		n, err := ra.c.TCPConn.Read(ra.buf[:])
 		if n == 0 {
+			if ra.xidle && errors.Is(err, os.ErrDeadlineExceeded) {
+				// Idle after express answers: fasthttp, which may still be waiting for the
+				// first request of the connection, would answer a timeout with 408; an idle
+				// keep-alive connection just closes.
+				return 0, io.EOF
+			}
 			return 0, err // a deadline's timeout is not kept: a later read may succeed
+		}
+		if err == nil && ra.expressReady() {
+			ra.c.busy.Store(true)
+			served, serr := ra.serveExpress(ra.buf[:n])
+			if serr != nil {
+				return 0, serr
+			}
+			if served {
+				ra.xidle = true
+				continue // answered: wait for the next request here
+			}
+		}
+		if ra.xidle {
+			// A request for fasthttp after express answers: it gets the time to arrive that
+			// fasthttp gives a request once its first byte is in.
+			ra.xidle = false
+			ra.deadline = time.Now().Add(ra.readTimeout)
 		}
 		ra.r, ra.w, ra.lastErr = 0, n, err
 		ra.scan(ra.buf[:n])
@@ -294,14 +333,16 @@ func (ra *readAhead) scan(p []byte) {
 		}
 		ra.lineLen += len(chunk)
 		if i < 0 {
+			ra.ended = false
 			return
 		}
 		p = p[i+1:]
-		ra.endLine()
+		ra.ended = ra.endLine()
 	}
 }
 
-func (ra *readAhead) endLine() {
+// endLine ends a line; it reports whether the line ended a request's headers.
+func (ra *readAhead) endLine() bool {
 	n := ra.lineLen
 	ra.lineLen = 0
 	kept := ra.line[:min(n, len(ra.line))]
@@ -311,26 +352,26 @@ func (ra *readAhead) endLine() {
 	}
 	if !ra.inHeaders {
 		if n == 0 {
-			return // an empty line before a request is allowed (RFC 9112 §2.2)
+			return false // an empty line before a request is allowed (RFC 9112 §2.2)
 		}
 		ra.seen++
 		ra.inHeaders = true
 		if n > len(ra.line) {
-			return
+			return false
 		}
 		// METHOD SP URI SP VERSION
 		sp := bytes.IndexByte(kept, ' ')
 		if sp <= 0 {
-			return
+			return false
 		}
 		rest := kept[sp+1:]
 		sp2 := bytes.IndexByte(rest, ' ')
 		if sp2 <= 0 {
-			return
+			return false
 		}
 		method, uri := kept[:sp], rest[:sp2]
 		if ra.place(ra.seen) == notQueued {
-			return
+			return false
 		}
 		ra.mu.Lock()
 		now := ra.sending && ra.place(ra.seen) == inWindow
@@ -341,15 +382,16 @@ func (ra *readAhead) endLine() {
 		if now {
 			ra.hook(ra.from, method, uri)
 		}
-		return
+		return false
 	}
 	if n == 0 {
 		ra.inHeaders = false
-		return
+		return true
 	}
 	if hasPrefixFold(kept, "content-length:") || hasPrefixFold(kept, "transfer-encoding:") {
 		ra.off = true
 	}
+	return false
 }
 
 const (

@@ -90,3 +90,47 @@ func (m *moreSend) write(fd uintptr) bool {
 	}
 	return true
 }
+
+// write sends the express lane's header with MSG_MORE, then the body with sendfile(2).
+func (x *expressSend) write(fd uintptr) bool {
+	for len(x.hdr) > 0 {
+		flags := uintptr(syscall.MSG_NOSIGNAL)
+		if x.remain > 0 {
+			flags |= syscall.MSG_MORE
+		}
+		r, _, e := syscall.Syscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&x.hdr[0])), uintptr(len(x.hdr)), flags, 0, 0)
+		switch e {
+		case 0:
+			x.hdr = x.hdr[r:]
+		case syscall.EAGAIN:
+			x.arm()
+			return false
+		case syscall.EINTR:
+		default:
+			x.err = e
+			return true
+		}
+	}
+	for x.remain > 0 {
+		n, err := syscall.Sendfile(int(fd), x.infd, &x.off, x.remain)
+		if n > 0 {
+			x.remain -= n
+			x.n += int64(n)
+		}
+		switch err {
+		case nil:
+			if n == 0 {
+				x.err = ErrShortFile
+				return true
+			}
+		case syscall.EAGAIN:
+			x.arm()
+			return false
+		case syscall.EINTR:
+		default:
+			x.err = err
+			return true
+		}
+	}
+	return true
+}

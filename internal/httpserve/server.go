@@ -66,6 +66,11 @@ type ServerConfig struct {
 	// Pipelined at a time, once that answer is being sent; the others are reported as they come up.
 	// Default 1 (see defaultAhead in readahead.go for why not all of apt's nine).
 	PipelinedAhead int
+	// Express, if set, answers plain GETs of hot files on connections of trusted clients that
+	// send one request at a time, without fasthttp (express.go). It needs Pipelined (the
+	// read-ahead's direct reads are where it looks) and no MaxRequestsPerConn (its answers are
+	// not counted). Applies to connections accepted through LimitListener.
+	Express Express
 	// MaxRequestsPerConn closes a connection after this many requests; 0: unlimited.
 	MaxRequestsPerConn int
 	// Logger receives fasthttp's connection errors at debug level (cut connections are normal here:
@@ -159,10 +164,15 @@ func (f fasthttpLogger) Printf(format string, args ...any) {
 // *net.TCPConn's ReadFrom, so sendfile still works through them.
 func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
 	cfg = cfg.withDefaults()
-	return &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int),
+	l := &limitListener{Listener: ln, max: cfg.MaxConnsPerIP, stall: cfg.WriteStallTimeout, n: make(map[netip.Addr]int),
 		unlimited: cfg.Unlimited, pipelined: cfg.Pipelined, ahead: cfg.PipelinedAhead,
 		deadlineSlack: min(cfg.ReadTimeout, cfg.IdleTimeout) / 16,
-		maxConns:      cfg.MaxConns, trustedReserve: cfg.MaxConns / 8, live: make(map[*tcpLimitConn]struct{})}
+		maxConns:      cfg.MaxConns, trustedReserve: cfg.MaxConns / 8, live: make(map[*tcpLimitConn]struct{}),
+		name: cfg.Name, idleTimeout: cfg.IdleTimeout, readTimeout: cfg.ReadTimeout}
+	if cfg.MaxRequestsPerConn == 0 {
+		l.express = cfg.Express
+	}
+	return l
 }
 
 type limitListener struct {
@@ -177,6 +187,10 @@ type limitListener struct {
 	ahead     int
 	// deadlineSlack: how much earlier than asked a read deadline may fire (readahead.go).
 	deadlineSlack time.Duration
+	express       Express       // the express lane (express.go); nil: none
+	name          string        // the Server header, for the express lane
+	idleTimeout   time.Duration // the keep-alive timeout, for the express lane
+	readTimeout   time.Duration // the request read timeout, for the express lane
 
 	maxConns       int
 	trustedReserve int
@@ -330,6 +344,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		if trusted && l.pipelined != nil {
 			lc.ra = newReadAhead(lc, addr, l.pipelined, l.ahead, l.deadlineSlack)
+			lc.ra.express, lc.ra.name = l.express, l.name
+			lc.ra.idleTimeout, lc.ra.readTimeout = l.idleTimeout, l.readTimeout
 		}
 		return lc, nil
 	}

@@ -181,10 +181,11 @@ func startDaemonWith(t *testing.T, name, ip, dir string, opts []node.Option, set
 		t.Fatal(err)
 	}
 	d.fr = front.New(d.n, log.With("part", "http"))
-	d.srv = httpserve.NewServer(d.fr.Handler, httpserve.ServerConfig{Name: "apt-p2p/test", Logger: log})
+	scfg := d.fr.ServerConfig("apt-p2p/test", log) // as cmd/apt-p2p
+	d.srv = httpserve.NewServer(d.fr.Handler, scfg)
 	go func() {
 		defer close(d.served)
-		_ = d.srv.Serve(d.ln)
+		_ = d.srv.Serve(httpserve.LimitListener(d.ln, scfg))
 	}()
 	t.Cleanup(func() {
 		d.stop()

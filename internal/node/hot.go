@@ -36,6 +36,7 @@ type hotPath struct {
 	etag             []byte        // the content's SHA-256
 	ctype            string
 	url              string // for the request log
+	header           []byte // the express lane's header lines (httpserve.ExpressHeader)
 }
 
 func (h *hotPaths) get(uri []byte) *hotPath {
@@ -74,21 +75,8 @@ func (h *hotPaths) put(uri []byte, p *hotPath) {
 // content there. It returns the upstream URL (for the request log) and true when it answered;
 // false means: go the usual way (ServeApt).
 func (n *Node) ServeHot(ctx *fasthttp.RequestCtx, uri []byte) (url string, ok bool) {
-	h := n.hot.get(uri)
-	if h == nil {
-		return "", false
-	}
-	if g := n.index.Generation(); g != h.gen.Load() {
-		if d, ok := n.index.Lookup(h.site, h.base, h.path); !ok || d != h.d {
-			n.hot.forget(uri)
-			return "", false
-		}
-		h.gen.Store(g)
-	}
-	info := piecestore.Info{Digest: h.d}
-	r, err := n.store.OpenFile(&info)
-	if err != nil {
-		n.hot.forget(uri)
+	h, r := n.openHot(uri)
+	if r == nil {
 		return "", false
 	}
 	httpserve.ServeFile(ctx, &httpserve.FileResponse{
@@ -102,6 +90,53 @@ func (n *Node) ServeHot(ctx *fasthttp.RequestCtx, uri []byte) (url string, ok bo
 		n.Stats.Cache.Add(int64(ctx.Response.Header.ContentLength()))
 	}
 	return h.url, true
+}
+
+// openHot returns what uri resolved to and the content opened, when it is still what the index
+// names there; nil otherwise (then the path is forgotten).
+func (n *Node) openHot(uri []byte) (*hotPath, *piecestore.Reader) {
+	h := n.hot.get(uri)
+	if h == nil {
+		return nil, nil
+	}
+	if g := n.index.Generation(); g != h.gen.Load() {
+		if d, ok := n.index.Lookup(h.site, h.base, h.path); !ok || d != h.d {
+			n.hot.forget(uri)
+			return nil, nil
+		}
+		h.gen.Store(g)
+	}
+	info := piecestore.Info{Digest: h.d}
+	r, err := n.store.OpenFile(&info)
+	if err != nil {
+		n.hot.forget(uri)
+		return nil, nil
+	}
+	return h, r
+}
+
+// OpenHot is ServeHot for the express lane (httpserve.Express): it fills f for a URI answered
+// from the store before, or returns false.
+func (n *Node) OpenHot(uri []byte, f *httpserve.ExpressFile) bool {
+	h, r := n.openHot(uri)
+	if r == nil {
+		return false
+	}
+	file := r.File()
+	if file == nil {
+		r.Close()
+		return false
+	}
+	f.File, f.Size, f.Header, f.Release, f.Tag = file, r.Size(), h.header, r, h
+	return true
+}
+
+// HotDone ends an express answer that OpenHot opened (sent body bytes), and returns the mirror
+// URL it was for, for the request log.
+func (n *Node) HotDone(f *httpserve.ExpressFile, sent int64) (url string) {
+	f.Release.Close()
+	n.Stats.Cache.Add(sent)
+	return f.Tag.(*hotPath).url
 }
 
 // RememberHot records that uri, which ServeApt answered from the store (SourceCache), names
@@ -124,6 +159,7 @@ func (n *Node) RememberHot(uri []byte, u mirrorurl.URL) {
 	}
 	h := &hotPath{site: site, base: base, path: path, d: d, etag: info.Digest.Get(digest.SHA256),
 		ctype: httpserve.ContentType(path), url: u.String()}
+	h.header = httpserve.ExpressHeader(d.Size, h.ctype, h.etag)
 	h.gen.Store(gen)
 	n.hot.put(uri, h)
 }

@@ -24,7 +24,7 @@ func aptListener(t *testing.T, d *daemon) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := httpserve.ServerConfig{Unlimited: d.fr.ClientAllowed, Pipelined: d.fr.Pipelined}
+	cfg := d.fr.ServerConfig("apt-p2p/test", nil)
 	srv := httpserve.NewServer(d.fr.Handler, cfg)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = srv.Serve(httpserve.LimitListener(ln, cfg)) }()

@@ -1,0 +1,340 @@
+package httpserve
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+const expressCT = "application/vnd.debian.binary-package"
+
+// expressFiles serves the same files on the express lane and through ServeFile (the handler), so
+// the two answers can be compared.
+type expressFiles struct {
+	paths   map[string]string // URI → file
+	etag    []byte
+	handled atomic.Int64 // requests the fasthttp handler answered
+	opened  atomic.Int64
+	done    chan expressEnd
+}
+
+type expressEnd struct {
+	uri  string
+	sent int64
+	err  error
+}
+
+func newExpressFiles(t *testing.T, sizes map[string]int) (*expressFiles, map[string][]byte) {
+	e := &expressFiles{paths: map[string]string{}, etag: mustHex(strings.Repeat("ab", 32)), done: make(chan expressEnd, 64)}
+	data := map[string][]byte{}
+	seed := uint64(40)
+	for uri, n := range sizes {
+		seed++
+		e.paths[uri], data[uri] = writeTemp(t, n, seed)
+	}
+	return e, data
+}
+
+func (e *expressFiles) open(uri string) (*os.File, int64, bool) {
+	p, ok := e.paths[uri]
+	if !ok {
+		return nil, 0, false
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, false
+	}
+	st, _ := f.Stat()
+	return f, st.Size(), true
+}
+
+func (e *expressFiles) ExpressOpen(from netip.Addr, uri []byte, f *ExpressFile) bool {
+	file, size, ok := e.open(string(uri))
+	if !ok {
+		return false
+	}
+	e.opened.Add(1)
+	f.File, f.Size, f.Release, f.Tag = file, size, file, string(uri)
+	f.Header = ExpressHeader(size, expressCT, e.etag)
+	return true
+}
+
+func (e *expressFiles) ExpressDone(f *ExpressFile, sent int64, err error) {
+	f.Release.Close()
+	e.done <- expressEnd{uri: f.Tag.(string), sent: sent, err: err}
+}
+
+func (e *expressFiles) handler(ctx *fasthttp.RequestCtx) {
+	e.handled.Add(1)
+	if string(ctx.Path()) == "/slow" {
+		// Streams its answer for a while: a request behind it must wait its turn.
+		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+			for range 20 {
+				w.WriteString(strings.Repeat("s", 1000))
+				w.Flush()
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+		return
+	}
+	f, size, ok := e.open(string(ctx.RequestURI()))
+	if !ok {
+		ctx.SetStatusCode(fasthttp.StatusNotFound)
+		return
+	}
+	ServeFile(ctx, &FileResponse{File: f, Size: size, ContentType: expressCT, ETag: e.etag, Release: func() { f.Close() }})
+}
+
+func startExpress(t *testing.T, e *expressFiles, cfg ServerConfig) (addr string, trusted netip.Addr) {
+	trusted = netip.MustParseAddr("127.0.0.31")
+	cfg.Name = "apt-p2p/test"
+	cfg.Unlimited = func(a netip.Addr) bool { return a == trusted }
+	cfg.Pipelined = func(netip.Addr, []byte, []byte) {}
+	cfg.Express = e
+	return startServer(t, e.handler, cfg), trusted
+}
+
+// TestExpressLaneAnswersLikeServeFile: a plain GET of a hot file is answered without fasthttp,
+// with the status, headers and body ServeFile gives for it (only Date may differ), many times
+// on one connection.
+func TestExpressLaneAnswersLikeServeFile(t *testing.T) {
+	e, data := newExpressFiles(t, map[string]int{"/pool/hot.deb": 70 << 10, "/pool/small.deb": 300, "/pool/empty.deb": 0})
+	addr, trusted := startExpress(t, e, ServerConfig{})
+	c := dialFrom(t, trusted.String(), addr)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for _, uri := range []string{"/pool/hot.deb", "/pool/small.deb", "/pool/empty.deb", "/pool/hot.deb"} {
+		io.WriteString(c, req("GET", uri, "User-Agent: Debian APT-HTTP/1.3 (2.6.1)\r\nAccept: */*\r\n"))
+		fast, fastBody := readResponse(t, br, "GET")
+		if n := e.handled.Load(); n != 0 {
+			t.Fatalf("%s: the handler answered %d requests; the express lane should have", uri, n)
+		}
+		if end := <-e.done; end.uri != uri || end.err != nil || end.sent != int64(len(data[uri])) {
+			t.Fatalf("%s: ExpressDone %+v, want %d bytes sent and no error", uri, end, len(data[uri]))
+		}
+		// The same request with a header the lane does not know goes to fasthttp.
+		io.WriteString(c, req("GET", uri, "User-Agent: Debian APT-HTTP/1.3 (2.6.1)\r\nX-Other: 1\r\n"))
+		slow, slowBody := readResponse(t, br, "GET")
+		if n := e.handled.Swap(0); n != 1 {
+			t.Fatalf("%s with an unknown header: the handler answered %d requests, want 1", uri, n)
+		}
+		if !bytes.Equal(fastBody, data[uri]) || !bytes.Equal(slowBody, data[uri]) {
+			t.Fatalf("%s: bodies of %d and %d bytes, want %d", uri, len(fastBody), len(slowBody), len(data[uri]))
+		}
+		if fast.StatusCode != slow.StatusCode || fast.Proto != slow.Proto || fast.ContentLength != slow.ContentLength {
+			t.Fatalf("%s: express %s %d (%d bytes), fasthttp %s %d (%d bytes)", uri, fast.Proto, fast.StatusCode,
+				fast.ContentLength, slow.Proto, slow.StatusCode, slow.ContentLength)
+		}
+		fast.Header.Del("Date")
+		slow.Header.Del("Date")
+		if got, want := headerText(fast.Header), headerText(slow.Header); got != want {
+			t.Fatalf("%s: express headers\n%s\nfasthttp's\n%s", uri, got, want)
+		}
+		if d := fast.Header.Get("Content-Type"); d != expressCT {
+			t.Fatalf("Content-Type %q", d)
+		}
+	}
+}
+
+func headerText(h http.Header) string {
+	var b strings.Builder
+	h.Write(&b) //nolint:errcheck
+	return b.String()
+}
+
+// TestExpressLaneLeavesTheRestToFasthttp: anything but a plain GET of a file the hook has goes to
+// the handler, which answers it with the full rules (ranges, conditionals, HEAD, HTTP/1.0,
+// Connection: close, bodies, unknown headers, untrusted clients).
+func TestExpressLaneLeavesTheRestToFasthttp(t *testing.T) {
+	e, data := newExpressFiles(t, map[string]int{"/hot": 5000})
+	addr, trusted := startExpress(t, e, ServerConfig{})
+	etag := `"` + strings.Repeat("ab", 32) + `"`
+	cases := []struct {
+		name, text string
+		status     int
+		body       int // expected body length; -1: not checked
+		handled    int // answers from the handler (fasthttp answers a body it refuses itself)
+	}{
+		{"range", req("GET", "/hot", "Range: bytes=10-19\r\n"), 206, 10, 1},
+		{"if-none-match", req("GET", "/hot", "If-None-Match: "+etag+"\r\n"), 304, 0, 1},
+		{"if-modified-since", req("GET", "/hot", "If-Modified-Since: Sun, 06 Dec 2026 12:00:00 GMT\r\n"), 200, 5000, 1},
+		{"if-range", req("GET", "/hot", "If-Range: \"x\"\r\nRange: bytes=0-0\r\n"), 200, 5000, 1},
+		{"connection close", req("GET", "/hot", "Connection: close\r\n"), 200, 5000, 1},
+		{"head", req("HEAD", "/hot", ""), 200, 0, 1},
+		{"http/1.0", "GET /hot HTTP/1.0\r\nHost: x\r\n\r\n", 200, 5000, 1},
+		{"unknown header", req("GET", "/hot", "X-Forwarded-Proto: https\r\n"), 200, 5000, 1},
+		{"folded header", req("GET", "/hot", "User-Agent: a\r\n b\r\n"), 200, 5000, 1},
+		{"body", req("GET", "/hot", "Content-Length: 2\r\n") + "xy", 400, -1, 0},
+		{"unknown file", req("GET", "/cold", ""), 404, -1, 1},
+		{"absolute form", req("GET", "http://mirror/hot", ""), 404, -1, 1},
+	}
+	for _, tc := range cases {
+		c := dialFrom(t, trusted.String(), addr)
+		io.WriteString(c, tc.text)
+		method := "GET"
+		if strings.HasPrefix(tc.text, "HEAD") {
+			method = "HEAD"
+		}
+		resp, body := readResponse(t, bufio.NewReader(c), method)
+		c.Close()
+		if resp.StatusCode != tc.status || (tc.body >= 0 && len(body) != tc.body) {
+			t.Errorf("%s: HTTP %d with %d bytes, want %d with %d", tc.name, resp.StatusCode, len(body), tc.status, tc.body)
+		}
+		if tc.body == 5000 && !bytes.Equal(body, data["/hot"]) {
+			t.Errorf("%s: wrong body", tc.name)
+		}
+		if n := e.handled.Swap(0); n != int64(tc.handled) {
+			t.Errorf("%s: the handler answered %d requests, want %d", tc.name, n, tc.handled)
+		}
+	}
+	if n := e.opened.Load(); n != 0 {
+		t.Errorf("the express lane opened %d files", n)
+	}
+
+	// An untrusted client (a peer) never takes the lane.
+	c := dialFrom(t, "127.0.0.32", addr)
+	defer c.Close()
+	if code := roundTrip(t, c, req("GET", "/hot", "")); code != 200 || e.handled.Swap(0) != 1 {
+		t.Errorf("untrusted client: HTTP %d, or not answered by the handler", code)
+	}
+}
+
+// TestExpressLaneKeepsOrder: an express answer never overtakes fasthttp's. A request pipelined
+// behind a streaming answer is answered after it, in order (by fasthttp); a plain request sent
+// after an answer was read takes the lane; a request split over several writes is answered whole.
+func TestExpressLaneKeepsOrder(t *testing.T) {
+	e, data := newExpressFiles(t, map[string]int{"/hot": 70 << 10})
+	addr, trusted := startExpress(t, e, ServerConfig{})
+	c := dialFrom(t, trusted.String(), addr)
+	defer c.Close()
+	br := bufio.NewReader(c)
+
+	io.WriteString(c, req("GET", "/slow", "")+req("GET", "/hot", ""))
+	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || len(body) != 20000 {
+		t.Fatalf("first answer: HTTP %d, %d bytes, want the slow one's 20000", resp.StatusCode, len(body))
+	}
+	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || !bytes.Equal(body, data["/hot"]) {
+		t.Fatalf("second answer: HTTP %d, %d bytes, want /hot", resp.StatusCode, len(body))
+	}
+
+	// One at a time on a new connection: after a fasthttp answer, the lane.
+	c2 := dialFrom(t, trusted.String(), addr)
+	defer c2.Close()
+	br2 := bufio.NewReader(c2)
+	e.handled.Store(0)
+	io.WriteString(c2, req("GET", "/slow", ""))
+	readResponse(t, br2, "GET")
+	io.WriteString(c2, req("GET", "/hot", ""))
+	if _, body := readResponse(t, br2, "GET"); !bytes.Equal(body, data["/hot"]) {
+		t.Fatal("wrong body for /hot after /slow")
+	}
+	if end := <-e.done; end.uri != "/hot" || end.err != nil {
+		t.Fatalf("ExpressDone %+v", end)
+	}
+	if n := e.handled.Load(); n != 1 {
+		t.Fatalf("the handler answered %d requests, want 1 (/slow)", n)
+	}
+
+	// A request in pieces: whichever way the reads split it, one whole answer.
+	text := req("GET", "/hot", "User-Agent: Debian APT-HTTP/1.3\r\n")
+	for _, cut := range []int{3, len(text) / 2, len(text) - 1} {
+		io.WriteString(c2, text[:cut])
+		time.Sleep(time.Millisecond) // encourages (does not guarantee) two reads
+		io.WriteString(c2, text[cut:])
+		if resp, body := readResponse(t, br2, "GET"); resp.StatusCode != 200 || !bytes.Equal(body, data["/hot"]) {
+			t.Fatalf("split at %d: HTTP %d, %d bytes", cut, resp.StatusCode, len(body))
+		}
+	}
+}
+
+// TestExpressLaneStallAndIdle: an express answer to a client that stops reading is cut after the
+// stall timeout (the file released, the connection closed); express answers keep a busy connection
+// alive past the idle timeout, and an idle one is still closed after it.
+func TestExpressLaneStallAndIdle(t *testing.T) {
+	e, _ := newExpressFiles(t, map[string]int{"/big": 32 << 20, "/hot": 1000})
+	addr, trusted := startExpress(t, e, ServerConfig{WriteStallTimeout: 200 * time.Millisecond, IdleTimeout: time.Second})
+
+	c := dialFrom(t, trusted.String(), addr)
+	io.WriteString(c, req("GET", "/big", "")) // and never read
+	select {
+	case end := <-e.done:
+		if end.err == nil || end.sent >= 32<<20 {
+			t.Fatalf("stalled client: ExpressDone %+v, want an error before the end", end)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("a stalled express answer was not cut")
+	}
+	c.Close()
+
+	c = dialFrom(t, trusted.String(), addr)
+	defer c.Close()
+	for i := range 3 {
+		if code := roundTrip(t, c, req("GET", "/hot", "")); code != 200 {
+			t.Fatalf("request %d, %d ms after the first: HTTP %d (connection closed?)", i+1, i*700, code)
+		}
+		<-e.done
+		if i < 2 {
+			time.Sleep(700 * time.Millisecond) // 1.4 s in all: past the idle timeout, never idle that long
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("idle connection after express answers: %v, want it closed by the server", err)
+	}
+}
+
+// TestExpressRequest: the parser takes exactly one complete plain GET.
+func TestExpressRequest(t *testing.T) {
+	for _, tc := range []struct {
+		text, uri string
+	}{
+		{"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", "/a"},
+		{"GET /a HTTP/1.1\r\n\r\n", "/a"},
+		{"GET http://m/a HTTP/1.1\r\nhOsT:x\r\nCONNECTION: Keep-Alive\r\n\r\n", "http://m/a"},
+		{"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n", ""}, // two requests
+		{"GET /a HTTP/1.1\r\nHost: x\r\n", ""},                            // incomplete
+		{"GET /a HTTP/1.1\r\nConnection: close\r\n\r\n", ""},
+		{"GET /a HTTP/1.1\r\nRange: bytes=1-\r\n\r\n", ""},
+		{"GET /a HTTP/1.1\r\nHost x\r\n\r\n", ""},
+		{"GET /a HTTP/1.1\r\n: x\r\n\r\n", ""},
+		{"GET  /a HTTP/1.1\r\n\r\n", ""},
+		{"GET /a\x01 HTTP/1.1\r\n\r\n", ""},
+		{"GET * HTTP/1.1\r\n\r\n", ""},
+		{"GET /a HTTP/1.1 \r\n\r\n", ""},
+		{"get /a HTTP/1.1\r\n\r\n", ""},
+		{"GET /a HTTP/1.1\n\n", ""},
+	} {
+		uri, ok := expressRequest([]byte(tc.text))
+		if string(uri) != tc.uri || ok != (tc.uri != "") {
+			t.Errorf("%q: %q %v, want %q", tc.text, uri, ok, tc.uri)
+		}
+	}
+}
+
+// FuzzExpressRequest: the parser never panics, and what it takes is one request for one URI
+// without spaces or control bytes.
+func FuzzExpressRequest(f *testing.F) {
+	f.Add([]byte("GET /a HTTP/1.1\r\nHost: x\r\nUser-Agent: y\r\n\r\n"))
+	f.Add([]byte("GET http://m/a HTTP/1.1\r\n\r\n"))
+	f.Add([]byte("GET /a HTTP/1.1\r\n\r\n\r\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		uri, ok := expressRequest(b)
+		if !ok {
+			return
+		}
+		if len(uri) == 0 || bytes.ContainsAny(uri, " \r\n\t") || !bytes.HasSuffix(b, crlfcrlf) ||
+			bytes.Index(b, crlfcrlf) != len(b)-4 {
+			t.Fatalf("took %q with URI %q", b, uri)
+		}
+	})
+}
