@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -81,6 +82,25 @@ func serveMirror(t *testing.T, root string) *testrepo.Mirror {
 	}
 	t.Cleanup(func() { m.Close() })
 	return m
+}
+
+// newerOnMirror moves the modification time of every file under dir/dists
+// two seconds ahead: the mirror's Last-Modified has whole seconds, and a
+// repository rebuilt within the second it was built in would look unchanged
+// (304) to the daemon's revalidation. Tests call it after a rebuild instead
+// of sleeping past the second.
+func newerOnMirror(t *testing.T, dir string) {
+	t.Helper()
+	later := time.Now().Add(2 * time.Second)
+	err := filepath.WalkDir(filepath.Join(dir, "dists"), func(p string, e fs.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		return os.Chtimes(p, later, later)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // killableListener remembers its connections so a test can make the peer

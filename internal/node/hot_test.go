@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/apt-p2p/apt-p2p/internal/aptindex"
+	"github.com/apt-p2p/apt-p2p/internal/clock"
+	"github.com/apt-p2p/apt-p2p/internal/node"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
 
@@ -26,7 +28,8 @@ func TestHotPathRevalidates(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := serveMirror(t, base)
-	d := startDaemon(t, "A", "127.0.0.2", "", "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
+	clk := clock.NewFake(time.Now())
+	d := startDaemonWith(t, "A", "127.0.0.2", "", []node.Option{node.WithMirrorClock(clk)}, "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")
 	aptUpdate(t, d, m, v1)
 	p1 := v1.Package("hot")
 	wantPackage(t, d, m, p1)
@@ -56,11 +59,14 @@ func TestHotPathRevalidates(t *testing.T) {
 	}
 
 	// The same name with new content: after apt-get update the URI must give the new bytes.
-	time.Sleep(time.Second) // a new Release the daemon's mirror cache sees as changed
 	v2, err := testrepo.Build(dir, testrepo.Options{Packages: specs, Seed: 12})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A new Release the daemon sees as changed: newer on the mirror, and its
+	// copy no longer fresh.
+	newerOnMirror(t, dir)
+	clk.Advance(2 * time.Second)
 	p2 := v2.Package("hot")
 	if p2.Filename != p1.Filename || p2.SHA256 == p1.SHA256 {
 		t.Fatal("rebuild did not reuse the name with new content")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/apt-p2p/apt-p2p/internal/clock"
 	"github.com/apt-p2p/apt-p2p/internal/mirrorurl"
 )
 
@@ -34,6 +35,7 @@ import (
 type mirrorCache struct {
 	dir      string
 	freshFor time.Duration
+	clk      clock.Clock // dates revalidations (freshFor)
 	client   *fasthttp.Client
 	maxSize  int64
 
@@ -75,6 +77,7 @@ func newMirrorCache(dir string, freshFor time.Duration, userAgent string, tlsCon
 	return &mirrorCache{
 		dir:      dir,
 		freshFor: freshFor,
+		clk:      clock.Real,
 		maxSize:  maxUnhashedSize,
 		flights:  map[string]*flight{},
 		client: &fasthttp.Client{
@@ -164,7 +167,7 @@ func (c *mirrorCache) get(ctx context.Context, u mirrorurl.URL, maxAge time.Dura
 	if maxAge >= 0 && maxAge+time.Second < fresh {
 		fresh = maxAge + time.Second
 	}
-	if m, ok := readMeta(path); ok && time.Since(m.Validated) < fresh {
+	if m, ok := readMeta(path); ok && clock.Since(c.clk, m.Validated) < fresh {
 		return cachedFile{path: path, meta: m}, nil
 	}
 	c.mu.Lock()
@@ -221,7 +224,7 @@ func (c *mirrorCache) fetch(u mirrorurl.URL, path string) (cachedFile, error) {
 	defer resp.CloseBodyStream() //nolint:errcheck // nothing to do about a close error
 	switch code := resp.StatusCode(); {
 	case code == fasthttp.StatusNotModified && haveOld:
-		old.Validated = time.Now()
+		old.Validated = c.clk.Now()
 		_ = writeMeta(path, old)
 		return cachedFile{path: path, meta: old}, nil
 	case code != fasthttp.StatusOK:
@@ -235,7 +238,7 @@ func (c *mirrorCache) fetch(u mirrorurl.URL, path string) (cachedFile, error) {
 		LastModified: string(resp.Header.Peek("Last-Modified")),
 		ETag:         string(resp.Header.Peek("ETag")),
 		ContentType:  string(resp.Header.ContentType()),
-		Validated:    time.Now(),
+		Validated:    c.clk.Now(),
 	}
 	n, err := writeAtomic(path, resp.BodyStream(), c.maxSize)
 	if err != nil {

@@ -123,6 +123,9 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Node, error) {
 		return nil, err
 	}
 	n.mirrors = newMirrorCache(filepath.Join(cfg.CacheDir, "mirrors"), 30*time.Second, "apt-p2p/"+Version, tlsConfig)
+	if o.mirrorClock != nil {
+		n.mirrors.clk = o.mirrorClock
+	}
 	n.fetcher = fetch.New(fetch.Config{Version: Version, Logger: log.With("part", "fetch"), TLSConfig: tlsConfig, LoadAware: cfg.LoadAware})
 	n.throttle = httpserve.NewThrottle(httpserve.Limits{
 		GlobalBytesPerSec:  cfg.UploadLimit,

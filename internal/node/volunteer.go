@@ -24,11 +24,17 @@ type Option func(*options)
 
 type options struct {
 	volunteerClock clock.Clock
+	mirrorClock    clock.Clock
 }
 
 // WithVolunteerClock runs the volunteer's schedule and dates on c (tests
 // drive a fake one across days).
 func WithVolunteerClock(c clock.Clock) Option { return func(o *options) { o.volunteerClock = c } }
+
+// WithMirrorClock dates the mirror cache's revalidations on c: how long a
+// Release or InRelease fetched from the mirror counts as fresh (tests move a
+// fake one past that instead of sleeping).
+func WithMirrorClock(c clock.Clock) Option { return func(o *options) { o.mirrorClock = c } }
 
 // Volunteer is the preheat mode, nil when VOLUNTEER_SOURCES is empty.
 func (n *Node) Volunteer() *volunteer.Volunteer { return n.volunteer }

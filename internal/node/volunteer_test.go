@@ -47,10 +47,10 @@ func TestVolunteers(t *testing.T) {
 		"VOLUNTEER_RATE=0", // the pacer would wait on the fake clock
 		"VOLUNTEER_REFRESH=1d",
 	}
-	v1 := startDaemonWith(t, "V1", "127.0.0.2", "", []node.Option{node.WithVolunteerClock(clk1)},
+	v1 := startDaemonWith(t, "V1", "127.0.0.2", "", []node.Option{node.WithVolunteerClock(clk1), node.WithMirrorClock(clk1)},
 		append([]string{"apt_p2p_Khashmir.BOOTSTRAP_NODE=yes"}, sets...)...)
 	boot := "apt_p2p_Khashmir.BOOTSTRAP=" + v1.dhtAddr()
-	v2 := startDaemonWith(t, "V2", "127.0.0.3", "", []node.Option{node.WithVolunteerClock(clk2)}, append([]string{boot}, sets...)...)
+	v2 := startDaemonWith(t, "V2", "127.0.0.3", "", []node.Option{node.WithVolunteerClock(clk2), node.WithMirrorClock(clk2)}, append([]string{boot}, sets...)...)
 	c := startDaemon(t, "C", "127.0.0.4", "", boot)
 	for _, d := range []*daemon{v1, v2, c} {
 		waitFor(t, d.name+" to join", 30*time.Second, func() (bool, string) {
@@ -102,9 +102,7 @@ func TestVolunteers(t *testing.T) {
 		t.Fatalf("the baseline fetched %v from the mirror", got)
 	}
 
-	// New packages in every list. (The mirror cache takes a Release
-	// validated less than a second ago as fresh: let a second pass.)
-	time.Sleep(time.Second)
+	// New packages in every list.
 	specs := append(slices.Clone(old),
 		testrepo.PackageSpec{Name: "new-small", Size: 40 << 10},
 		testrepo.PackageSpec{Name: "new-multi", Size: 1536 << 10},
@@ -115,6 +113,7 @@ func TestVolunteers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	newerOnMirror(t, dir) // rebuilt within the second: the mirror's Last-Modified must still move
 	want := []*testrepo.Package{repo.Package("new-multi"), repo.Package("new-small")}
 	wantPaths := []string{want[0].Filename, want[1].Filename}
 	m.Reset()
