@@ -168,19 +168,19 @@ func (ra *readAhead) serveExpress(req []byte) (served bool, err error) {
 	h = append(h, f.Header...)
 	h = append(h, "\r\n"...)
 	ra.xhdr = h
-	ra.xs = expressSend{hdr: h, infd: int(f.File.Fd()), remain: int(f.Size), conn: ra.c, stall: ra.c.l.stall}
+	ra.xs = expressSend{hdr: h, body: rawSend{infd: int(f.File.Fd()), remain: int(f.Size), conn: ra.c, stall: ra.c.l.stall}}
 	if ra.xsWrite == nil {
 		ra.xsWrite = ra.xs.write
 	}
 	werr := ra.c.raw.Write(ra.xsWrite)
-	err = ra.xs.err
+	err = ra.xs.body.err
 	if err == nil {
 		err = werr
 	}
-	if ra.xs.armed {
+	if ra.xs.body.armed {
 		ra.c.TCPConn.SetWriteDeadline(time.Time{}) //nolint:errcheck // as sender.done
 	}
-	sent := ra.xs.n
+	sent := ra.xs.body.n
 	ra.xs = expressSend{}
 	ra.express.ExpressDone(f, sent, err)
 	*f = ExpressFile{}
@@ -195,25 +195,10 @@ func (ra *readAhead) serveExpress(req []byte) (served bool, err error) {
 	return true, nil
 }
 
-// expressSend writes the header with MSG_MORE and the body with sendfile(2), inside the
-// connection's RawConn.Write (the poller waits for room; the stall deadline is armed only then).
+// expressSend is one express answer on the wire: the header, then the body (sendfile_linux.go).
 type expressSend struct {
-	hdr    []byte
-	infd   int
-	off    int64
-	remain int
-	n      int64
-	err    error
-	conn   *tcpLimitConn
-	stall  time.Duration
-	armed  bool
-}
-
-func (x *expressSend) arm() {
-	if !x.armed {
-		x.conn.TCPConn.SetWriteDeadline(time.Now().Add(x.stall)) //nolint:errcheck // a failed write reports it
-		x.armed = true
-	}
+	hdr  []byte
+	body rawSend
 }
 
 // dateLine caches the Date header line of the current second.

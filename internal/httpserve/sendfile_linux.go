@@ -39,11 +39,7 @@ func (r *rawSend) write(fd uintptr) bool {
 				return true
 			}
 		case syscall.EAGAIN:
-			// Socket buffer full: let the poller wait, until the stall deadline at most.
-			if !r.armed && r.conn != nil {
-				r.conn.SetWriteDeadline(time.Now().Add(r.stall)) //nolint:errcheck // a failed write reports it
-				r.armed = true
-			}
+			r.arm() // socket buffer full: let the poller wait, until the stall deadline at most
 			return false
 		case syscall.EINTR:
 		default:
@@ -52,6 +48,38 @@ func (r *rawSend) write(fd uintptr) bool {
 		}
 	}
 	return true
+}
+
+// arm moves the write deadline to the stall timeout, once per span, before the poller waits.
+func (r *rawSend) arm() {
+	if !r.armed && r.conn != nil {
+		r.conn.SetWriteDeadline(time.Now().Add(r.stall)) //nolint:errcheck // a failed write reports it
+		r.armed = true
+	}
+}
+
+// write sends the express lane's header, with MSG_MORE when a body follows so both share
+// segments, then the body with rawSend. A full socket arms the stall deadline either way.
+func (x *expressSend) write(fd uintptr) bool {
+	for len(x.hdr) > 0 {
+		flags := uintptr(syscall.MSG_NOSIGNAL)
+		if x.body.remain > 0 {
+			flags |= syscall.MSG_MORE
+		}
+		r, _, e := syscall.Syscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&x.hdr[0])), uintptr(len(x.hdr)), flags, 0, 0)
+		switch e {
+		case 0:
+			x.hdr = x.hdr[r:]
+		case syscall.EAGAIN:
+			x.body.arm()
+			return false
+		case syscall.EINTR:
+		default:
+			x.body.err = e
+			return true
+		}
+	}
+	return x.body.write(fd)
 }
 
 // directSendfile reports whether rawSend can be used on this platform.
@@ -85,50 +113,6 @@ func (m *moreSend) write(fd uintptr) bool {
 		case syscall.EINTR:
 		default:
 			m.err = e
-			return true
-		}
-	}
-	return true
-}
-
-// write sends the express lane's header with MSG_MORE, then the body with sendfile(2).
-func (x *expressSend) write(fd uintptr) bool {
-	for len(x.hdr) > 0 {
-		flags := uintptr(syscall.MSG_NOSIGNAL)
-		if x.remain > 0 {
-			flags |= syscall.MSG_MORE
-		}
-		r, _, e := syscall.Syscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&x.hdr[0])), uintptr(len(x.hdr)), flags, 0, 0)
-		switch e {
-		case 0:
-			x.hdr = x.hdr[r:]
-		case syscall.EAGAIN:
-			x.arm()
-			return false
-		case syscall.EINTR:
-		default:
-			x.err = e
-			return true
-		}
-	}
-	for x.remain > 0 {
-		n, err := syscall.Sendfile(int(fd), x.infd, &x.off, x.remain)
-		if n > 0 {
-			x.remain -= n
-			x.n += int64(n)
-		}
-		switch err {
-		case nil:
-			if n == 0 {
-				x.err = ErrShortFile
-				return true
-			}
-		case syscall.EAGAIN:
-			x.arm()
-			return false
-		case syscall.EINTR:
-		default:
-			x.err = err
 			return true
 		}
 	}
