@@ -13,7 +13,10 @@
 //   - Throttle, the upload limits (global rate, per-peer rate, concurrent uploads) that keep one
 //     peer from being a free mirror for everyone; apt-facing responses never use it;
 //   - NewServer and LimitListener, the fasthttp server settings and per-IP connection cap used by the
-//     daemon's single listener.
+//     daemon's single listener, with the read-ahead of pipelined apt requests (readahead.go) and the
+//     express lane (express.go): a trusted client's plain GET of a file the caller's Express hook
+//     has ready is answered on the connection's read, without fasthttp, byte for byte as ServeFile
+//     would answer it.
 //
 // It is not the router (which URL goes where), not the apt proxy logic, and not the downloader:
 // it knows nothing of indexes, mirrors or the DHT. Files come from the caller (the node adapts the

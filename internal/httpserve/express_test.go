@@ -3,11 +3,15 @@ package httpserve
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,7 +86,7 @@ func (e *expressFiles) handler(ctx *fasthttp.RequestCtx) {
 			for range 20 {
 				w.WriteString(strings.Repeat("s", 1000))
 				w.Flush()
-				time.Sleep(5 * time.Millisecond)
+				time.Sleep(time.Millisecond)
 			}
 		})
 		return
@@ -337,4 +341,84 @@ func FuzzExpressRequest(f *testing.F) {
 			t.Fatalf("took %q with URI %q", b, uri)
 		}
 	})
+}
+
+// TestExpressLaneDifferential: random conversations — plain GETs of hot files, ranges, HEADs,
+// unknown headers, unknown files, a streaming answer — sent one at a time or pipelined in bursts,
+// each write cut at random places, get the same answers (status, headers but Date, bodies, in
+// order) from a server with the express lane as from one without.
+func TestExpressLaneDifferential(t *testing.T) {
+	sizes := map[string]int{"/a": 70 << 10, "/b": 300, "/c": 0, "/d": 1 << 20}
+	e, _ := newExpressFiles(t, sizes)
+	withLane, trusted := startExpress(t, e, ServerConfig{})
+	plain := &expressFiles{paths: e.paths, etag: e.etag, done: make(chan expressEnd, 1<<16)}
+	noLane := startServer(t, plain.handler, ServerConfig{Name: "apt-p2p/test",
+		Unlimited: func(a netip.Addr) bool { return a == trusted }, Pipelined: func(netip.Addr, []byte, []byte) {}})
+	go func() { // the lane's reports are not checked here
+		for range e.done {
+		}
+	}()
+	kinds := []struct {
+		method, uri, extra string
+	}{
+		{"GET", "/a", ""}, {"GET", "/b", "User-Agent: Debian APT-HTTP/1.3\r\n"}, {"GET", "/c", ""},
+		{"GET", "/d", "Accept: */*\r\n"}, {"GET", "/a", "Range: bytes=5-900\r\n"}, {"HEAD", "/b", ""},
+		{"GET", "/b", "X-Other: 1\r\n"}, {"GET", "/nope", ""}, {"GET", "/slow", ""},
+		{"GET", "/a", "If-None-Match: \"" + strings.Repeat("ab", 32) + "\"\r\n"},
+	}
+	runs := 40
+	if raceEnabled {
+		runs = 10
+	}
+	for seed := range runs {
+		rng := rand.New(rand.NewPCG(uint64(seed), 99))
+		n := 4 + rng.IntN(12)
+		reqs := make([]int, n)
+		for i := range reqs {
+			reqs[i] = rng.IntN(len(kinds))
+		}
+		var got [2][]string
+		for j, addr := range []string{withLane, noLane} {
+			rng := rand.New(rand.NewPCG(uint64(seed), 7)) // the same groupings and cuts for both
+			c := dialFrom(t, trusted.String(), addr)
+			br := bufio.NewReader(c)
+			for i := 0; i < n; {
+				burst := 1 // requests written before reading their answers: one at a time first,
+				if i >= n/2 { // then bursts (the connection turns to the read-ahead goroutine)
+					burst = 1 + rng.IntN(3)
+				}
+				if i+burst > n {
+					burst = n - i
+				}
+				var text strings.Builder
+				for _, k := range reqs[i : i+burst] {
+					text.WriteString(req(kinds[k].method, kinds[k].uri, kinds[k].extra))
+				}
+				s := text.String()
+				for len(s) > 0 { // written whole or in random pieces
+					cut := len(s)
+					if rng.IntN(3) == 0 {
+						cut = 1 + rng.IntN(len(s))
+					}
+					io.WriteString(c, s[:cut])
+					s = s[cut:]
+				}
+				for _, k := range reqs[i : i+burst] {
+					resp, body := readResponse(t, br, kinds[k].method)
+					resp.Header.Del("Date")
+					got[j] = append(got[j], fmt.Sprintf("%s %d %s %d %x", kinds[k].uri, resp.StatusCode,
+						headerText(resp.Header), len(body), sha256.Sum256(body)))
+				}
+				i += burst
+			}
+			c.Close()
+		}
+		if !slices.Equal(got[0], got[1]) {
+			t.Fatalf("seed %d: with the lane\n%s\nwithout\n%s", seed, strings.Join(got[0], "\n"), strings.Join(got[1], "\n"))
+		}
+	}
+	if e.opened.Load() == 0 || plain.handled.Load() == 0 {
+		t.Fatalf("the lane answered %d requests, the plain server %d: the comparison compared nothing", e.opened.Load(), plain.handled.Load())
+	}
+	t.Logf("the lane answered %d requests, its handler %d", e.opened.Load(), e.handled.Load())
 }
