@@ -383,7 +383,7 @@ func TestExpressLaneDifferential(t *testing.T) {
 			c := dialFrom(t, trusted.String(), addr)
 			br := bufio.NewReader(c)
 			for i := 0; i < n; {
-				burst := 1 // requests written before reading their answers: one at a time first,
+				burst := 1    // requests written before reading their answers: one at a time first,
 				if i >= n/2 { // then bursts (the connection turns to the read-ahead goroutine)
 					burst = 1 + rng.IntN(3)
 				}
