@@ -383,8 +383,10 @@ func TestExpressLaneDifferential(t *testing.T) {
 			c := dialFrom(t, trusted.String(), addr)
 			br := bufio.NewReader(c)
 			for i := 0; i < n; {
-				burst := 1    // requests written before reading their answers: one at a time first,
-				if i >= n/2 { // then bursts (the connection turns to the read-ahead goroutine)
+				// Requests written before reading their answers: one at a time first, then bursts
+				// (the connection turns to the read-ahead goroutine).
+				burst := 1
+				if i >= n/2 {
 					burst = 1 + rng.IntN(3)
 				}
 				if i+burst > n {
