@@ -168,6 +168,12 @@ func (ra *readAhead) serveExpress(req []byte) (served bool, err error) {
 	h = append(h, f.Header...)
 	h = append(h, "\r\n"...)
 	ra.xhdr = h
+	if n := ra.handled.Load(); n != ra.xcleared {
+		// fasthttp answered since the last express answer and left its write deadline on the
+		// socket (it sets one per answer and never clears it): past, it would cut this one.
+		ra.c.TCPConn.SetWriteDeadline(time.Time{}) //nolint:errcheck // a failed write reports it
+		ra.xcleared = n
+	}
 	ra.xs = expressSend{hdr: h, body: rawSend{infd: int(f.File.Fd()), remain: int(f.Size), conn: ra.c, stall: ra.c.l.stall}}
 	if ra.xsWrite == nil {
 		ra.xsWrite = ra.xs.write

@@ -424,3 +424,27 @@ func TestExpressLaneDifferential(t *testing.T) {
 	}
 	t.Logf("the lane answered %d requests, its handler %d", e.opened.Load(), e.handled.Load())
 }
+
+// TestExpressLaneAfterWriteTimeout: fasthttp leaves its write deadline on the connection after an
+// answer; an express answer sent after that deadline has passed must not be cut by it.
+func TestExpressLaneAfterWriteTimeout(t *testing.T) {
+	e, data := newExpressFiles(t, map[string]int{"/hot": 70 << 10})
+	addr, trusted := startExpress(t, e, ServerConfig{WriteTimeout: 50 * time.Millisecond})
+	c := dialFrom(t, trusted.String(), addr)
+	defer c.Close()
+	br := bufio.NewReader(c)
+	io.WriteString(c, req("GET", "/hot", "X-Other: 1\r\n")) // fasthttp's answer sets its deadline
+	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("HTTP %d", resp.StatusCode)
+	}
+	time.Sleep(200 * time.Millisecond) // past fasthttp's write deadline (the idle timeout is 60 s)
+	for range 2 {
+		io.WriteString(c, req("GET", "/hot", ""))
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || !bytes.Equal(body, data["/hot"]) {
+			t.Fatalf("express answer after the write deadline: HTTP %d, %d bytes", resp.StatusCode, len(body))
+		}
+		if end := <-e.done; end.err != nil {
+			t.Fatalf("express answer cut: %v", end.err)
+		}
+	}
+}

@@ -134,6 +134,7 @@ type readAhead struct {
 	xsWrite     func(uintptr) bool // xs.write bound once
 	xhdr        []byte             // the answer's header, reused
 	xidle       bool               // the last request read was answered on the express lane
+	xcleared    int64              // handled when the write deadline was last cleared for the lane
 }
 
 func newReadAhead(c *tcpLimitConn, from netip.Addr, hook func(netip.Addr, []byte, []byte), ahead int, slack time.Duration) *readAhead {
