@@ -160,7 +160,7 @@ func headerText(h http.Header) string {
 // the handler, which answers it with the full rules (ranges, conditionals, HEAD, HTTP/1.0,
 // Connection: close, bodies, unknown headers, untrusted clients).
 func TestExpressLaneLeavesTheRestToFasthttp(t *testing.T) {
-	e, data := newExpressFiles(t, map[string]int{"/hot": 5000})
+	e, data := newExpressFiles(t, map[string]int{"/hot": 5000, "/big": defaultExpressMaxSize + 1})
 	addr, trusted := startExpress(t, e, ServerConfig{})
 	etag := `"` + strings.Repeat("ab", 32) + `"`
 	cases := []struct {
@@ -181,6 +181,7 @@ func TestExpressLaneLeavesTheRestToFasthttp(t *testing.T) {
 		{"body", req("GET", "/hot", "Content-Length: 2\r\n") + "xy", 400, -1, 0},
 		{"unknown file", req("GET", "/cold", ""), 404, -1, 1},
 		{"absolute form", req("GET", "http://mirror/hot", ""), 404, -1, 1},
+		{"file over ExpressMaxSize", req("GET", "/big", ""), 200, defaultExpressMaxSize + 1, 1},
 	}
 	for _, tc := range cases {
 		c := dialFrom(t, trusted.String(), addr)
@@ -201,8 +202,8 @@ func TestExpressLaneLeavesTheRestToFasthttp(t *testing.T) {
 			t.Errorf("%s: the handler answered %d requests, want %d", tc.name, n, tc.handled)
 		}
 	}
-	if n := e.opened.Load(); n != 0 {
-		t.Errorf("the express lane opened %d files", n)
+	if n := e.opened.Load(); n != 1 {
+		t.Errorf("the express lane opened %d files, want 1 (the one over its size, then released)", n)
 	}
 
 	// An untrusted client (a peer) never takes the lane.
@@ -266,7 +267,8 @@ func TestExpressLaneKeepsOrder(t *testing.T) {
 // alive past the idle timeout, and an idle one is still closed after it.
 func TestExpressLaneStallAndIdle(t *testing.T) {
 	e, _ := newExpressFiles(t, map[string]int{"/big": 32 << 20, "/hot": 1000})
-	addr, trusted := startExpress(t, e, ServerConfig{WriteStallTimeout: 200 * time.Millisecond, IdleTimeout: time.Second})
+	addr, trusted := startExpress(t, e, ServerConfig{WriteStallTimeout: 200 * time.Millisecond, IdleTimeout: time.Second,
+		ExpressMaxSize: 64 << 20}) // a file beyond the socket buffers
 
 	c := dialFrom(t, trusted.String(), addr)
 	io.WriteString(c, req("GET", "/big", "")) // and never read

@@ -71,6 +71,9 @@ type ServerConfig struct {
 	// read-ahead's direct reads are where it looks) and no MaxRequestsPerConn (its answers are
 	// not counted). Applies to connections accepted through LimitListener.
 	Express Express
+	// ExpressMaxSize is the largest file the express lane answers; larger ones go to fasthttp.
+	// Default 1 MiB.
+	ExpressMaxSize int64
 	// MaxRequestsPerConn closes a connection after this many requests; 0: unlimited.
 	MaxRequestsPerConn int
 	// Logger receives fasthttp's connection errors at debug level (cut connections are normal here:
@@ -113,6 +116,9 @@ func (c ServerConfig) withDefaults() ServerConfig {
 	}
 	if c.PipelinedAhead <= 0 {
 		c.PipelinedAhead = defaultAhead
+	}
+	if c.ExpressMaxSize <= 0 {
+		c.ExpressMaxSize = defaultExpressMaxSize
 	}
 	if c.WriteStallTimeout <= 0 {
 		c.WriteStallTimeout = defaultWriteStallTimeout
@@ -168,7 +174,7 @@ func LimitListener(ln net.Listener, cfg ServerConfig) net.Listener {
 		unlimited: cfg.Unlimited, pipelined: cfg.Pipelined, ahead: cfg.PipelinedAhead,
 		deadlineSlack: min(cfg.ReadTimeout, cfg.IdleTimeout) / 16,
 		maxConns:      cfg.MaxConns, trustedReserve: cfg.MaxConns / 8, live: make(map[*tcpLimitConn]struct{}),
-		name: cfg.Name, idleTimeout: cfg.IdleTimeout, readTimeout: cfg.ReadTimeout}
+		name: cfg.Name, idleTimeout: cfg.IdleTimeout, readTimeout: cfg.ReadTimeout, expressMax: cfg.ExpressMaxSize}
 	if cfg.MaxRequestsPerConn == 0 {
 		l.express = cfg.Express
 	}
@@ -191,6 +197,7 @@ type limitListener struct {
 	name          string        // the Server header, for the express lane
 	idleTimeout   time.Duration // the keep-alive timeout, for the express lane
 	readTimeout   time.Duration // the request read timeout, for the express lane
+	expressMax    int64         // the largest file the express lane answers
 
 	maxConns       int
 	trustedReserve int
