@@ -266,7 +266,7 @@ func TestExpressLaneKeepsOrder(t *testing.T) {
 // stall timeout (the file released, the connection closed); express answers keep a busy connection
 // alive past the idle timeout, and an idle one is still closed after it.
 func TestExpressLaneStallAndIdle(t *testing.T) {
-	e, _ := newExpressFiles(t, map[string]int{"/big": 32 << 20, "/hot": 1000})
+	e, data := newExpressFiles(t, map[string]int{"/big": 32 << 20, "/hot": 1000})
 	addr, trusted := startExpress(t, e, ServerConfig{WriteStallTimeout: 200 * time.Millisecond, IdleTimeout: time.Second,
 		ExpressMaxSize: 64 << 20}) // a file beyond the socket buffers
 
@@ -279,6 +279,15 @@ func TestExpressLaneStallAndIdle(t *testing.T) {
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("a stalled express answer was not cut")
+	}
+	// What the client gets is the header and a prefix of the file, then the end: nothing (an
+	// error answer from fasthttp) behind it.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c)
+	head, body, ok := bytes.Cut(got, []byte("\r\n\r\n"))
+	if !ok || !bytes.HasPrefix(head, []byte("HTTP/1.1 200 OK")) || len(body) >= len(data["/big"]) ||
+		!bytes.Equal(body, data["/big"][:len(body)]) {
+		t.Fatalf("the stalled client read %d bytes (%v): not a header and a prefix of the file", len(got), err)
 	}
 	c.Close()
 

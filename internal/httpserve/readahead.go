@@ -184,7 +184,11 @@ func (ra *readAhead) readDirect(p []byte) (int, error) {
 			ra.c.busy.Store(true)
 			served, serr := ra.serveExpress(ra.buf[:n])
 			if serr != nil {
-				return 0, serr
+				// The answer was cut (ExpressDone has the reason): close quietly, as after a
+				// client that went away; any other error would make fasthttp write an error
+				// answer behind the partial body.
+				ra.lastErr = io.EOF
+				return 0, io.EOF
 			}
 			if served {
 				ra.xidle = true
