@@ -25,7 +25,6 @@ func (c *countingExpress) ExpressDone(f *httpserve.ExpressFile, sent int64, err 
 	c.Express.ExpressDone(f, sent, err)
 }
 
-
 // TestAptWithoutPipeliningTakesTheExpressLane: real apt-get with pipelining off (one request at a
 // time on a connection, as Acquire::http::Pipeline-Depth "0" or a proxy in between makes it) gets
 // files it fetched before from the express lane, with its own request headers, in both the URL-prefix
