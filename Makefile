@@ -29,6 +29,8 @@ vet:
 	$(GO) vet $(PKGS)
 
 lint: vet
+	@files=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$files" ]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 	$(GO) tool staticcheck $(PKGS)
 
 unit:
