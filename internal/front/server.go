@@ -222,6 +222,9 @@ func (s *Server) ExpressOpen(from netip.Addr, uri []byte, f *httpserve.ExpressFi
 func (s *Server) ExpressDone(f *httpserve.ExpressFile, sent int64, err error) {
 	url := s.n.HotDone(f, sent)
 	s.n.Stats.Requests.Inc()
+	if err == nil {
+		s.n.Stats.Express.Inc()
+	}
 	took := time.Since(f.Start)
 	s.n.Stats.RequestLatency.Observe(took)
 	if s.log.Enabled(context.Background(), slog.LevelInfo) {

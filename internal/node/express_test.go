@@ -85,6 +85,9 @@ func TestAptWithoutPipeliningTakesTheExpressLane(t *testing.T) {
 				t.Fatalf("%s: the express lane answered %d of apt's requests in the third round, want the 3 files under 1 MiB",
 					form, got)
 			}
+			if got, want := d.n.Stats.Express.Load(), lane.answered.Load(); got != want {
+				t.Fatalf("aptp2p_apt_express_answers_total is %d, the lane answered %d", got, want)
+			}
 		}
 	}
 }

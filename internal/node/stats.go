@@ -28,6 +28,7 @@ type Stats struct {
 	// only what was sent).
 	uploaded      func() int64
 	Requests      *metrics.Counter
+	Express       *metrics.Counter // of Requests: answered on the express lane (httpserve)
 	LookupLatency *metrics.Histogram
 	// dl reads the download manager's counters (an empty set until it exists).
 	dl             func() *download.Counters
@@ -66,6 +67,7 @@ func newStats(path string) *Stats {
 	s.uploaded = func() int64 { return 0 }
 	r.CounterFunc("aptp2p_upload_bytes_total", "", "Bytes uploaded to other peers.", func() float64 { return float64(s.uploaded()) })
 	s.Requests = r.Counter("aptp2p_apt_requests_total", "", "apt requests answered.")
+	s.Express = r.Counter("aptp2p_apt_express_answers_total", "", "apt requests (of aptp2p_apt_requests_total) answered on the express lane: a plain GET of a cached file, without the HTTP framework.")
 	dlc("aptp2p_dht_lookups_total", "", "DHT lookups started for downloads.", func(c *download.Counters) *atomic.Int64 { return &c.Lookups })
 	dlc("aptp2p_verification_failures_total", "", "Downloads whose whole-file hash did not match (refetched from the mirror; the suppliers of wrong pieces banned).", func(c *download.Counters) *atomic.Int64 { return &c.Mismatches })
 	dlc("aptp2p_banned_peers_total", "", "Peers banned for sending bad data.", func(c *download.Counters) *atomic.Int64 { return &c.Banned })
