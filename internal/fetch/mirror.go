@@ -327,8 +327,9 @@ func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf [
 	writing := false
 	for cur < end {
 		want := min(int64(len(buf)), end-cur)
-		want = min(want, streamStep)
-		m, rerr := s.fill(dl, body, buf[:want])
+		want = min(want, 64<<10) // hand bytes on in small steps
+		m, rerr := body.Read(buf[:want])
+		s.noteRecv(dl, m)
 		data := buf[:m]
 		for len(data) > 0 {
 			if cur < pos { // resent prefix of a mirror that ignores Range
@@ -417,30 +418,6 @@ func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf [
 		return dl.streamPieceDone(s, st, lastDone)
 	}
 	return nil
-}
-
-// streamStep is how many bytes a stream hands on at a time: a file up to this size is written
-// with one write, later ones in steps of this size, however the network cut them. A write per read
-// (as the bytes came, often 16–32 KiB, on slow links a segment) cost a syscall each, and the page
-// cache keeps a file in folios no larger than the writes that made it: sendfile of a 50 KB file
-// written in one go costs the server and the client about 3% less CPU than of one written in
-// pieces (bench/RESULTS.md proxy section). apt sees the first bytes of a file at most one step
-// later: 5 ms at 100 Mbit/s.
-const streamStep = 64 << 10
-
-// fill reads body until p is full or the body ends (io.EOF) or fails, counting what arrives as it
-// arrives.
-func (s *source) fill(dl *download, body io.Reader, p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		m, err := body.Read(p[n:])
-		s.noteRecv(dl, m)
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 func (st *streamState) begin(k int, cur int64) {
