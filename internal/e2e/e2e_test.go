@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -41,6 +42,64 @@ type daemon struct {
 	// client reaches the daemon (from inside its namespace on a netbed);
 	// nil: a plain client.
 	client *http.Client
+}
+
+// newBed is a network-namespace test bed, removed when the test ends.
+func newBed(t *testing.T) *netbed.Bed {
+	t.Helper()
+	bed, err := netbed.New(netbed.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := bed.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return bed
+}
+
+// mirrorIn builds a repository of pkgs (by-hash indexes and no SHA-1, as
+// Debian's today) and serves it as the mirror from host h on addr, port 80,
+// until the test ends.
+func mirrorIn(t *testing.T, h *netbed.Host, addr netip.Addr, pkgs ...testrepo.PackageSpec) (*testrepo.Repo, *testrepo.Mirror) {
+	t.Helper()
+	base := t.TempDir()
+	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{ByHash: true, NoSHA1: true, Packages: pkgs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mirror *testrepo.Mirror
+	if err := h.Do(func() (err error) {
+		mirror, err = testrepo.ServeMirror(netip.AddrPortFrom(addr, 80).String(), base)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mirror.Close() })
+	return repo, mirror
+}
+
+// natRouter makes natbox the IPv4 NAT router of host n, which reaches it
+// through natbox's interface inside: n's default route, forwarding, and a
+// kernel masquerade of what leaves natbox by eth0.
+func natRouter(t *testing.T, ctx context.Context, natbox, n *netbed.Host, inside *netbed.Iface) {
+	t.Helper()
+	if err := n.IP("route add default via " + inside.Addr4.String()); err != nil {
+		t.Fatal(err)
+	}
+	if err := natbox.Sysctl(map[string]string{"net/ipv4/ip_forward": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"add", "table", "ip", "nat"},
+		{"add", "chain", "ip", "nat", "post", "{ type nat hook postrouting priority 100 ; }"},
+		{"add", "rule", "ip", "nat", "post", "oifname", "eth0", "masquerade"},
+	} {
+		if out, err := natbox.Run(ctx, "nft", args...); err != nil {
+			t.Fatalf("kernel NAT (nft %s): %v %s (nftables: bash scripts/install-deps.sh test)", strings.Join(args, " "), err, out)
+		}
+	}
 }
 
 func startDaemon(t *testing.T, name, ip string, port int, sets ...string) *daemon {

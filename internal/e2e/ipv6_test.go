@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -47,33 +46,12 @@ func (d *daemon) families() (map[string]familyState, error) {
 	return out, nil
 }
 
-// ipv6Repo is the packages of the IPv6 tests: one of each value form but
-// the l form (a contact, inline piece hashes, piece hashes in the DHT).
-func ipv6Repo(t *testing.T) (*testrepo.Repo, string) {
-	base := t.TempDir()
-	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{ByHash: true, NoSHA1: true,
-		Packages: []testrepo.PackageSpec{
-			{Name: "six-tiny", Size: 40 << 10},
-			{Name: "six-inline", Size: 1536 << 10},
-			{Name: "six-torrent", Size: 3 << 20},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return repo, base
-}
-
-func newBed(t *testing.T) *netbed.Bed {
-	bed, err := netbed.New(netbed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return bed
+// ipv6Packages are the packages of the IPv6 tests: one of each value form
+// but the l form (a contact, inline piece hashes, piece hashes in the DHT).
+var ipv6Packages = []testrepo.PackageSpec{
+	{Name: "six-tiny", Size: 40 << 10},
+	{Name: "six-inline", Size: 1536 << 10},
+	{Name: "six-torrent", Size: 3 << 20},
 }
 
 // TestIPv6OnlyLAN (issue 13): a LAN and a mirror with no IPv4 at all. Daemon
@@ -108,15 +86,7 @@ func TestIPv6OnlyLAN(t *testing.T) {
 	if h1.Addr4().IsValid() || !h1.Addr6().IsValid() {
 		t.Fatalf("h1 has %v / %v", h1.Addr4(), h1.Addr6())
 	}
-	repo, base := ipv6Repo(t)
-	var mirror *testrepo.Mirror
-	if err := mh.Do(func() (err error) {
-		mirror, err = testrepo.ServeMirror(netip.AddrPortFrom(mh.Addr6(), 80).String(), base)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer mirror.Close()
+	repo, mirror := mirrorIn(t, mh, mh.Addr6(), ipv6Packages...)
 
 	const port = 9977
 	common := []string{"MIN_DOWNLOAD_PEERS=1", "MIRROR_DELAY=5s", "ALLOWED_CLIENTS=" + lan.Prefix6.String()}
@@ -212,15 +182,7 @@ func TestDualStackOriginalPeer(t *testing.T) {
 		}
 	}
 	h1, h2, ho, mh := hosts["h1"], hosts["h2"], hosts["orig"], hosts["mirror"]
-	repo, base := ipv6Repo(t)
-	var mirror *testrepo.Mirror
-	if err := mh.Do(func() (err error) {
-		mirror, err = testrepo.ServeMirror(netip.AddrPortFrom(mh.Addr6(), 80).String(), base)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer mirror.Close()
+	repo, mirror := mirrorIn(t, mh, mh.Addr6(), ipv6Packages...)
 
 	const port = 9977
 	a4, a6 := netip.AddrPortFrom(h1.Addr4(), port), netip.AddrPortFrom(h1.Addr6(), port)

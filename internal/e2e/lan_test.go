@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -56,15 +55,7 @@ func (d *daemon) getJSON(path string, v any) error {
 // on a segment of its own behind the router.
 func lanBed(t *testing.T, names ...string) (*netbed.Bed, *netbed.Segment, []*netbed.Host, *netbed.Host) {
 	t.Helper()
-	bed, err := netbed.New(netbed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	bed := newBed(t)
 	seg, err := bed.AddSegment(netbed.SegmentConfig{Name: "lan", Family: netbed.DualStack})
 	if err != nil {
 		t.Fatal(err)
@@ -99,24 +90,10 @@ func lanBed(t *testing.T, names ...string) (*netbed.Bed, *netbed.Segment, []*net
 // and apt on h3 through C get every package byte from the LAN peers.
 func TestLANNoBootstrap(t *testing.T) {
 	_, _, hosts, mh := lanBed(t, "h1", "h2", "h3")
-	base := t.TempDir()
-	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{ByHash: true, NoSHA1: true,
-		Packages: []testrepo.PackageSpec{
-			{Name: "lan-tiny", Size: 40 << 10},
-			{Name: "lan-inline", Size: 1536 << 10},
-			{Name: "lan-torrent", Size: 6 << 20},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mirror *testrepo.Mirror
-	if err := mh.Do(func() (err error) {
-		mirror, err = testrepo.ServeMirror(netip.AddrPortFrom(mh.Addr4(), 80).String(), base)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer mirror.Close()
+	repo, mirror := mirrorIn(t, mh, mh.Addr4(),
+		testrepo.PackageSpec{Name: "lan-tiny", Size: 40 << 10},
+		testrepo.PackageSpec{Name: "lan-inline", Size: 1536 << 10},
+		testrepo.PackageSpec{Name: "lan-torrent", Size: 6 << 20})
 
 	const port = 9977
 	var ds []*daemon

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -58,15 +56,8 @@ func (d *daemon) reach() (reachStatus, error) {
 //	seg a: R1, mirror      seg b: R2      seg wan: natbox ─┐
 //	                                       seg home (no router): natbox, N
 func TestNATedDaemon(t *testing.T) {
-	bed, err := netbed.New(netbed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	bed := newBed(t)
+	var err error
 	seg := map[string]*netbed.Segment{}
 	for _, sc := range []netbed.SegmentConfig{{Name: "a"}, {Name: "b"}, {Name: "wan"}, {Name: "home", NoRouter: true}} {
 		if seg[sc.Name], err = bed.AddSegment(sc); err != nil {
@@ -88,42 +79,14 @@ func TestNATedDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	r1h, r2h, nh, mh := hosts["r1"], hosts["r2"], hosts["n"], hosts["mirror"]
-	if err := nh.IP("route add default via " + inside.Addr4.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := natbox.Sysctl(map[string]string{"net/ipv4/ip_forward": "1"}); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	for _, args := range [][]string{
-		{"add", "table", "ip", "nat"},
-		{"add", "chain", "ip", "nat", "post", "{ type nat hook postrouting priority 100 ; }"},
-		{"add", "rule", "ip", "nat", "post", "oifname", "eth0", "masquerade"},
-	} {
-		if out, err := natbox.Run(ctx, "nft", args...); err != nil {
-			t.Fatalf("kernel NAT (nft %s): %v %s (nftables: bash scripts/install-deps.sh test)", strings.Join(args, " "), err, out)
-		}
-	}
+	natRouter(t, ctx, natbox, nh, inside)
 
-	base := t.TempDir()
-	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{ByHash: true, NoSHA1: true,
-		Packages: []testrepo.PackageSpec{
-			{Name: "nat-tiny", Size: 40 << 10},
-			{Name: "nat-inline", Size: 1536 << 10},
-			{Name: "nat-big", Size: 3 << 20},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mirror *testrepo.Mirror
-	if err := mh.Do(func() (err error) {
-		mirror, err = testrepo.ServeMirror(netip.AddrPortFrom(mh.Addr4(), 80).String(), base)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer mirror.Close()
+	repo, mirror := mirrorIn(t, mh, mh.Addr4(),
+		testrepo.PackageSpec{Name: "nat-tiny", Size: 40 << 10},
+		testrepo.PackageSpec{Name: "nat-inline", Size: 1536 << 10},
+		testrepo.PackageSpec{Name: "nat-big", Size: 3 << 20})
 
 	const port = 9977
 	common := []string{"MIN_DOWNLOAD_PEERS=1", "MIRROR_DELAY=5s", "ALLOWED_CLIENTS=10.240.0.0/16", "REACH_INTERVAL=5s"}

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -410,15 +409,8 @@ func TestPortMappedDaemon(t *testing.T) {
 }
 
 func portMappedDaemon(t *testing.T, mode string) {
-	bed, err := netbed.New(netbed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	bed := newBed(t)
+	var err error
 	seg := map[string]*netbed.Segment{}
 	for _, sc := range []netbed.SegmentConfig{{Name: "a"}, {Name: "wan"}, {Name: "home", NoRouter: true}} {
 		if seg[sc.Name], err = bed.AddSegment(sc); err != nil {
@@ -440,23 +432,9 @@ func portMappedDaemon(t *testing.T, mode string) {
 		t.Fatal(err)
 	}
 	rh, nh, mh := hosts["r"], hosts["n"], hosts["mirror"]
-	if err := nh.IP("route add default via " + inside.Addr4.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := natbox.Sysctl(map[string]string{"net/ipv4/ip_forward": "1"}); err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	for _, args := range [][]string{
-		{"add", "table", "ip", "nat"},
-		{"add", "chain", "ip", "nat", "post", "{ type nat hook postrouting priority 100 ; }"},
-		{"add", "rule", "ip", "nat", "post", "oifname", "eth0", "masquerade"},
-	} {
-		if out, err := natbox.Run(ctx, "nft", args...); err != nil {
-			t.Fatalf("kernel NAT (nft %s): %v %s (nftables: bash scripts/install-deps.sh test)", strings.Join(args, " "), err, out)
-		}
-	}
+	natRouter(t, ctx, natbox, nh, inside)
 	const port = 9977
 	router := newTestRouter(t, ctx, natbox, "eth0", natbox.Addr4())
 	var mappedTCP uint16
@@ -469,23 +447,9 @@ func portMappedDaemon(t *testing.T, mode string) {
 		mappedTCP = port + 1
 	}
 
-	base := t.TempDir()
-	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{ByHash: true, NoSHA1: true,
-		Packages: []testrepo.PackageSpec{
-			{Name: "pm-tiny", Size: 40 << 10},
-			{Name: "pm-big", Size: 2 << 20},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mirror *testrepo.Mirror
-	if err := mh.Do(func() (err error) {
-		mirror, err = testrepo.ServeMirror(netip.AddrPortFrom(mh.Addr4(), 80).String(), base)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer mirror.Close()
+	repo, mirror := mirrorIn(t, mh, mh.Addr4(),
+		testrepo.PackageSpec{Name: "pm-tiny", Size: 40 << 10},
+		testrepo.PackageSpec{Name: "pm-big", Size: 2 << 20})
 
 	common := []string{"MIN_DOWNLOAD_PEERS=1", "MIRROR_DELAY=5s", "ALLOWED_CLIENTS=10.240.0.0/16", "REACH_INTERVAL=5s", "ADDRESS_FAMILIES=ipv4"}
 	r := startDaemonIn(t, rh, "R", rh.Addr4().String(), port, append(common, "apt_p2p_Khashmir.BOOTSTRAP_NODE=yes")...)

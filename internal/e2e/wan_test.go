@@ -3,8 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,15 +18,7 @@ import (
 // from A across the LAN (B's /stats.json, and the mirror serving no package
 // byte), never from the mirror.
 func TestWANBedTwoDaemons(t *testing.T) {
-	bed, err := netbed.New(netbed.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Error(err)
-		}
-	})
+	bed := newBed(t)
 	lan, err := bed.AddSegment(netbed.SegmentConfig{Name: "lan"})
 	if err != nil {
 		t.Fatal(err)
@@ -48,24 +38,10 @@ func TestWANBedTwoDaemons(t *testing.T) {
 	}
 	h1, h2, mh := hosts["h1"], hosts["h2"], hosts["mirror"]
 
-	base := t.TempDir()
-	repo, err := testrepo.Build(filepath.Join(base, "debian"), testrepo.Options{ByHash: true, NoSHA1: true,
-		Packages: []testrepo.PackageSpec{
-			{Name: "wan-tiny", Size: 40 << 10},
-			{Name: "wan-inline", Size: 1536 << 10},
-			{Name: "wan-torrent", Size: 6 << 20},
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mirror *testrepo.Mirror
-	if err := mh.Do(func() (err error) {
-		mirror, err = testrepo.ServeMirror(netip.AddrPortFrom(mh.Addr4(), 80).String(), base)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer mirror.Close()
+	repo, mirror := mirrorIn(t, mh, mh.Addr4(),
+		testrepo.PackageSpec{Name: "wan-tiny", Size: 40 << 10},
+		testrepo.PackageSpec{Name: "wan-inline", Size: 1536 << 10},
+		testrepo.PackageSpec{Name: "wan-torrent", Size: 6 << 20})
 
 	const port = 9977 // each host is a namespace of its own: the port is free
 	common := []string{"MIN_DOWNLOAD_PEERS=1", "MIRROR_DELAY=5s", "ALLOWED_CLIENTS=" + lan.Prefix4.String()}
