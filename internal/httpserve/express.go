@@ -198,7 +198,7 @@ func (ra *readAhead) serveExpress(req []byte) (served bool, err error) {
 	if ra.xs.body.armed {
 		ra.c.TCPConn.SetWriteDeadline(time.Time{}) //nolint:errcheck // as sender.done
 	}
-	sent := ra.xs.body.n
+	sent, start := ra.xs.body.n, f.Start
 	ra.xs = expressSend{}
 	ra.express.ExpressDone(f, sent, err)
 	*f = ExpressFile{}
@@ -209,7 +209,7 @@ func (ra *readAhead) serveExpress(req []byte) (served bool, err error) {
 	ra.c.served.Store(true)
 	ra.c.idleSeq.Store(ra.c.l.seq.Add(1))
 	ra.c.busy.Store(false)
-	ra.deadline = time.Now().Add(ra.idleTimeout)
+	ra.deadline = start.Add(ra.idleTimeout) // (from the request: a small file is sent in microseconds)
 	return true, nil
 }
 

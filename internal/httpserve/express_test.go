@@ -30,6 +30,9 @@ type expressFiles struct {
 	handled atomic.Int64 // requests the fasthttp handler answered
 	opened  atomic.Int64
 	done    chan expressEnd
+	// slowGate, if set (before the server starts), holds /slow's answer after its first chunk
+	// until it is closed.
+	slowGate chan struct{}
 }
 
 type expressEnd struct {
@@ -81,12 +84,18 @@ func (e *expressFiles) ExpressDone(f *ExpressFile, sent int64, err error) {
 func (e *expressFiles) handler(ctx *fasthttp.RequestCtx) {
 	e.handled.Add(1)
 	if string(ctx.Path()) == "/slow" {
-		// Streams its answer for a while: a request behind it must wait its turn.
+		// A streamed answer, held open after its first chunk while slowGate is: a request behind
+		// it must wait its turn.
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-			for range 20 {
+			for i := range 20 {
 				w.WriteString(strings.Repeat("s", 1000))
 				w.Flush()
-				time.Sleep(time.Millisecond)
+				if i == 0 && e.slowGate != nil {
+					select {
+					case <-e.slowGate:
+					case <-time.After(20 * time.Second):
+					}
+				}
 			}
 		})
 		return
@@ -219,14 +228,21 @@ func TestExpressLaneLeavesTheRestToFasthttp(t *testing.T) {
 // after an answer was read takes the lane; a request split over several writes is answered whole.
 func TestExpressLaneKeepsOrder(t *testing.T) {
 	e, data := newExpressFiles(t, map[string]int{"/hot": 70 << 10})
+	e.slowGate = make(chan struct{})
 	addr, trusted := startExpress(t, e, ServerConfig{})
 	c := dialFrom(t, trusted.String(), addr)
 	defer c.Close()
 	br := bufio.NewReader(c)
 
 	io.WriteString(c, req("GET", "/slow", "")+req("GET", "/hot", ""))
-	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || len(body) != 20000 {
-		t.Fatalf("first answer: HTTP %d, %d bytes, want the slow one's 20000", resp.StatusCode, len(body))
+	// /slow's answer has begun and is held while /hot waits in the socket; then it goes on.
+	resp, err := readHeader(br)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first answer: %v %v", resp, err)
+	}
+	close(e.slowGate)
+	if body, _ := io.ReadAll(resp.Body); len(body) != 20000 || strings.Trim(string(body), "s") != "" {
+		t.Fatalf("first answer: %d bytes, want the slow one's 20000 and nothing else", len(body))
 	}
 	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || !bytes.Equal(body, data["/hot"]) {
 		t.Fatalf("second answer: HTTP %d, %d bytes, want /hot", resp.StatusCode, len(body))
@@ -254,7 +270,7 @@ func TestExpressLaneKeepsOrder(t *testing.T) {
 	text := req("GET", "/hot", "User-Agent: Debian APT-HTTP/1.3\r\n")
 	for _, cut := range []int{3, len(text) / 2, len(text) - 1} {
 		io.WriteString(c2, text[:cut])
-		time.Sleep(time.Millisecond) // encourages (does not guarantee) two reads
+		time.Sleep(time.Millisecond) // encourages (TCP cannot guarantee) two reads; no assertion on time
 		io.WriteString(c2, text[cut:])
 		if resp, body := readResponse(t, br2, "GET"); resp.StatusCode != 200 || !bytes.Equal(body, data["/hot"]) {
 			t.Fatalf("split at %d: HTTP %d, %d bytes", cut, resp.StatusCode, len(body))
@@ -299,7 +315,9 @@ func TestExpressLaneStallAndIdle(t *testing.T) {
 		}
 		<-e.done
 		if i < 2 {
-			time.Sleep(700 * time.Millisecond) // 1.4 s in all: past the idle timeout, never idle that long
+			// 1.4 s in all: past the idle timeout, never idle that long. (Socket deadlines run on
+			// the runtime's wall clock: no fake clock can move them.)
+			time.Sleep(700 * time.Millisecond)
 		}
 	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -448,7 +466,9 @@ func TestExpressLaneAfterWriteTimeout(t *testing.T) {
 	if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 200 {
 		t.Fatalf("HTTP %d", resp.StatusCode)
 	}
-	time.Sleep(200 * time.Millisecond) // past fasthttp's write deadline (the idle timeout is 60 s)
+	// Past fasthttp's write deadline (the idle timeout is 60 s); a socket deadline runs on the
+	// runtime's wall clock, which no fake clock moves.
+	time.Sleep(200 * time.Millisecond)
 	for range 2 {
 		io.WriteString(c, req("GET", "/hot", ""))
 		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || !bytes.Equal(body, data["/hot"]) {
