@@ -48,6 +48,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/apt-p2p/apt-p2p/bench/internal/ratelimit"
 	"github.com/apt-p2p/apt-p2p/internal/netbed"
 	"github.com/apt-p2p/apt-p2p/internal/testrepo"
 )
@@ -1050,59 +1051,9 @@ func serveLimited(h http.Handler, rate int64, ip string) (*http.Server, string, 
 	if err != nil {
 		return nil, "", err
 	}
-	l := &limiter{perByteF: float64(time.Second) / float64(rate)}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			h.ServeHTTP(&limitedWriter{ResponseWriter: rw, l: l}, r)
-		}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
+	srv := &http.Server{Handler: ratelimit.Handler(h, rate), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	return srv, ln.Addr().String(), nil
-}
-
-// limiter hands out transmission slots in arrival order: a write of n bytes
-// may start once the writes before it have had their n/rate seconds.
-type limiter struct {
-	mu       sync.Mutex
-	next     time.Time
-	perByteF float64 // nanoseconds per byte
-}
-
-func (l *limiter) wait(n int) {
-	l.mu.Lock()
-	now := time.Now()
-	if l.next.Before(now) {
-		l.next = now
-	}
-	start := l.next
-	l.next = l.next.Add(time.Duration(l.perByteF * float64(n)))
-	l.mu.Unlock()
-	if d := time.Until(start); d > 0 {
-		time.Sleep(d)
-	}
-}
-
-// limitedWriter passes body writes through the shared limiter in 32 KiB
-// slices. It has no ReadFrom, so io.Copy cannot bypass it with sendfile.
-type limitedWriter struct {
-	http.ResponseWriter
-	l *limiter
-}
-
-func (w *limitedWriter) Write(p []byte) (int, error) {
-	total := 0
-	for len(p) > 0 {
-		n := min(len(p), 32<<10)
-		w.l.wait(n)
-		m, err := w.ResponseWriter.Write(p[:n])
-		total += m
-		if err != nil {
-			return total, err
-		}
-		p = p[n:]
-	}
-	return total, nil
 }
 
 // newBed builds the -host-rate network: one LAN segment, the mirror's host,
