@@ -57,7 +57,7 @@ func (d *Downloader) newHostClient(s *Source) *fasthttp.HostClient {
 			if err != nil {
 				return nil, err
 			}
-			return &idleConn{Conn: c, idle: idle}, nil
+			return newIdleConn(c, idle), nil
 		},
 	}
 }
@@ -73,6 +73,39 @@ type idleConn struct {
 	net.Conn
 	idle  time.Duration
 	outer time.Time // deadline set by fasthttp; zero = none
+	addr  connAddr
+	inq   inqProbe // bytes the kernel holds for this socket (linux)
+}
+
+func newIdleConn(c net.Conn, idle time.Duration) *idleConn {
+	ic := &idleConn{Conn: c, idle: idle}
+	ic.addr = connAddr{Addr: c.RemoteAddr(), c: ic}
+	ic.inq.init(c)
+	return ic
+}
+
+// connAddr is the connection's remote address, and the way back from a
+// fasthttp.Response (RemoteAddr is all it says about its connection) to the
+// connection, so a stream can ask whether more bytes have already arrived.
+type connAddr struct {
+	net.Addr
+	c *idleConn
+}
+
+func (c *idleConn) RemoteAddr() net.Addr { return &c.addr }
+
+// responseConn is the connection resp was read from; nil if not one of ours.
+func responseConn(resp *fasthttp.Response) *idleConn {
+	if a, ok := resp.RemoteAddr().(*connAddr); ok {
+		return a.c
+	}
+	return nil
+}
+
+// queued says whether bytes have arrived on the socket that no Read has taken
+// yet, so that the next Read returns at once. False when it cannot tell.
+func (c *idleConn) queued() bool {
+	return c != nil && c.inq.queued()
 }
 
 func (c *idleConn) SetReadDeadline(t time.Time) error { c.outer = t; return nil }

@@ -266,6 +266,9 @@ func (dl *download) enterPiece(s *source, k int, pos int64) (bool, error) {
 	return true, nil
 }
 
+// gatherMax bounds the bytes a stream gathers into one write.
+const gatherMax = 256 << 10
+
 // streamOnce runs one streaming request for the file's bytes [pos, end).
 func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf []byte) error {
 	size := dl.job.Size
@@ -325,12 +328,24 @@ func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf [
 	cur := pos - skip
 	k, lastDone := -1, -1
 	writing := false
+	conn := responseConn(resp)
+	got := 0 // bytes read into buf from cur on, not yet handed on
 	for cur < end {
-		want := min(int64(len(buf)), end-cur)
-		want = min(want, 64<<10) // hand bytes on in small steps
-		m, rerr := body.Read(buf[:want])
+		// Bytes are handed on (written, visible to readers of the file) as
+		// soon as the socket has nothing more, but what has already arrived
+		// is gathered into one write, up to gatherMax and ending on a
+		// gatherMax boundary of the file: a file that came in one burst is
+		// written in one piece, which the page cache then holds in large
+		// folios, and serving it hot costs less.
+		want := min(int64(len(buf)), end-cur, gatherMax-cur%gatherMax)
+		m, rerr := body.Read(buf[got:want])
 		s.noteRecv(dl, m)
-		data := buf[:m]
+		got += m
+		if rerr == nil && m > 0 && int64(got) < want && conn.queued() {
+			continue
+		}
+		data := buf[:got]
+		got = 0
 		for len(data) > 0 {
 			if cur < pos { // resent prefix of a mirror that ignores Range
 				d := min(int64(len(data)), pos-cur)
