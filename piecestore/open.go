@@ -120,14 +120,35 @@ func (r *Reader) Close() error {
 // disk is not its verified size, or a shared external file whose size or mtime changed, is
 // refused and dropped (ErrChanged). A hot file is served from a cached descriptor: no open and no
 // stat per request.
-func (s *Store) OpenFile(info *Info) (*Reader, error) {
+func (s *Store) OpenFile(info *Info) (*Reader, error) { return s.OpenFileHint(info, nil) }
+
+// A Hint remembers the stored content an OpenFileHint found for a digest, so that opening the
+// same digest again skips the lookup by hash (a hot file opened by every request: the maps and
+// the digest comparison were a third of OpenFile). It stays valid while the content is stored;
+// once it is not, the next open looks it up again. The zero Hint is empty. A Hint is only read
+// and written under the store's lock: share it freely.
+type Hint struct{ e *entry }
+
+// OpenFileHint is OpenFile with a Hint (nil: none) for info's digest, which must be the same
+// digest at every call with the same Hint.
+func (s *Store) OpenFileHint(info *Info, h *Hint) (*Reader, error) {
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			return nil, ErrClosed
 		}
-		e := s.lookupLocked(&info.Digest)
+		var e *entry
+		if h != nil && h.e != nil && !h.e.gone {
+			// Still in the maps, so still what lookupLocked would find: an entry's digest only
+			// ever gains hashes that agree with it.
+			e = h.e
+		} else {
+			e = s.lookupLocked(&info.Digest)
+			if h != nil {
+				h.e = e
+			}
+		}
 		if e == nil {
 			s.mu.Unlock()
 			return nil, ErrNotFound
@@ -173,9 +194,19 @@ func (s *Store) OpenFile(info *Info) (*Reader, error) {
 // handOutLocked counts one more Reader of e through of.
 func (s *Store) handOutLocked(e *entry, of *openFile, now time.Time) {
 	of.refs++
-	of.used = now
 	e.readers++
 	s.st.Readers++
+	s.touchLocked(of, now)
+}
+
+// touchLocked marks of used now. The LRU list needs no finer grain than lastAccessGrain (used
+// is when of last moved to the front, so the list stays in used order): a hot descriptor is
+// not moved, touching its neighbours, at every request.
+func (s *Store) touchLocked(of *openFile, now time.Time) {
+	if now.Sub(of.used) < lastAccessGrain && !of.used.IsZero() {
+		return
+	}
+	of.used = now
 	if of.cached && s.ofHead != of {
 		s.unlinkLocked(of)
 		s.pushFrontLocked(of)
@@ -198,11 +229,7 @@ func (s *Store) openSlow(e *entry, now time.Time) (*Reader, error) {
 		if err == nil && id == vid && e.of == of && !e.gone {
 			of.checked = now
 			of.refs++
-			of.used = now
-			if of.cached && s.ofHead != of {
-				s.unlinkLocked(of)
-				s.pushFrontLocked(of)
-			}
+			s.touchLocked(of, now)
 			s.mu.Unlock()
 			return &Reader{s: s, e: e, of: of, size: size}, nil
 		}

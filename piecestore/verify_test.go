@@ -383,3 +383,48 @@ func TestDropIfSameSparesAFreshCopy(t *testing.T) {
 		t.Fatalf("fresh copy dropped for the old one's fault: %v", err)
 	}
 }
+
+// TestOpenFileHint: a Hint skips the lookup while its content is stored, sees when it is not
+// (the file was dropped) and finds the content again once it is stored anew.
+func TestOpenFileHint(t *testing.T) {
+	s := mustOpen(t, t.TempDir(), Options{noSync: true})
+	defer s.Close()
+	data := randData(850, 40_000)
+	info := mustPut(t, s, data, digest.SHA256)
+	var h Hint
+	read := func() ([]byte, error) {
+		r, err := s.OpenFileHint(&info, &h)
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		buf := make([]byte, r.Size())
+		_, err = r.ReadAt(buf, 0)
+		return buf, err
+	}
+	for range 3 {
+		if got, err := read(); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("open with a hint: %v", err)
+		}
+	}
+	s.mu.Lock()
+	first := h.e
+	s.mu.Unlock()
+	if first == nil {
+		t.Fatal("the hint remembered nothing")
+	}
+	s.drop(first, "test")
+	if _, err := read(); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("open of a dropped file through its hint: %v, want ErrNotFound", err)
+	}
+	info = mustPut(t, s, data, digest.SHA256)
+	if got, err := read(); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("open of the stored-again file through the old hint: %v", err)
+	}
+	s.mu.Lock()
+	again := h.e
+	s.mu.Unlock()
+	if again == nil || again == first {
+		t.Fatal("the hint did not move to the new copy")
+	}
+}

@@ -37,6 +37,7 @@ type hotPath struct {
 	ctype            string
 	url              string // for the request log
 	header           []byte // the express lane's header lines (httpserve.ExpressHeader)
+	hint             piecestore.Hint
 }
 
 func (h *hotPaths) get(uri []byte) *hotPath {
@@ -107,7 +108,7 @@ func (n *Node) openHot(uri []byte) (*hotPath, *piecestore.Reader) {
 		h.gen.Store(g)
 	}
 	info := piecestore.Info{Digest: h.d}
-	r, err := n.store.OpenFile(&info)
+	r, err := n.store.OpenFileHint(&info, &h.hint)
 	if err != nil {
 		n.hot.forget(uri)
 		return nil, nil
