@@ -336,7 +336,10 @@ func (dl *download) streamOnce(s *source, st *streamState, pos, end int64, buf [
 		// is gathered into one write, up to gatherMax and ending on a
 		// gatherMax boundary of the file: a file that came in one burst is
 		// written in one piece, which the page cache then holds in large
-		// folios, and serving it hot costs less.
+		// folios, and serving it hot costs less. (Over TLS, or with chunked
+		// framing, the queued bytes may be part of a record or of a chunk
+		// header whose rest is still on its way: the gathered bytes then
+		// wait with that read for it, which the sender has already sent.)
 		want := min(int64(len(buf)), end-cur, gatherMax-cur%gatherMax)
 		m, rerr := body.Read(buf[got:want])
 		s.noteRecv(dl, m)
