@@ -7,7 +7,7 @@ set -euo pipefail
 # nftables: nft, the kernel NAT (masquerade) of the NATed-site namespace tests (internal/e2e).
 want=(apt apt-utils dpkg-dev gnupg xz-utils bzip2 zstd lz4 ca-certificates python3-libtorrent iproute2 nftables)
 if [[ "${1:-test}" == bench ]]; then
-	want+=(wrk nginx-light apt-cacher-ng approx hyperfine python3-matplotlib curl systemd util-linux)
+	want+=(wrk nginx-light apt-cacher-ng approx hyperfine python3-matplotlib curl systemd util-linux time procps)
 fi
 missing=()
 for p in "${want[@]}"; do
