@@ -26,17 +26,6 @@ ab_origin "$TMP/repo"
 declare -A PID HOSTURL
 VS=()
 i=0
-lua() { # NAME PREFIX
-	cat >"$TMP/$1.lua" <<LUA
-local paths = {}
-for l in io.lines("$TMP/repo/list-small") do paths[#paths + 1] = "$2/" .. l end
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i * 7919) % #paths + 1])
-end
-LUA
-}
 for bin in $BINS; do
 	v=$i
 	i=$((i + 1))
@@ -49,10 +38,10 @@ for bin in $BINS; do
 	curl -sf -o /dev/null "$APTP2P_URL/debian/dists/stable/main/binary-amd64/Packages.xz"
 	"$AB" get -base "$APTP2P_URL" -list "$TMP/repo/list-all" -conns 4 -depth 10 >/dev/null
 	"$AB" get -base "$APTP2P_URL" -list "$TMP/repo/list-all" -conns 4 -depth 10 >/dev/null
-	lua "$v" "${APTP2P_URL#"${HOSTURL[$v]}"}"
+	ab_wrk_lua "$TMP/$v.lua" "$TMP/repo/list-small" "${APTP2P_URL#"${HOSTURL[$v]}"}/"
 	echo "server $v: $bin"
 done
-lua nginx ""
+ab_wrk_lua "$TMP/nginx.lua" "$TMP/repo/list-small" /
 HOSTURL[nginx]=$ORIGIN_URL
 cpu() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' /proc/$p/stat))); done; echo $t; }
 for r in $(seq "$RUNS"); do

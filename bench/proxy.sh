@@ -67,16 +67,7 @@ for s in "${OK[@]}"; do
 done
 
 for s in "${OK[@]}"; do
-	prefix=${BASE[$s]#"${HOST[$s]}"}
-	cat >"$TMP/$s.lua" <<LUA
-local paths = {}
-for l in io.lines("$TMP/repo/list-small") do paths[#paths + 1] = "$prefix/" .. l end
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i * 7919) % #paths + 1])
-end
-LUA
+	ab_wrk_lua "$TMP/$s.lua" "$TMP/repo/list-small" "${BASE[$s]#"${HOST[$s]}"}/"
 done
 
 # sample_mem NAME: peak of the summed PSS of the server's processes until killed, in KiB.

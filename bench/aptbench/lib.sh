@@ -88,6 +88,19 @@ NGX
 	ab_wait "$ORIGIN_URL/"
 }
 
+ab_wrk_lua() { # OUT LIST [PREFIX]: a wrk script asking, per request, for one path of LIST (a path
+	# per line, PREFIX before each), spread over the list by a fixed stride
+	cat >"$1" <<LUA
+local paths = {}
+for l in io.lines("$2") do paths[#paths + 1] = "${3:-}" .. l end
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format("GET", paths[(i * 7919) % #paths + 1])
+end
+LUA
+}
+
 ab_aptp2p() { # CACHEDIR [extra args...]
 	local cache=$1
 	shift
