@@ -51,6 +51,9 @@ func (n *Node) startPortMap() {
 		Open:   open,
 		Ports:  ports,
 		Logger: log,
+		// A new default gateway (another network, or the network coming up
+		// after the daemon) maps again within a minute.
+		Watch: portmap.DefaultGateway,
 		// Probers must connect to the port the router forwards (package
 		// portmap: "What peers are told").
 		// The first round always reports (a mapping or an error).

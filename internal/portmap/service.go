@@ -3,6 +3,7 @@ package portmap
 import (
 	"errors"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -26,8 +27,18 @@ type Config struct {
 	Retry, MaxRetry time.Duration
 	// MinRenew bounds how soon a renewal may come, whatever a router grants (30 s).
 	MinRenew time.Duration
-	Clock    clock.Clock
-	Logger   *slog.Logger
+	// Watch names the network the mappings are made on: the default
+	// gateway (DefaultGateway), or an error when there is none. nil: not
+	// watched. Between rounds it is asked every WatchEvery (1 min), and a
+	// change (another gateway, a gateway where there was none, none where
+	// there was one) starts a round at once with the router found anew,
+	// instead of at the next renewal (up to Lease/2) or retry (up to
+	// MaxRetry): a laptop that moves, or a machine whose network comes up
+	// after the daemon, is mapped within a minute.
+	Watch      func() (netip.Addr, error)
+	WatchEvery time.Duration
+	Clock      clock.Clock
+	Logger     *slog.Logger
 	// OnChange is called, on the service's goroutine, with the new status
 	// after the first round (whatever its outcome) and after every round
 	// that changed the mappings, the external address or the error.
@@ -48,6 +59,9 @@ func (c *Config) fill() {
 	if c.MinRenew <= 0 {
 		c.MinRenew = 30 * time.Second
 	}
+	if c.WatchEvery <= 0 {
+		c.WatchEvery = time.Minute
+	}
 	if c.Clock == nil {
 		c.Clock = clock.Real
 	}
@@ -64,6 +78,10 @@ type Service struct {
 
 	gw     Gateway // the router of the last round; nil after a failure
 	logged string  // the last error logged
+	// The network (Config.Watch) when the last round started: its gateway,
+	// or netOK false when there was none.
+	net   netip.Addr
+	netOK bool
 
 	mu sync.Mutex
 	st Status
@@ -96,20 +114,51 @@ func (s *Service) Status() Status {
 func (s *Service) loop() {
 	defer close(s.done)
 	for {
-		wait := s.round()
-		t := s.cfg.Clock.NewTimer(wait)
-		select {
-		case <-t.C():
-		case <-s.stop:
-			t.Stop()
-			return
+		due := s.cfg.Clock.Now().Add(s.round())
+		for {
+			step := due.Sub(s.cfg.Clock.Now())
+			if s.cfg.Watch != nil {
+				step = min(step, s.cfg.WatchEvery)
+			}
+			t := s.cfg.Clock.NewTimer(step)
+			select {
+			case <-t.C():
+			case <-s.stop:
+				t.Stop()
+				return
+			}
+			if !s.cfg.Clock.Now().Before(due) || s.networkChanged() {
+				break
+			}
 		}
 	}
+}
+
+// watch records the network the round about to start maps on.
+func (s *Service) watch() {
+	if s.cfg.Watch == nil {
+		return
+	}
+	a, err := s.cfg.Watch()
+	s.net, s.netOK = a, err == nil
+}
+
+// networkChanged reports whether the network is not the one the last round
+// mapped on; then the router is looked for again.
+func (s *Service) networkChanged() bool {
+	a, err := s.cfg.Watch()
+	if ok := err == nil; ok == s.netOK && (!ok || a == s.net) {
+		return false
+	}
+	s.cfg.Logger.Info("the network changed: mapping again", "gateway_was", s.net, "gateway", a, "err", err)
+	s.gw = nil
+	return true
 }
 
 // round maps (or renews) every port that needs it and returns the wait
 // before the next round.
 func (s *Service) round() time.Duration {
+	s.watch()
 	now := s.cfg.Clock.Now()
 	s.mu.Lock()
 	prev := s.st

@@ -382,3 +382,84 @@ func TestStatusJSON(t *testing.T) {
 		t.Error("sctp read as a protocol")
 	}
 }
+
+// The network is watched between rounds: a network that comes up after the
+// daemon is mapped within WatchEvery, not after the retry backoff, and a move
+// to another gateway maps there within WatchEvery, not at the next renewal.
+func TestNetworkChangeMapsAgain(t *testing.T) {
+	clk := clock.NewFake(time.Unix(1e9, 0))
+	g1, g2 := newFakeGateway(), newFakeGateway()
+	g2.addr = netip.MustParseAddr("10.240.19.1")
+	var mu sync.Mutex
+	var cur *fakeGateway // the network's router; nil: no network
+	network := func() (*fakeGateway, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if cur == nil {
+			return nil, ErrNoGateway
+		}
+		return cur, nil
+	}
+	move := func(g *fakeGateway) { mu.Lock(); cur = g; mu.Unlock() }
+	s := Start(Config{
+		Open: func() (Gateway, error) {
+			g, err := network()
+			if err != nil {
+				return nil, err
+			}
+			return g, nil
+		},
+		Watch: func() (netip.Addr, error) {
+			g, err := network()
+			if err != nil {
+				return netip.Addr{}, err
+			}
+			return g.addr, nil
+		},
+		Ports: []Port{tcp9977, udp9977},
+		Clock: clk,
+	})
+	defer s.Close()
+	// step advances the virtual clock by d and waits for the loop to arm its
+	// next timer (synchronisation with its goroutine, not a timing assertion).
+	step := func(d time.Duration) {
+		t.Helper()
+		clk.WaitPending(1)
+		clk.Advance(d)
+		clk.WaitPending(1)
+	}
+	start := clk.Now()
+	// No network: the retries back off (1, 2, 4, 8 min...).
+	for s.Status().Failures < 4 {
+		step(time.Minute)
+		if clk.Now().Sub(start) > time.Hour {
+			t.Fatalf("%d failures after an hour", s.Status().Failures)
+		}
+	}
+	if st := s.Status(); st.Backoff < 8*time.Minute || len(st.Mappings) != 0 {
+		t.Fatalf("without a network: %+v", st)
+	}
+	// The network comes up: mapped at the next watch, within a minute.
+	move(g1)
+	step(time.Minute)
+	if st := s.Status(); len(st.Mappings) != 2 || st.Gateway != g1.addr || st.Err != "" {
+		t.Fatalf("a minute after the network came up: %+v", st)
+	}
+	g1.take()
+	// Nothing changes: the watch asks the routing table, not the router.
+	step(time.Minute)
+	if c := g1.take(); len(c) != 0 {
+		t.Fatalf("a watch with no change asked the router %q", c)
+	}
+	// Another network: mapped on its router within a minute, although the
+	// renewal is 29 minutes away.
+	move(g2)
+	step(time.Minute)
+	st := s.Status()
+	if len(st.Mappings) != 2 || st.Gateway != g2.addr || st.Err != "" {
+		t.Fatalf("a minute after moving to another network: %+v", st)
+	}
+	if c := g2.take(); len(c) != 3 {
+		t.Fatalf("the new router was asked %q, want its address and two mappings", c)
+	}
+}
