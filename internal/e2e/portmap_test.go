@@ -390,7 +390,7 @@ type portMapStatus struct {
 
 // TestPortMappedDaemon: the NATed daemon of TestNATedDaemon, this time with
 // PORT_MAPPING set and a NAT box whose port-mapping server (NAT-PMP, or a
-// UPnP IGD found by SSDP, with PORT_MAPPING = auto) installs real DNAT rules. The daemon finds the
+// UPnP IGD found by SSDP, with PORT_MAPPING = upnp or auto) installs real DNAT rules. The daemon finds the
 // router, maps its TCP and UDP ports (the router gives another TCP port than
 // the local one), and the reachability check, not the mapping, then finds it
 // reachable over UDP and TCP. It announces itself at the mapped port, and a
@@ -401,9 +401,10 @@ type portMapStatus struct {
 //	seg a: R, mirror      seg wan: natbox ─┐
 //	                      seg home (no router): natbox, N
 func TestPortMappedDaemon(t *testing.T) {
-	// auto runs against a router that speaks UPnP only: NAT-PMP is refused
-	// (no server on 5351), and the daemon falls back to UPnP.
-	for _, mode := range []string{"natpmp", "auto"} {
+	// upnp and auto run against a router that speaks UPnP only: with auto,
+	// NAT-PMP is refused (no server on 5351) and the daemon falls back to
+	// UPnP; with upnp it asks UPnP alone.
+	for _, mode := range []string{"natpmp", "upnp", "auto"} {
 		t.Run(mode, func(t *testing.T) { portMappedDaemon(t, mode) })
 	}
 }
@@ -442,7 +443,7 @@ func portMappedDaemon(t *testing.T, mode string) {
 	case "natpmp":
 		router.serveNATPMP(inside.Addr4, 3) // grants TCP port+3
 		mappedTCP = port + 3
-	case "auto":
+	case "upnp", "auto":
 		router.serveUPnP(inside.Name, inside.Addr4, port) // TCP port is taken: the client tries the next
 		mappedTCP = port + 1
 	}
