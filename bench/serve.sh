@@ -14,6 +14,7 @@ SECS=${2:-10}
 CONNS=${3:-64 8}
 cd "$(dirname "$0")/.."
 for t in wrk nginx curl; do command -v $t >/dev/null || { echo "serve.sh: $t missing (apt-get install wrk nginx-light curl)"; exit 1; }; done
+source bench/aptbench/lib.sh # ab_wrk_lua
 
 TMP=$(mktemp -d /tmp/servebench.XXXXXX)
 chmod 755 "$TMP"
@@ -67,18 +68,9 @@ with open(os.path.join(tmp, "peer50k"), "w") as out:
         h = hashlib.sha1(open(os.path.join(tmp, "files", name), "rb").read()).digest()
         out.write("/~/" + urllib.parse.quote_plus(h) + "\n")
 PY
-cat > "$TMP/names.lua" <<LUA
-local paths = {}
-for l in io.lines("$TMP/LIST") do paths[#paths + 1] = l end
-local i = 0
-request = function()
-  i = i + 1
-  return wrk.format("GET", paths[(i * 7919) % #paths + 1])
-end
-LUA
 ls "$TMP/files" | grep -v big | sed 's#^#/#' > "$TMP/names"
-sed "s#LIST#names#" "$TMP/names.lua" > "$TMP/apt.lua"
-sed "s#LIST#peer50k#" "$TMP/names.lua" > "$TMP/peer.lua"
+ab_wrk_lua "$TMP/apt.lua" "$TMP/names"
+ab_wrk_lua "$TMP/peer.lua" "$TMP/peer50k"
 
 # Sanity: both servers return identical bytes.
 cmp <(curl -sf http://127.0.0.1:$NGX_PORT/f000) <(curl -sf http://127.0.0.1:$SB_PORT/f000)
