@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/textproto"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // rawMirror answers every request on its connections with the script: each
@@ -28,7 +31,7 @@ func rawMirror(t *testing.T, data []byte, steps ...rawStep) Source {
 	}
 	quit := make(chan struct{})
 	t.Cleanup(func() { close(quit); ln.Close() })
-	resp := append(fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n", len(data)), data...)
+	resp := append(rawHeader(len(data)), data...)
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -73,6 +76,11 @@ func rawMirror(t *testing.T, data []byte, steps ...rawStep) Source {
 	return Source{Addr: ln.Addr().String(), Path: "/debian/f.deb"}
 }
 
+// rawHeader is rawMirror's response header for a body of size bytes.
+func rawHeader(size int) []byte {
+	return fmt.Appendf(nil, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n", size)
+}
+
 // The socket probe sees bytes that arrived and no Read took, and nothing
 // once they are read.
 func TestQueuedProbe(t *testing.T) {
@@ -108,10 +116,22 @@ func TestQueuedProbe(t *testing.T) {
 	if _, err := srv.Write([]byte("0123456789")); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); !c.queued(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) { // a bound on a loopback delivery, not a measurement
-			t.Fatal("10 bytes sent, queued() still false")
-		}
+	// Wait, through the poller, until the socket is readable, without
+	// taking the bytes (a peek; the deadline only bounds a failure).
+	rc, err := raw.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var peek [1]byte
+	if err := rc.Read(func(fd uintptr) bool {
+		_, _, err := unix.Recvfrom(int(fd), peek[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+		return err != unix.EAGAIN
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.queued() {
+		t.Fatal("10 bytes arrived (the socket is readable), queued() is false")
 	}
 	buf := make([]byte, 64)
 	if n, err := c.Read(buf); err != nil || n != 10 {
@@ -151,7 +171,9 @@ func TestStreamStallHandsOnWhatCame(t *testing.T) {
 	// 70 000 bytes (header included), another 230 000 a moment later, then a
 	// stall until the test has seen them all in the Sink.
 	m := rawMirror(t, data, rawStep{n: 70_000}, rawStep{n: 230_000}, rawStep{n: -1, gate: gate})
-	sink := newMemSink(int64(len(data)))
+	// The body bytes sent before the stall: 300 000 minus the header.
+	want := int64(300_000 - len(rawHeader(len(data))))
+	sink := &reachSink{memSink: newMemSink(int64(len(data))), at: want, reached: make(chan struct{})}
 	done := make(chan error, 1)
 	var res Result
 	go func() {
@@ -161,13 +183,12 @@ func TestStreamStallHandsOnWhatCame(t *testing.T) {
 		res, err = New(testConfig()).Fetch(ctx, &Job{Size: int64(len(data)), Pieces: pieces, Mirror: &m, Sink: sink})
 		done <- err
 	}()
-	// The body bytes sent before the stall: 300 000 minus the header.
-	headerLen := len(fmt.Sprintf("HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n", len(data)))
-	want := int64(300_000 - headerLen)
-	for deadline := time.Now().Add(10 * time.Second); sink.Contiguous() < want; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) { // the mirror is stalled: no more will come
-			t.Fatalf("the mirror sent %d body bytes and stalled; the Sink holds %d", want, sink.Contiguous())
-		}
+	select {
+	case <-sink.reached:
+	case err := <-done:
+		t.Fatalf("Fetch ended while the mirror stalled: %v", err)
+	case <-time.After(10 * time.Second): // the mirror is stalled: no more will come
+		t.Fatalf("the mirror sent %d body bytes and stalled; the Sink holds %d", want, sink.Contiguous())
 	}
 	if c := sink.Contiguous(); c != want {
 		t.Fatalf("the Sink holds %d bytes, the mirror sent %d", c, want)
@@ -178,4 +199,20 @@ func TestStreamStallHandsOnWhatCame(t *testing.T) {
 	}
 	sink.check(t, data)
 	checkAccounting(t, res, int64(len(data)))
+}
+
+// reachSink is a memSink that closes reached once its contiguous bytes reach at.
+type reachSink struct {
+	*memSink
+	at      int64
+	reached chan struct{}
+	once    sync.Once
+}
+
+func (s *reachSink) WriteAt(p []byte, off int64) (int, error) {
+	n, err := s.memSink.WriteAt(p, off)
+	if s.Contiguous() >= s.at {
+		s.once.Do(func() { close(s.reached) })
+	}
+	return n, err
 }
