@@ -203,7 +203,7 @@ func (s *Store) handOutLocked(e *entry, of *openFile, now time.Time) {
 // is when of last moved to the front, so the list stays in used order): a hot descriptor is
 // not moved, touching its neighbours, at every request.
 func (s *Store) touchLocked(of *openFile, now time.Time) {
-	if now.Sub(of.used) < lastAccessGrain && !of.used.IsZero() {
+	if now.Sub(of.used) < lastAccessGrain {
 		return
 	}
 	of.used = now
